@@ -1,0 +1,15 @@
+"""The Dagster layer: partitions, assets, checks, sensors, jobs and resources, and nothing else.
+
+Each asset group lives in its own subpackage with a ``defs`` object; :func:`build_definitions`
+merges them and binds the shared resources.
+"""
+
+import dagster as dg
+
+from stress_pipeline.defs.market import defs as market_defs
+from stress_pipeline.defs.resources import default_resources
+
+
+def build_definitions() -> dg.Definitions:
+    """The project's one Definitions object."""
+    return dg.Definitions.merge(market_defs, dg.Definitions(resources=default_resources()))

