@@ -3,7 +3,8 @@
     stress-pipeline run [--select SELECTION] [--json] [--verbose]
     stress-pipeline services start|stop|status [--json]
     stress-pipeline data generate [--out DIR] [--days N] [--seed N] [--force]
-    stress-pipeline bench market [--json] [--repeat N]
+    stress-pipeline scenarios list [--json] | validate FILE...
+    stress-pipeline bench market|transforms [--json] [--repeat N]
 
 Heavy imports (Dagster, pandas) happen inside the commands so that `--help` answers at once.
 """
@@ -61,8 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--force", action="store_true", help="rewrite files that already exist")
     generate.set_defaults(handler=_cmd_data_generate)
 
+    scenarios = commands.add_parser("scenarios", help="the stress scenario library (data/stress_packs)")
+    scenario_commands = scenarios.add_subparsers(title="scenario commands")
+    listing = scenario_commands.add_parser("list", help="every scenario of every valid pack")
+    listing.add_argument("--json", action="store_true", help="the library listing as JSON")
+    listing.add_argument("--dir", type=Path, help="pack folder (default: $STRESS_DATA_DIR/stress_packs)")
+    listing.set_defaults(handler=_cmd_scenarios_list)
+    validate = scenario_commands.add_parser("validate", help="validate pack files (exit 2 on the first problem)")
+    validate.add_argument("files", nargs="+", type=Path)
+    validate.set_defaults(handler=_cmd_scenarios_validate)
+
     bench = commands.add_parser("bench", help="benchmarks behind the README's performance figures")
-    bench.add_argument("suite", choices=("market",))
+    bench.add_argument("suite", choices=("market", "transforms"))
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--repeat", type=int, default=3, help="timed calls per benchmark (best is reported)")
     bench.set_defaults(handler=_cmd_bench)
@@ -99,7 +110,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         defs,
         instance,
         keys,
-        on_step=lambda i, n, label: say(f"[{i}/{n}] {label} ..."),
+        on_step=lambda i, n, label: say(f"[group {i}/{n}] {label} ..."),
         on_done=lambda steps: [say(f"      {_step_line(step)}") for step in steps],
         verbose=args.verbose,
     )
@@ -251,8 +262,16 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from stress_pipeline.bench.market import run_market_bench
     from stress_pipeline.bench.timing import format_measurements
+
+    if args.suite == "transforms":
+        from stress_pipeline.bench.transforms import format_transform_bench, run_transforms_bench
+
+        rows = run_transforms_bench(repeat=args.repeat)
+        print(json.dumps([row.as_dict() for row in rows], indent=2) if args.json else format_transform_bench(rows))
+        return EXIT_OK if all(row.met for row in rows) else EXIT_FAILED
+
+    from stress_pipeline.bench.market import run_market_bench
     from stress_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -262,6 +281,53 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         print(format_measurements(measurements))
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------- scenarios
+
+
+def _cmd_scenarios_list(args: argparse.Namespace) -> int:
+    from stress_pipeline.market.symbols import discover_symbol_files
+    from stress_pipeline.scenarios.catalog import build_catalog
+    from stress_pipeline.settings import get_settings
+
+    settings = get_settings()
+    directory = args.dir or settings.stress_packs_dir
+    catalog = build_catalog(directory, known_symbols=list(discover_symbol_files(settings.bars_dir)) or None)
+    entries = [scenario.library_entry for scenario in catalog.scenarios]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        rows = [("name", "type", "severity", "symbols", "parameters")]
+        for entry in entries:
+            params = ", ".join(f"{k}={v}" for k, v in entry["parameters"].items())
+            rows.append((entry["name"], entry["type"], entry["severity"], ",".join(entry["symbols"]), _clip(params)))
+        print(_table(rows))
+        print(f"\n{len(entries)} scenarios in {len(catalog.packs)} packs under {directory}")
+    for err in catalog.errors:
+        print(f"rejected: {err}", file=sys.stderr)
+    return EXIT_OK if not catalog.errors else EXIT_USAGE
+
+
+def _cmd_scenarios_validate(args: argparse.Namespace) -> int:
+    from stress_pipeline.market.symbols import discover_symbol_files
+    from stress_pipeline.scenarios.packs import ScenarioPackError, check_unique_names, load_pack
+    from stress_pipeline.settings import get_settings
+
+    known = list(discover_symbol_files(get_settings().bars_dir)) or None
+    try:
+        packs = [load_pack(path, known_symbols=known) for path in args.files]
+        check_unique_names(packs)
+    except ScenarioPackError as err:
+        print(f"stress-pipeline: invalid pack: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    for pack in packs:
+        print(f"{pack.path}: ok ({len(pack.scenarios)} scenario(s): {', '.join(s.name for s in pack.scenarios)})")
+    return EXIT_OK
+
+
+def _clip(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 if __name__ == "__main__":

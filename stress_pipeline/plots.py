@@ -38,6 +38,33 @@ def line_plot_png(
     return buffer.getvalue()
 
 
+def stacked_plot_png(
+    panels: list[tuple[Mapping[str, pd.Series], str]], *, title: str, width: float = 8.0, panel_height: float = 2.4
+) -> bytes:
+    """Several panels sharing the time axis, each with one or more series (label -> series) and a y label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, panel_height * len(panels)), dpi=90, sharex=True)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    try:
+        for ax, (series, ylabel) in zip(axes, panels, strict=True):
+            for label, values in series.items():
+                ax.plot(values.index, values.to_numpy(), label=label, linewidth=0.9)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="best", fontsize="small")
+        axes[0].set_title(title)
+        fig.autofmt_xdate()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
 def png_markdown(png: bytes, alt: str) -> str:
     """A markdown image with the PNG inlined, the form the Dagster UI renders in metadata."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

@@ -86,6 +86,10 @@ def test_webserver_loads_the_code_location_with_market_bars_and_its_check(tmp_pa
         bars = nodes["market_bars"]
         assert bars["groupName"] == "market" and bars["isPartitioned"]
         assert {"name": "market_bars_quality", "blocking": True} in bars["assetChecksOrError"]["checks"]
+        stressed = nodes["stressed_bars"]
+        assert stressed["groupName"] == "scenarios" and stressed["isPartitioned"]
+        assert {c["name"] for c in stressed["assetChecksOrError"]["checks"]} == {"stressed_bars_invariants"}
+        assert nodes["scenario_catalog"]["groupName"] == "scenarios"
     finally:
         proc.terminate()
         try:

@@ -14,13 +14,22 @@ from stress_pipeline.settings import get_settings
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Parquet under ``base_dir`` (default: $STRESS_HOME/storage): ``<asset>/<partition>.parquet``.
 
-    Writes are atomic, so a failed step never replaces the last good materialisation.
+    Writes are atomic, so a failed step never replaces the last good materialisation. A step that
+    materialises several partitions at once (a single-run backfill) returns ``{partition: frame}``.
     """
 
     base_dir: str | None = None
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | dict[str, pd.DataFrame] | None) -> None:
         if obj is None:
+            return
+        if isinstance(obj, dict):
+            expected = set(context.asset_partition_keys)
+            if set(obj) != expected:
+                name = context.asset_key.to_user_string()
+                raise ValueError(f"{name}: returned partitions {sorted(obj)}, expected {sorted(expected)}")
+            for partition, frame in obj.items():
+                write_parquet_atomic(frame, self._path(context.asset_key, partition))
             return
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a DataFrame, got {type(obj).__name__}")
@@ -31,12 +40,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         key = context.asset_key
         if not context.has_asset_partitions:
-            return self._read(key, None)
+            return self.load_partition(key, None)
         partitions = context.asset_partition_keys
-        frames = [self._read(key, partition) for partition in partitions]
+        frames = [self.load_partition(key, partition) for partition in partitions]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
-    def _read(self, key: dg.AssetKey, partition: str | None) -> pd.DataFrame:
+    def load_partition(self, key: dg.AssetKey, partition: str | None) -> pd.DataFrame:
+        """Read one stored partition (or the unpartitioned output when ``partition`` is None)."""
         path = self._path(key, partition)
         if not path.exists():
             label = key.to_user_string() + (f"[{partition}]" if partition else "")

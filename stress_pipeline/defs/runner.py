@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.market.symbols import discover_symbol_files
@@ -84,52 +85,72 @@ def run_selection(
     on_done: Callable[[list[StepOutcome]], None] | None = None,
     verbose: bool = False,
 ) -> list[StepOutcome]:
-    """Materialise ``keys`` (with their checks), one run per partition of each partitions group."""
+    """Materialise ``keys`` (with their checks), group by group in dependency order.
+
+    A group's partitions are read when the group starts, so a catalog run earlier in the same call can
+    add partitions. A group whose assets all have a single-run backfill policy runs all its partitions
+    in one run; otherwise each partition is a run of its own.
+    """
     graph = defs.resolve_asset_graph()
-    plan = _plan(graph, keys, instance)
-    outcomes: list[StepOutcome] = []
+    groups = _groups(graph, keys)
     assets = [*defs.assets, *(defs.asset_checks or [])]
-    for index, (group_keys, partition) in enumerate(plan, start=1):
-        label = ", ".join(k.to_user_string() for k in group_keys) + (f" [{partition}]" if partition else "")
-        if on_step:
-            on_step(index, len(plan), label)
-        started = time.perf_counter()
-        result = dg.materialize(
-            assets,
-            selection=list(group_keys),
-            partition_key=partition,
-            instance=instance,
-            resources=defs.resources,
-            raise_on_error=False,
-            run_config=None if verbose else QUIET_RUN_CONFIG,
-            tags={"stress_pipeline/launched_by": "cli"},
-        )
-        step_outcomes = _outcomes(result, group_keys, partition, time.perf_counter() - started)
-        outcomes.extend(step_outcomes)
-        if on_done:
-            on_done(step_outcomes)
+    outcomes: list[StepOutcome] = []
+    for number, (group_keys, partitions_def) in enumerate(groups, start=1):
+        for partitions, tags in _runs(graph, group_keys, partitions_def, instance):
+            label = ", ".join(k.to_user_string() for k in group_keys) + _partition_label(partitions)
+            if on_step:
+                on_step(number, len(groups), label)
+            started = time.perf_counter()
+            result = dg.materialize(
+                assets,
+                selection=list(group_keys),
+                partition_key=partitions[0] if len(partitions) == 1 else None,
+                instance=instance,
+                resources=defs.resources,
+                raise_on_error=False,
+                run_config=None if verbose else QUIET_RUN_CONFIG,
+                tags={"stress_pipeline/launched_by": "cli", **tags},
+            )
+            step_outcomes = _outcomes(result, group_keys, partitions, time.perf_counter() - started)
+            outcomes.extend(step_outcomes)
+            if on_done:
+                on_done(step_outcomes)
     return outcomes
 
 
-def _plan(
-    graph, keys: Sequence[dg.AssetKey], instance: dg.DagsterInstance
-) -> list[tuple[list[dg.AssetKey], str | None]]:
-    groups: dict[str, list[dg.AssetKey]] = {}
-    defs_by_group: dict[str, dg.PartitionsDefinition | None] = {}
+def _groups(graph, keys: Sequence[dg.AssetKey]) -> list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]]:
+    groups: dict[str, tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]] = {}
     for key in keys:
         partitions_def = graph.get(key).partitions_def
-        name = _partitions_name(partitions_def)
-        groups.setdefault(name, []).append(key)
-        defs_by_group[name] = partitions_def
-    plan: list[tuple[list[dg.AssetKey], str | None]] = []
-    for name, group_keys in groups.items():
-        partitions_def = defs_by_group[name]
-        if partitions_def is None:
-            plan.append((group_keys, None))
-            continue
-        partition_keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
-        plan.extend((group_keys, partition) for partition in partition_keys)
-    return plan
+        groups.setdefault(_partitions_name(partitions_def), ([], partitions_def))[0].append(key)
+    return list(groups.values())
+
+
+def _runs(
+    graph, keys: list[dg.AssetKey], partitions_def: dg.PartitionsDefinition | None, instance: dg.DagsterInstance
+) -> list[tuple[list[str | None], dict[str, str]]]:
+    """The runs that materialise ``keys``: (partition keys, extra run tags) for each."""
+    if partitions_def is None:
+        return [([None], {})]
+    partition_keys = list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
+    if not partition_keys:
+        return []
+    single_run = all(
+        (policy := graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
+        for key in keys
+    )
+    if single_run and len(partition_keys) > 1:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1]}
+        return [(partition_keys, tags)]
+    return [([partition], {}) for partition in partition_keys]
+
+
+def _partition_label(partitions: list[str | None]) -> str:
+    if partitions == [None]:
+        return ""
+    if len(partitions) == 1:
+        return f" [{partitions[0]}]"
+    return f" [{len(partitions)} partitions, one run]"
 
 
 def _partitions_name(partitions_def: dg.PartitionsDefinition | None) -> str:
@@ -141,40 +162,48 @@ def _partitions_name(partitions_def: dg.PartitionsDefinition | None) -> str:
 
 
 def _outcomes(
-    result: dg.ExecuteInProcessResult, keys: Sequence[dg.AssetKey], partition: str | None, seconds: float
+    result: dg.ExecuteInProcessResult, keys: Sequence[dg.AssetKey], partitions: list[str | None], seconds: float
 ) -> list[StepOutcome]:
     materialized = {
-        event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()
+        (event.asset_key, event.partition): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
         if event.asset_key is not None
     }
     failures = {event.step_key: _failure_message(event) for event in result.get_step_failure_events()}
-    checks: dict[dg.AssetKey, dict[str, bool]] = {}
-    check_metadata: dict[dg.AssetKey, dict[str, dict[str, object]]] = {}
+    checks: dict[tuple[dg.AssetKey, str | None], dict[str, bool]] = {}
+    check_metadata: dict[tuple[dg.AssetKey, str | None], dict[str, dict[str, object]]] = {}
     for evaluation in result.get_asset_check_evaluations():
-        checks.setdefault(evaluation.asset_key, {})[evaluation.check_name] = evaluation.passed
-        check_metadata.setdefault(evaluation.asset_key, {})[evaluation.check_name] = {
-            k: v.value for k, v in evaluation.metadata.items()
-        }
+        # A check in a run over a partition range reports once, for every partition of the range.
+        covered = [evaluation.partition] if evaluation.partition is not None else partitions
+        for partition in covered:
+            where = (evaluation.asset_key, partition)
+            checks.setdefault(where, {})[evaluation.check_name] = evaluation.passed
+            check_metadata.setdefault(where, {})[evaluation.check_name] = {
+                k: v.value for k, v in evaluation.metadata.items()
+            }
+    share = seconds / max(len(partitions), 1)
     out = []
     for key in keys:
-        name = key.to_user_string()
-        if key in materialized:
-            status, error = "materialized", None
-        else:
-            step_error = next((msg for step, msg in failures.items() if step.startswith(key.path[-1])), None)
-            status, error = ("failed", step_error) if step_error else ("skipped", _first_failure(failures))
-        out.append(
-            StepOutcome(
-                asset=name,
-                partition=partition,
-                status=status,
-                seconds=seconds,
-                metadata={k: v.value for k, v in materialized.get(key, {}).items()},
-                checks=checks.get(key, {}),
-                check_metadata=check_metadata.get(key, {}),
-                error=error,
+        step_error = next((msg for step, msg in failures.items() if step.startswith(key.path[-1])), None)
+        for partition in partitions:
+            if (key, partition) in materialized:
+                status, error = "materialized", None
+            elif step_error:
+                status, error = "failed", step_error
+            else:
+                status, error = "skipped", _first_failure(failures)
+            out.append(
+                StepOutcome(
+                    asset=key.to_user_string(),
+                    partition=partition,
+                    status=status,
+                    seconds=share,
+                    metadata={k: v.value for k, v in materialized.get((key, partition), {}).items()},
+                    checks=checks.get((key, partition), {}),
+                    check_metadata=check_metadata.get((key, partition), {}),
+                    error=error,
+                )
             )
-        )
     return out
 
 

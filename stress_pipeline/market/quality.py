@@ -12,6 +12,15 @@ lock because a GX context is not documented as thread-safe.
 Adding a check means appending a :class:`CheckSpec` to :data:`BAR_CHECKS` (or passing a sequence of
 specs as ``checks``): a spec names the input columns it needs, builds one GX expectation, may add
 helper columns to the frame GX sees, and may interpret the GX result itself.
+
+Two checks compare a row with its neighbours, to catch bad data that is valid row by row:
+``no_price_spikes`` (a bad tick: a price far from the local median) and ``no_frozen_bars`` (a stale
+feed: a new bar repeating the previous bar, prices and volume, while trading). Both read the rows in
+the order given, like ``ts_strictly_increasing``.
+
+Validating stressed bars: pass ``max_gap_ratio=gap_ratio(base["ts"])`` (the gap ratio of the bars the
+stress was applied to). A stress that keeps every bar then passes the gap check, and any bar a stress
+removes fails it (see :func:`validate_bars`).
 """
 
 from __future__ import annotations
@@ -31,8 +40,12 @@ from stress_pipeline.market.schema import PRICE_COLUMNS
 
 __all__ = [
     "BAR_CHECKS",
+    "FROZEN_HELPER_COLUMN",
     "GAP_HELPER_COLUMN",
     "REQUIRED_COLUMNS",
+    "SPIKE_HELPER_COLUMN",
+    "SPIKE_THRESHOLD",
+    "SPIKE_WINDOW",
     "CheckInput",
     "CheckSpec",
     "ExpectationOutcome",
@@ -48,6 +61,19 @@ __all__ = [
 REQUIRED_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
 GAP_HELPER_COLUMN = "__missing_bars_before__"
 """Helper column given to GX: the number of bars missing just before each row (first row of a ts)."""
+SPIKE_HELPER_COLUMN = "__log_distance_from_local_median__"
+"""Helper column given to GX: per row, the largest |log(price / local median)| over open, high, low, close."""
+FROZEN_HELPER_COLUMN = "__repeats_previous_bar__"
+"""Helper column given to GX: True where a traded bar repeats the previous row's prices and volume."""
+
+SPIKE_THRESHOLD = 1.0
+"""Largest allowed |log(price / local median)|: a price more than e (2.72) times above or 63% below the
+median of its neighbourhood is a bad tick. Legitimate stress stays well inside: a 30% crash is 0.36, a
+44.6% two-leg crash 0.59, and a level shift of any size (a trading-halt gap) is measured against the
+new level on the far side, because the median is centred. A bad tick of x3 or more (1.10) exceeds it."""
+SPIKE_WINDOW = 15
+"""Rows in the centred window of the local median (7 each side): enough that a few bad rows among them
+cannot move the median, short enough to follow a fast but genuine move."""
 
 _SUITE_NAME = "stress_pipeline_bar_quality"
 _DATASOURCE_NAME = "stress_pipeline_bars"
@@ -249,6 +275,7 @@ class CheckInput:
     max_gap_ratio: float
     sample_size: int
     gaps: GapProfile | None  # None when there is no ts column
+    spike_threshold: float = SPIKE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -320,6 +347,125 @@ def _gap_finding(inputs: CheckInput, result: Mapping[str, Any]) -> Finding:
         f"{after_gap.size} rows follow a gap"
     )
     return Finding(int(after_gap.size), after_gap[: inputs.sample_size].tolist(), found)
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as float64; values that are not numbers become NaN (their own checks report them)."""
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _spike_helpers(inputs: CheckInput) -> Mapping[str, Any]:
+    """|log(price / local median)|, the worst of the four prices, per row.
+
+    The local median is taken over a centred window of :data:`SPIKE_WINDOW` rows of each row's
+    mid-price, the median of its own valid prices. One bad price in a row cannot move that row's mid
+    (the middle two of four values are then both good), so a bad tick never shifts the reference it
+    is measured against, and neither do NaN, duplicated or swapped neighbours. Prices that are null
+    or not positive are left out here and reported by ``not_null`` and ``prices_positive``.
+    """
+    logs = [_log_price(inputs.frame, c) for c in PRICE_COLUMNS]
+    reference = _centred_median(_row_median(logs), SPIKE_WINDOW)
+    distance = np.fmax.reduce([np.abs(values - reference) for values in logs])
+    return {SPIKE_HELPER_COLUMN: distance}
+
+
+def _log_price(frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = _numeric(frame, column)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(np.where(values > 0, values, np.nan))
+
+
+def _row_median(columns: list[np.ndarray]) -> np.ndarray:
+    """The median of each row's non-NaN values across ``columns`` (up to four), without sorting.
+
+    With three or four values it is what is left after dropping the largest and the smallest, averaged;
+    with one or two, their mean; NaN with none.
+    """
+    present = [~np.isnan(values) for values in columns]
+    count = np.sum(present, axis=0)
+    total = np.sum([np.where(ok, values, 0.0) for ok, values in zip(present, columns, strict=True)], axis=0)
+    largest, smallest = np.fmax.reduce(columns), np.fmin.reduce(columns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count >= 3, (total - largest - smallest) / (count - 2), total / count)
+
+
+def _centred_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median of a centred window of odd length ``window`` around each value, edges mirrored.
+
+    A missing value first takes the nearest earlier one (leading ones the first present value), so
+    every window holds ``window`` values and a partial sort finds its median.
+    """
+    if values.size == 0:
+        return values
+    filled = _fill_missing(values)
+    half = window // 2
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(filled, half, mode="reflect"), window)
+    return np.partition(windows, half, axis=1)[:, half]
+
+
+def _fill_missing(values: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(values)
+    if ok.all() or not ok.any():
+        return values
+    source = np.where(ok, np.arange(values.size), 0)
+    np.maximum.accumulate(source, out=source)
+    first = int(np.argmax(ok))
+    source[:first] = first
+    return values[source]
+
+
+def _spike_check() -> CheckSpec:
+    return CheckSpec(
+        name="no_price_spikes",
+        column=None,
+        requires=PRICE_COLUMNS,
+        expected=lambda inputs: (
+            f"|log(price / median of the {SPIKE_WINDOW} rows around)| <= {inputs.spike_threshold:g} "
+            "for open, high, low and close"
+        ),
+        build=lambda gxe, inputs: gxe.ExpectColumnValuesToBeBetween(
+            column=SPIKE_HELPER_COLUMN, max_value=inputs.spike_threshold
+        ),
+        helpers=_spike_helpers,
+    )
+
+
+def _frozen_helpers(inputs: CheckInput) -> Mapping[str, Any]:
+    """True where a row has the previous row's exact open, high, low, close and volume, volume > 0,
+    and a different timestamp: a stale feed publishing its last bar again under the next timestamp.
+
+    Prices alone are not enough: on a quiet minute a symbol with a coarse tick repeats all four prices
+    by chance (the synthetic SOLUSDT does about once in 2,000 bars), but not its volume to the lot
+    as well. A row without volume (a halted or quiet minute, flagged ``halted`` or not) is
+    legitimately flat, and a row with the same timestamp is a duplicate, which ``ts_unique`` reports;
+    neither counts here. Rows holding NaN never compare equal.
+    """
+    frame = inputs.frame
+    n = inputs.rows
+    frozen = np.zeros(n, dtype=bool)
+    if n < 2:
+        return {FROZEN_HELPER_COLUMN: frozen}
+    volume = _numeric(frame, "volume")
+    same = volume[1:] > 0
+    for values in (*(_numeric(frame, c) for c in PRICE_COLUMNS), volume):
+        same &= values[1:] == values[:-1]
+    instants, _ = _instants(frame["ts"])
+    same &= instants[1:] != instants[:-1]
+    if "halted" in inputs.columns:
+        same &= ~frame["halted"].fillna(False).to_numpy(dtype=bool)[1:]
+    frozen[1:] = same
+    return {FROZEN_HELPER_COLUMN: frozen}
+
+
+def _frozen_check() -> CheckSpec:
+    return CheckSpec(
+        name="no_frozen_bars",
+        column=None,
+        requires=("ts", *PRICE_COLUMNS, "volume"),
+        expected=lambda _: "no bar with volume > 0 repeats the previous row's open, high, low, close and volume",
+        build=lambda gxe, _: gxe.ExpectColumnValuesToBeInSet(column=FROZEN_HELPER_COLUMN, value_set=[False]),
+        helpers=_frozen_helpers,
+    )
 
 
 def _required_columns_check() -> CheckSpec:
@@ -407,6 +553,8 @@ BAR_CHECKS: tuple[CheckSpec, ...] = (
         helpers=_gap_helpers,
         interpret=_gap_finding,
     ),
+    _spike_check(),
+    _frozen_check(),
 )
 """The bar suite, in report order. Every check here must have a unique name."""
 
@@ -487,13 +635,17 @@ def validate_bars(
     max_gap_ratio: float = 0.01,
     sample_size: int = 20,
     checks: Sequence[CheckSpec] = BAR_CHECKS,
+    spike_threshold: float = SPIKE_THRESHOLD,
 ) -> QualityReport:
     """Run the bar suite on ``bars`` (one symbol, rows in time order) and report every check.
 
     Checks whose input columns are missing are skipped (``required_columns`` reports the missing
     ones). ``unexpected_rows`` holds up to ``sample_size`` offending rows of ``bars`` itself, with
     their original index. ``max_gap_ratio`` bounds missing bars / expected bars against the inferred
-    interval (see :func:`gap_ratio`).
+    interval (see :func:`gap_ratio`); for stressed bars pass the gap ratio of the base bars they were
+    made from, ``gap_ratio(base["ts"])``, so that every bar a stress removes fails the check while the
+    gaps the market data already had pass. ``spike_threshold`` bounds ``no_price_spikes`` (see
+    :data:`SPIKE_THRESHOLD`).
     """
     if not isinstance(bars, pd.DataFrame):
         raise TypeError(f"bars must be a pandas DataFrame, got {type(bars).__name__}")
@@ -501,6 +653,8 @@ def validate_bars(
         raise ValueError(f"max_gap_ratio must be between 0 and 1, got {max_gap_ratio!r}")
     if sample_size < 0:
         raise ValueError(f"sample_size must be >= 0, got {sample_size!r}")
+    if not spike_threshold > 0:
+        raise ValueError(f"spike_threshold must be > 0, got {spike_threshold!r}")
     names = [c.name for c in checks]
     if len(set(names)) != len(names):
         raise ValueError(f"check names must be unique: {names}")
@@ -518,6 +672,7 @@ def validate_bars(
         max_gap_ratio=float(max_gap_ratio),
         sample_size=int(sample_size),
         gaps=gaps,
+        spike_threshold=float(spike_threshold),
     )
     active = [c for c in checks if all(col in columns for col in c.requires)]
     for check in active:

@@ -1,0 +1,235 @@
+"""Transforms benchmark: every scenario type on 100 symbols x 1 day of 1-minute bars, against its target.
+
+The README promises per-call costs for the scenario transforms; this is the bench that backs them
+(``stress-pipeline bench transforms``). Performance is checked here, never by timed tests.
+
+Input: ``generate_bars(days=1)`` of the three calibrated symbols tiled into ``n_symbols`` symbols
+``S000, S001, ...`` (prices scaled by 1 + i/100 so they differ), 144,000 rows with every column,
+converted to :class:`BarArrays` once, outside the timed region. Each type runs one representative
+scenario over all the symbols, through :func:`run_scenario` on those arrays (symbol selection
+included, as in production). Monte Carlo runs ``mc_paths`` x ``mc_horizon`` bars on the first
+``mc_symbols`` symbols, once per method, and is judged on generated bars per second.
+
+Targets (best of ``repeat``): flash_crash_lite 2 ms, Monte Carlo 10 million bars/s, every other
+type 20 ms. A type with no registered transform (its module not written yet, or failing to import)
+is reported as ``missing`` and a transform that raises as ``error``; neither stops the bench, and
+neither meets its target.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from stress_pipeline.bench.timing import Measurement, measure
+from stress_pipeline.market.synthetic import generate_bars
+from stress_pipeline.scenarios.apply import run_scenario, select_symbols
+from stress_pipeline.scenarios.arrays import FLAG_FIELDS, PRICE_FIELDS, BarArrays
+from stress_pipeline.scenarios.model import SCENARIO_ADAPTER
+from stress_pipeline.scenarios.transforms import TRANSFORMS, load_all
+
+DEFAULT_TARGET_S = 0.020
+TARGET_S = {"flash_crash_lite": 0.002}
+MONTE_CARLO_TARGET_BARS_PER_S = 10_000_000
+
+
+@dataclass(frozen=True)
+class TransformTiming:
+    """One bench row: a scenario type (and Monte Carlo method), its timing and its target."""
+
+    scenario_type: str
+    label: str  # the type, with the method for Monte Carlo ("monte_carlo gbm")
+    status: str  # "ok", "missing" or "error"
+    measurement: Measurement | None = None
+    target_s: float | None = None  # the best call must take at most this long ...
+    target_items_per_s: float | None = None  # ... or process at least this many items per second
+    detail: str = ""
+
+    @property
+    def met(self) -> bool:
+        m = self.measurement
+        if self.status != "ok" or m is None:
+            return False
+        if self.target_items_per_s is not None:
+            return (m.items_per_second or 0.0) >= self.target_items_per_s
+        return self.target_s is None or m.seconds <= self.target_s
+
+    @property
+    def target(self) -> str:
+        if self.target_items_per_s is not None:
+            return f">= {self.target_items_per_s / 1e6:g} M bars/s"
+        return "" if self.target_s is None else f"<= {self.target_s * 1000:g} ms"
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"type": self.scenario_type, "label": self.label, "status": self.status}
+        if self.measurement is not None:
+            out.update({k: v for k, v in self.measurement.as_dict().items() if k != "name"})
+        out.update({"target": self.target, "met": self.met})
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+def run_transforms_bench(
+    repeat: int = 5,
+    *,
+    n_symbols: int = 100,
+    days: int = 1,
+    mc_symbols: int = 3,
+    mc_paths: int = 100,
+    mc_horizon: int = 1_440,
+) -> list[TransformTiming]:
+    """Time one representative scenario per type (two for Monte Carlo) and compare with the targets."""
+    bars = bench_bars(n_symbols, days)
+    transforms, complete, import_errors = _load_transforms()
+    run = run_scenario if complete else _run_registered
+    scenarios = bench_scenarios(bars, mc_symbols=mc_symbols, mc_paths=mc_paths, mc_horizon=mc_horizon)
+    rows = []
+    for label, scenario, items in scenarios:
+        kind = scenario.type
+        target = (
+            {"target_items_per_s": MONTE_CARLO_TARGET_BARS_PER_S}
+            if kind == "monte_carlo"
+            else {"target_s": TARGET_S.get(kind, DEFAULT_TARGET_S)}
+        )
+        if kind not in transforms:
+            detail = "no transform registered" + (f" (import errors: {import_errors})" if import_errors else "")
+            rows.append(TransformTiming(kind, label, "missing", detail=detail, **target))
+            continue
+        try:
+            timing = measure(
+                label,
+                lambda s=scenario: run(s, bars),
+                repeat=repeat,
+                items=items,
+                unit="bars" if kind == "monte_carlo" else "rows",
+            )
+        except Exception as exc:  # one broken transform must not hide the others' figures
+            rows.append(TransformTiming(kind, label, "error", detail=f"{type(exc).__name__}: {exc}", **target))
+            continue
+        rows.append(TransformTiming(kind, label, "ok", timing, **target))
+    return rows
+
+
+def format_transform_bench(rows: list[TransformTiming]) -> str:
+    """The bench as a table: type, best, median, target, met (and throughput or what went wrong)."""
+    lines = [f"{'type':<28} {'best':>10} {'median':>10} {'target':>18} {'met':>5}  note"]
+    for row in rows:
+        m = row.measurement
+        best, median = (_ms(m.seconds), _ms(m.median_seconds)) if m is not None else (row.status, "")
+        if m is not None and row.target_items_per_s is not None:
+            note = f"{m.items_per_second / 1e6:,.1f} M {m.unit}/s"
+        else:
+            note = row.detail
+        met = "yes" if row.met else "NO"
+        lines.append(f"{row.label:<28} {best:>10} {median:>10} {row.target:>18} {met:>5}  {note}")
+    return "\n".join(lines)
+
+
+def bench_bars(n_symbols: int = 100, days: int = 1) -> BarArrays:
+    """``n_symbols`` symbols S000.. tiled from the three calibrated ones, prices scaled by 1 + i/100."""
+    base = BarArrays.from_frame(generate_bars(days=days))
+    n = int(base.lengths()[0])
+    source = np.arange(n_symbols) % len(base.symbols)
+    index = (base.offsets[source][:, None] + np.arange(n)).ravel()
+    scale = np.repeat(1.0 + np.arange(n_symbols) / 100.0, n)
+    return BarArrays(
+        symbols=tuple(f"S{i:03d}" for i in range(n_symbols)),
+        offsets=np.arange(n_symbols + 1, dtype=np.int64) * n,
+        ts=base.ts[index],
+        **{name: getattr(base, name)[index] * scale for name in PRICE_FIELDS},
+        volume=base.volume[index],
+        spread_bps=base.spread_bps[index],
+        **{name: getattr(base, name)[index] for name in FLAG_FIELDS},
+    )
+
+
+def bench_scenarios(
+    bars: BarArrays, *, mc_symbols: int = 3, mc_paths: int = 100, mc_horizon: int = 1_440
+) -> list[tuple[str, object, int]]:
+    """(label, scenario, items per call) for every scenario type, on all of ``bars``' symbols."""
+    first = pd.Timestamp(int(bars.ts[0]), unit="ns", tz="UTC").to_pydatetime()
+    specs: list[tuple[str, dict]] = [
+        ("flash_crash", {"drop_pct": 0.30, "duration_bars": 5, "recovery_bars": 15}),
+        ("flash_crash_lite", {"price_shock_pct": -0.03, "spread_mult": 3.0, "duration_sec": 60.0}),
+        ("volatility_spike", {"multiplier": 5.0, "duration_bars": 20}),
+        ("liquidity_drop", {"drop_pct": 0.9, "duration_bars": 15}),
+        ("spread_explosion", {"spread_mult": 10.0, "duration_bars": 10}),
+        (
+            "data_corruption",
+            {
+                "corruption_pct": 0.1,
+                "corruption_types": ["nan", "spike", "duplicate", "stale", "out_of_order", "gap"],
+                "duration_bars": 720,
+            },
+        ),
+        (
+            "mixed_custom",
+            {
+                "flash_crash_drop_pct": 0.2,
+                "volatility_multiplier": 3.0,
+                "spread_mult": 5.0,
+                "liquidity_drop_pct": 0.5,
+                "duration_bars": 20,
+                "recovery_bars": 15,
+            },
+        ),
+        ("correlation_cascade", {"drop_pct": 0.3, "correlation": 0.8}),
+        ("trading_halt", {"halt_minutes": 30, "gap_pct": -0.05}),
+        ("historical_replay", {"start": first + timedelta(hours=6), "end": first + timedelta(hours=12)}),
+        (
+            "episode_replica",
+            {
+                "episode_bars": 120,
+                "path": [[0, 0.0], [15, 0.7], [40, 0.4], [70, 1.0], [120, 0.6]],
+                "target_drop_pct": 0.25,
+                "measure": "high_to_low",
+            },
+        ),
+    ]
+    rows = len(bars.ts)
+    out = [(kind, _scenario(kind, params, bars.symbols), rows) for kind, params in specs]
+    mc_names = bars.symbols[:mc_symbols]
+    for method in ("block_bootstrap", "gbm"):
+        params = {"n_paths": mc_paths, "horizon_bars": mc_horizon, "method": method, "block_bars": 60}
+        items = len(mc_names) * mc_paths * mc_horizon
+        out.append((f"monte_carlo {method}", _scenario("monte_carlo", params, mc_names), items))
+    return out
+
+
+def _scenario(kind: str, parameters: dict, symbols: tuple[str, ...]):
+    return SCENARIO_ADAPTER.validate_python(
+        {"name": f"bench {kind}", "type": kind, "symbols": list(symbols), "seed": 7, "parameters": parameters}
+    )
+
+
+def _load_transforms() -> tuple[dict, bool, str]:
+    """The registry; whether every module load_all names imported; import problems of the others."""
+    try:
+        load_all()
+        return TRANSFORMS, True, ""
+    except ImportError:
+        pass
+    package = importlib.import_module("stress_pipeline.scenarios.transforms")
+    problems = []
+    for info in pkgutil.iter_modules(package.__path__):
+        try:
+            importlib.import_module(f"{package.__name__}.{info.name}")
+        except Exception as exc:  # a module another engineer is still writing
+            problems.append(f"{info.name}: {type(exc).__name__}: {exc}")
+    return TRANSFORMS, False, "; ".join(problems)
+
+
+def _run_registered(scenario, bars: BarArrays):
+    """What :func:`run_scenario` does, for when some transform module is missing and load_all cannot run."""
+    selected = select_symbols(bars, scenario.symbols)
+    return TRANSFORMS[scenario.type](scenario, selected, np.arange(len(scenario.symbols)))
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms" if seconds < 10 else f"{seconds:.1f} s"

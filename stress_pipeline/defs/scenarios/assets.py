@@ -1,0 +1,117 @@
+"""The scenarios group: the catalog of stress packs and the stressed bars of each scenario."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from stress_pipeline.defs.market.assets import market_bars
+from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
+from stress_pipeline.market.symbols import discover_symbol_files
+from stress_pipeline.scenarios.catalog import build_catalog, find_scenario
+from stress_pipeline.scenarios.plots import scenario_plot_markdown
+from stress_pipeline.scenarios.stress_run import StressRun, stress_scenario
+from stress_pipeline.settings import get_settings
+
+
+@dg.asset(
+    group_name="scenarios",
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "yaml"},
+)
+def scenario_catalog(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
+    """Every scenario of every valid stress pack under $STRESS_DATA_DIR/stress_packs, as a table."""
+    settings = get_settings()
+    known = list(discover_symbol_files(settings.bars_dir))
+    catalog = build_catalog(settings.stress_packs_dir, known_symbols=known)
+    table = catalog.table()
+    added, removed = _sync_partitions(context.instance, list(table["key"]))
+    if added or removed:
+        context.log.info(f"scenario partitions: added {added or 'none'}, removed {removed or 'none'}")
+    return dg.Output(
+        table,
+        metadata={
+            "scenarios": dg.MetadataValue.int(len(table)),
+            "packs": dg.MetadataValue.int(len(catalog.packs)),
+            "rejected_packs": dg.MetadataValue.json([str(err) for err in catalog.errors]),
+            "by_type": dg.MetadataValue.json(table["type"].value_counts().sort_index().to_dict()),
+            "library": dg.MetadataValue.md(
+                table[["name", "type", "severity", "symbols", "pack", "parameters"]].to_markdown(index=False)
+            ),
+        },
+    )
+
+
+def _sync_partitions(instance: dg.DagsterInstance, keys: list[str]) -> tuple[list[str], list[str]]:
+    name = scenarios_partitions.name
+    existing = set(instance.get_dynamic_partitions(name))
+    added = sorted(set(keys) - existing)
+    removed = sorted(existing - set(keys))
+    if added:
+        instance.add_dynamic_partitions(name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(name, key)
+    return added, removed
+
+
+@dg.asset(
+    group_name="scenarios",
+    partitions_def=scenarios_partitions,
+    io_manager_key="parquet_io_manager",
+    required_resource_keys={"parquet_io_manager"},
+    deps=[dg.AssetDep(market_bars, partition_mapping=dg.AllPartitionMapping())],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"pandas", "parquet"},
+)
+def stressed_bars(
+    context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """The scenario applied to the market bars it names: canonical bars plus stressed/corrupted/halted flags."""
+    out: dict[str, pd.DataFrame] = {}
+    for key in context.partition_keys:
+        run = _stress(context, scenario_catalog, key)
+        out[key] = run.stressed
+        context.add_asset_metadata(_metadata(run), partition_key=key)
+        context.log.info(f"{key}: {len(run.stressed)} rows, {int(run.stressed['stressed'].sum())} stressed")
+    return out
+
+
+def load_base_bars(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, symbols) -> pd.DataFrame:
+    """The stored market_bars partitions of ``symbols``; a clear failure when one is missing."""
+    io_manager = context.resources.parquet_io_manager
+    frames = []
+    for symbol in symbols:
+        if symbol not in context.instance.get_dynamic_partitions(symbols_partitions.name):
+            raise dg.Failure(f"no market data for {symbol}: it is not a symbols partition (no files on disk?)")
+        try:
+            frames.append(io_manager.load_partition(market_bars.key, symbol))
+        except FileNotFoundError as err:
+            raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None
+    return pd.concat(frames, ignore_index=True)
+
+
+def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, key: str) -> StressRun:
+    try:
+        scenario = find_scenario(catalog, key)
+    except KeyError as err:
+        raise dg.Failure(str(err)) from None
+    base = load_base_bars(context, scenario.symbols)
+    try:
+        return stress_scenario(scenario, base)
+    except ValueError as err:
+        raise dg.Failure(f"scenario '{scenario.name}': {err}") from None
+
+
+def _metadata(run: StressRun) -> dict[str, object]:
+    stats = run.stats
+    return {
+        "scenario": dg.MetadataValue.text(run.scenario.name),
+        "type": dg.MetadataValue.text(run.scenario.type),
+        "rows": dg.MetadataValue.int(len(run.stressed)),
+        "stressed_rows": dg.MetadataValue.int(int(run.stressed["stressed"].sum())),
+        "corrupted_rows": dg.MetadataValue.int(int(run.stressed["corrupted"].sum())),
+        "halted_rows": dg.MetadataValue.int(int(run.stressed["halted"].sum())),
+        "realised_stats": dg.MetadataValue.md(stats.to_markdown(index=False, floatfmt=".4f")),
+        "realised_stats_json": dg.MetadataValue.json(json.loads(stats.to_json(orient="records"))),
+        "plot": dg.MetadataValue.md(scenario_plot_markdown(run)),
+    }

@@ -1,0 +1,49 @@
+"""Apply a scenario to bars: the public entry point of the scenario library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stress_pipeline.scenarios.arrays import BarArrays
+from stress_pipeline.scenarios.result import StressResult
+from stress_pipeline.scenarios.transforms import load_all
+
+
+class ScenarioDataError(ValueError):
+    """The bars do not hold what the scenario needs."""
+
+
+def select_symbols(bars: BarArrays, symbols: tuple[str, ...]) -> BarArrays:
+    """The scenario's symbols only, in the scenario's order (a view when they already are)."""
+    missing = [s for s in symbols if s not in bars.symbols]
+    if missing:
+        raise ScenarioDataError(f"no bars for {', '.join(missing)} (have {', '.join(bars.symbols) or 'none'})")
+    if tuple(bars.symbols) == tuple(symbols):
+        return bars
+    segments = [bars.segment(bars.symbols.index(s)) for s in symbols]
+    index = np.concatenate([np.arange(s.start, s.stop) for s in segments])
+    lengths = np.array([s.stop - s.start for s in segments], dtype=np.int64)
+    arrays = {
+        name: getattr(bars, name)[index]
+        for name in ("ts", "open", "high", "low", "close", "volume", "spread_bps", "stressed", "corrupted", "halted")
+    }
+    return BarArrays(
+        symbols=tuple(symbols),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        path=None if bars.path is None else bars.path[index],
+        **arrays,
+    )
+
+
+def run_scenario(scenario, bars: pd.DataFrame | BarArrays) -> StressResult:
+    """Apply ``scenario`` to the bars of its symbols; the result says where and how much."""
+    arrays = bars if isinstance(bars, BarArrays) else BarArrays.from_frame(bars)
+    selected = select_symbols(arrays, scenario.symbols)
+    transform = load_all()[scenario.type]
+    return transform(scenario, selected, np.arange(len(scenario.symbols)))
+
+
+def apply_scenario(scenario, bars: pd.DataFrame) -> pd.DataFrame:
+    """Stressed canonical bars (with ``stressed``, ``corrupted``, ``halted``) of the scenario's symbols."""
+    return run_scenario(scenario, bars).bars.to_frame()

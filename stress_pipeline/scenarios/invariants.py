@@ -1,0 +1,78 @@
+"""The invariants every stressed table keeps, checked on what was stored.
+
+Outside rows flagged ``corrupted``: high >= max(open, close), low <= min(open, close), prices > 0,
+volume >= 0, spread >= 0. Where a transform promises a drop, the realised drop equals it within
+``drop_tolerance`` (0.1 percentage point). And the stored table equals a fresh application of the same
+scenario to the same base bars, which is what "reproducible" means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stress_pipeline.scenarios.stress_run import stress_scenario
+
+DROP_TOLERANCE = 0.001
+
+
+@dataclass(frozen=True)
+class InvariantReport:
+    passed: bool
+    failures: tuple[str, ...]
+    checked_rows: int
+    drops: list[dict[str, object]]
+
+
+def ohlc_violations(stressed: pd.DataFrame) -> dict[str, int]:
+    """Count of rows breaking each rule, outside rows flagged corrupted (NaN counts as a break)."""
+    clean = stressed[~stressed["corrupted"].to_numpy(dtype=bool)]
+    o, h, low, c = (clean[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close"))
+    with np.errstate(invalid="ignore"):
+        rules = {
+            "high >= max(open, close)": ~(h >= np.maximum(o, c)),
+            "low <= min(open, close)": ~(low <= np.minimum(o, c)),
+            "prices > 0": ~((o > 0) & (h > 0) & (low > 0) & (c > 0)),
+            "volume >= 0": ~(clean["volume"].to_numpy(dtype=np.float64) >= 0),
+            "spread_bps >= 0": ~(clean["spread_bps"].to_numpy(dtype=np.float64) >= 0),
+        }
+    return {name: int(mask.sum()) for name, mask in rules.items()}
+
+
+def check_stressed_bars(
+    scenario, base: pd.DataFrame, stored: pd.DataFrame, *, drop_tolerance: float = DROP_TOLERANCE
+) -> InvariantReport:
+    """Check ``stored`` stressed bars of ``scenario`` against its invariants and against a fresh run."""
+    failures: list[str] = []
+    for rule, count in ohlc_violations(stored).items():
+        if count:
+            failures.append(f"{count} row(s) outside corrupted rows break {rule}")
+    fresh = stress_scenario(scenario, base)
+    if not _same(fresh.stressed, stored):
+        failures.append("the stored bars differ from a fresh application of the scenario (not reproducible)")
+    drops = []
+    for row in fresh.stats.itertuples(index=False):
+        expected = float(row.expected_drop_pct)
+        if np.isnan(expected):
+            continue
+        realised = float(row.drop_pct)
+        ok = bool(np.isfinite(realised) and abs(realised - expected) <= drop_tolerance)
+        drops.append({"symbol": row.symbol, "expected": expected, "realised": realised, "ok": ok})
+        if not ok:
+            failures.append(
+                f"{row.symbol}: realised drop {realised:.4%} differs from the requested {expected:.4%} "
+                f"by more than {drop_tolerance:.2%}"
+            )
+    return InvariantReport(passed=not failures, failures=tuple(failures), checked_rows=len(stored), drops=drops)
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    try:
+        pd.testing.assert_frame_equal(
+            a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False, check_exact=True
+        )
+    except AssertionError:
+        return False
+    return True

@@ -1,0 +1,382 @@
+"""The scenario model: what a stress pack says, validated at the boundary (pydantic v2).
+
+A scenario names its type, and its ``parameters`` are validated by the model of that type, so a typo
+or an out-of-range value fails when the pack is loaded, naming the field, never halfway through a run.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+Severity = Literal["minor", "major", "catastrophic"]
+Recovery = Literal["linear", "exponential", "none"]
+CorruptionType = Literal["nan", "spike", "duplicate", "stale", "out_of_order", "gap"]
+FaultKind = Literal[
+    "redis_down",
+    "postgres_down",
+    "writer_crash",
+    "exchange_outage",
+    "rate_limit",
+    "latency_spike",
+    "duplicate_fills",
+    "out_of_order_fills",
+]
+ScalarValue = float | int | bool | str
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------------------------- parameters
+
+
+class FlashCrashParams(_Strict):
+    """Price falls by ``drop_pct`` over ``duration_bars``, then recovers over ``recovery_bars``."""
+
+    drop_pct: float = Field(gt=0, lt=1)
+    duration_bars: int = Field(default=5, ge=1, le=10_000)
+    recovery_bars: int = Field(default=15, ge=0, le=100_000)
+    recovery: Recovery = "linear"
+    volume_mult: float = Field(default=5.0, ge=1, le=1_000)
+    spread_mult: float = Field(default=5.0, ge=1, le=1_000)
+
+
+class FlashCrashLiteParams(_Strict):
+    """A sub-minute shock (seed: -3%, spread x3, 60 s, linear recovery) that works at any bar interval."""
+
+    price_shock_pct: float = Field(gt=-1, lt=1)
+    spread_mult: float = Field(default=3.0, ge=1, le=1_000)
+    duration_sec: float = Field(default=60.0, gt=0, le=86_400)
+    recovery_type: Literal["linear", "exponential"] = "linear"
+
+    @field_validator("price_shock_pct")
+    @classmethod
+    def _non_zero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("must not be 0")
+        return value
+
+
+class VolatilitySpikeParams(_Strict):
+    """Returns scaled by ``multiplier`` around their local trend for ``duration_bars``."""
+
+    multiplier: float = Field(gt=0, le=100)
+    duration_bars: int = Field(default=20, ge=2, le=100_000)
+
+
+class LiquidityDropParams(_Strict):
+    """Volume falls by ``drop_pct``; the spread widens by (1 - drop_pct) ** -spread_elasticity."""
+
+    drop_pct: float = Field(gt=0, lt=1)
+    duration_bars: int = Field(default=15, ge=1, le=100_000)
+    spread_elasticity: float = Field(default=0.5, ge=0, le=2)
+
+
+class SpreadExplosionParams(_Strict):
+    spread_mult: float = Field(gt=1, le=1_000)
+    duration_bars: int = Field(default=10, ge=1, le=100_000)
+
+
+class DataCorruptionParams(_Strict):
+    """``corruption_pct`` of the rows in the window turn bad, of the listed kinds, each flagged."""
+
+    corruption_pct: float = Field(gt=0, le=0.5)
+    corruption_types: tuple[CorruptionType, ...] = ("nan", "spike", "duplicate")
+    duration_bars: int = Field(default=1_440, ge=10, le=10_000_000)
+
+    @field_validator("corruption_types")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("list at least one corruption type")
+        if len(set(value)) != len(value):
+            raise ValueError("each corruption type at most once")
+        return value
+
+
+class MixedCustomParams(_Strict):
+    """Any subset of the four stresses, applied in the order: volatility, crash, liquidity, spread."""
+
+    flash_crash_drop_pct: float | None = Field(default=None, gt=0, lt=1)
+    volatility_multiplier: float | None = Field(default=None, gt=0, le=100)
+    spread_mult: float | None = Field(default=None, gt=1, le=1_000)
+    liquidity_drop_pct: float | None = Field(default=None, gt=0, lt=1)
+    duration_bars: int = Field(default=20, ge=2, le=100_000)
+    recovery_bars: int = Field(default=15, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> MixedCustomParams:
+        if all(
+            v is None
+            for v in (self.flash_crash_drop_pct, self.volatility_multiplier, self.spread_mult, self.liquidity_drop_pct)
+        ):
+            raise ValueError(
+                "set at least one of flash_crash_drop_pct, volatility_multiplier, spread_mult, liquidity_drop_pct"
+            )
+        return self
+
+
+class CorrelationCascadeParams(_Strict):
+    """The first symbol crashes by ``drop_pct``; each other symbol follows ``lag_bars`` later, scaled."""
+
+    drop_pct: float = Field(gt=0, lt=1)
+    correlation: float = Field(default=0.8, gt=0, le=1)
+    lag_bars: tuple[int, ...] | int = 2
+    duration_bars: int = Field(default=5, ge=1, le=10_000)
+    recovery_bars: int = Field(default=30, ge=0, le=100_000)
+
+    @field_validator("lag_bars")
+    @classmethod
+    def _non_negative(cls, value: tuple[int, ...] | int) -> tuple[int, ...] | int:
+        values = (value,) if isinstance(value, int) else value
+        if any(v < 0 or v > 10_000 for v in values):
+            raise ValueError("lags must be between 0 and 10000 bars")
+        return value
+
+
+class TradingHaltParams(_Strict):
+    """No trading for ``halt_minutes``, then the market reopens ``gap_pct`` away from the last price."""
+
+    halt_minutes: float = Field(gt=0, le=7 * 24 * 60)
+    gap_pct: float = Field(gt=-1, le=10)
+
+
+class HistoricalReplayParams(_Strict):
+    """A named window of the ingested data, unchanged."""
+
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HistoricalReplayParams:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class MonteCarloParams(_Strict):
+    """``n_paths`` synthetic paths of ``horizon_bars``: stationary block bootstrap or GBM."""
+
+    n_paths: int = Field(default=100, ge=1, le=100_000)
+    method: Literal["block_bootstrap", "gbm"] = "block_bootstrap"
+    block_bars: int = Field(default=60, ge=1, le=100_000)
+    horizon_bars: int = Field(default=1_440, ge=2, le=10_000_000)
+
+
+class EpisodeReplicaParams(_Strict):
+    """A documented crash shape, scaled so that the realised drop matches the documented one.
+
+    ``path`` lists knots ``[bar, depth]`` (depth 0 = no drop, 1 = the full target drop), linearly
+    interpolated over ``episode_bars``; the level after the last knot persists. ``target_drop_pct`` is
+    measured by ``measure`` over the episode, per symbol when it is a mapping.
+    """
+
+    episode_bars: int = Field(ge=2, le=100_000)
+    path: tuple[tuple[int, float], ...] = Field(min_length=2)
+    target_drop_pct: float | dict[str, float]
+    measure: Literal["high_to_low", "prior_close_to_low"] = "high_to_low"
+    reference: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> EpisodeReplicaParams:
+        bars = [bar for bar, _ in self.path]
+        if bars != sorted(set(bars)) or bars[0] < 0 or bars[-1] > self.episode_bars:
+            raise ValueError("path bars must increase strictly, within 0..episode_bars")
+        if any(not 0 <= depth <= 1 for _, depth in self.path):
+            raise ValueError("path depths must be between 0 and 1")
+        targets = self.target_drop_pct.values() if isinstance(self.target_drop_pct, dict) else [self.target_drop_pct]
+        if any(not 0 < t < 1 for t in targets):
+            raise ValueError("target_drop_pct must be between 0 and 1")
+        return self
+
+
+# -------------------------------------------------------------------------------------- scenarios
+
+
+class Window(_Strict):
+    """Where the stress starts: a timestamp, or an offset in bars from each symbol's first bar."""
+
+    start: datetime | None = None
+    offset_bars: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Window:
+        if (self.start is None) == (self.offset_bars is None):
+            raise ValueError("give exactly one of start, offset_bars")
+        return self
+
+
+class FaultSpec(_Strict):
+    """An operational fault injected during the paper run, at ``at_s`` seconds of sim time."""
+
+    kind: FaultKind
+    at_s: float = Field(ge=0)
+    duration_s: float = Field(default=0.0, ge=0)
+    params: dict[str, ScalarValue] = Field(default_factory=dict)
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _().,:'/+-]*$")
+
+
+class _ScenarioBase(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    severity: Severity = "major"
+    description: str = ""
+    symbols: tuple[str, ...] = Field(min_length=1)
+    window: Window | None = None
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    expect: dict[str, ScalarValue] = Field(default_factory=dict)
+    faults: tuple[FaultSpec, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError("letters, digits, spaces and _().,:'/+- only, starting with a letter or digit")
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        upper = tuple(s.upper() for s in value)
+        if len(set(upper)) != len(upper):
+            raise ValueError("a symbol is listed twice")
+        return upper
+
+    @property
+    def key(self) -> str:
+        """The partition key: the name in lower case with runs of other characters as '_'."""
+        return scenario_key(self.name)
+
+    @property
+    def library_entry(self) -> dict[str, object]:
+        """The listing shape users know: name, type, severity, description, parameters."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "severity": self.severity,
+            "description": self.description,
+            "symbols": list(self.symbols),
+            "parameters": self.parameters.model_dump(mode="json", exclude_none=True),
+        }
+
+
+class FlashCrashScenario(_ScenarioBase):
+    type: Literal["flash_crash"]
+    parameters: FlashCrashParams
+
+
+class FlashCrashLiteScenario(_ScenarioBase):
+    type: Literal["flash_crash_lite"]
+    parameters: FlashCrashLiteParams
+
+
+class VolatilitySpikeScenario(_ScenarioBase):
+    type: Literal["volatility_spike"]
+    parameters: VolatilitySpikeParams
+
+
+class LiquidityDropScenario(_ScenarioBase):
+    type: Literal["liquidity_drop"]
+    parameters: LiquidityDropParams
+
+
+class SpreadExplosionScenario(_ScenarioBase):
+    type: Literal["spread_explosion"]
+    parameters: SpreadExplosionParams
+
+
+class DataCorruptionScenario(_ScenarioBase):
+    type: Literal["data_corruption"]
+    parameters: DataCorruptionParams
+
+
+class MixedCustomScenario(_ScenarioBase):
+    type: Literal["mixed_custom"]
+    parameters: MixedCustomParams
+
+
+class CorrelationCascadeScenario(_ScenarioBase):
+    type: Literal["correlation_cascade"]
+    parameters: CorrelationCascadeParams
+
+    @model_validator(mode="after")
+    def _several_symbols(self) -> CorrelationCascadeScenario:
+        if len(self.symbols) < 2:
+            raise ValueError("symbols: a cascade needs at least two symbols")
+        lags = self.parameters.lag_bars
+        if isinstance(lags, tuple) and len(lags) != len(self.symbols) - 1:
+            raise ValueError(f"parameters.lag_bars: give one lag per following symbol ({len(self.symbols) - 1})")
+        return self
+
+
+class TradingHaltScenario(_ScenarioBase):
+    type: Literal["trading_halt"]
+    parameters: TradingHaltParams
+
+
+class HistoricalReplayScenario(_ScenarioBase):
+    type: Literal["historical_replay"]
+    parameters: HistoricalReplayParams
+
+
+class MonteCarloScenario(_ScenarioBase):
+    type: Literal["monte_carlo"]
+    parameters: MonteCarloParams
+
+
+class EpisodeReplicaScenario(_ScenarioBase):
+    type: Literal["episode_replica"]
+    parameters: EpisodeReplicaParams
+
+    @model_validator(mode="after")
+    def _targets_cover_symbols(self) -> EpisodeReplicaScenario:
+        targets = self.parameters.target_drop_pct
+        if isinstance(targets, dict):
+            missing = [s for s in self.symbols if s not in {k.upper() for k in targets}]
+            if missing:
+                raise ValueError(f"parameters.target_drop_pct: no target for {', '.join(missing)}")
+        return self
+
+
+Scenario = Annotated[
+    FlashCrashScenario
+    | FlashCrashLiteScenario
+    | VolatilitySpikeScenario
+    | LiquidityDropScenario
+    | SpreadExplosionScenario
+    | DataCorruptionScenario
+    | MixedCustomScenario
+    | CorrelationCascadeScenario
+    | TradingHaltScenario
+    | HistoricalReplayScenario
+    | MonteCarloScenario
+    | EpisodeReplicaScenario,
+    Field(discriminator="type"),
+]
+
+SCENARIO_ADAPTER: TypeAdapter[Scenario] = TypeAdapter(Scenario)
+SCENARIO_TYPES: tuple[str, ...] = (
+    "flash_crash",
+    "flash_crash_lite",
+    "volatility_spike",
+    "liquidity_drop",
+    "spread_explosion",
+    "data_corruption",
+    "mixed_custom",
+    "correlation_cascade",
+    "trading_halt",
+    "historical_replay",
+    "monte_carlo",
+    "episode_replica",
+)
+
+
+def scenario_key(name: str) -> str:
+    """A scenario name as a partition key and file name: ``BTC Flash Crash 2021`` -> ``btc_flash_crash_2021``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
