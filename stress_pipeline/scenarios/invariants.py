@@ -3,7 +3,9 @@
 Outside rows flagged ``corrupted``: high >= max(open, close), low <= min(open, close), prices > 0,
 volume >= 0, spread >= 0. Where a transform promises a drop, the realised drop equals it within
 ``drop_tolerance`` (0.1 percentage point). And the stored table equals a fresh application of the same
-scenario to the same base bars, which is what "reproducible" means.
+scenario to the same base bars, which is what "reproducible" means. Where rows are corrupted on
+purpose, the market quality suite must report every one of them (with the base data's own gap ratio
+as the allowed limit, so that only added gaps count).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.quality import gap_ratio, validate_bars
 from stress_pipeline.scenarios.stress_run import stress_scenario
 
 DROP_TOLERANCE = 0.001
@@ -65,7 +68,24 @@ def check_stressed_bars(
                 f"{row.symbol}: realised drop {realised:.4%} differs from the requested {expected:.4%} "
                 f"by more than {drop_tolerance:.2%}"
             )
+    failures.extend(uncaught_corruption(stored, base))
     return InvariantReport(passed=not failures, failures=tuple(failures), checked_rows=len(stored), drops=drops)
+
+
+def uncaught_corruption(stressed: pd.DataFrame, base: pd.DataFrame) -> list[str]:
+    """One message per symbol whose corrupted rows the quality suite does not all report."""
+    messages = []
+    for symbol, rows in stressed.groupby("symbol", sort=True):
+        corrupted = set(rows.index[rows["corrupted"].to_numpy(dtype=bool)])
+        if not corrupted:
+            continue
+        allowed = gap_ratio(base.loc[base["symbol"] == symbol, "ts"])
+        report = validate_bars(rows, max_gap_ratio=allowed, sample_size=len(rows))
+        caught = {index for outcome in report.failures for index in outcome.unexpected_rows.index}
+        missed = corrupted - caught
+        if missed:
+            messages.append(f"{symbol}: the quality suite missed {len(missed)} of {len(corrupted)} corrupted rows")
+    return messages
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
