@@ -28,7 +28,8 @@ warnings.filterwarnings(
     partitions_def=symbols_partitions,
     description=(
         "Great Expectations suite: required columns, no nulls, prices > 0, OHLC consistency, volume >= 0, "
-        "unique and strictly increasing timestamps, gap ratio <= STRESS_MAX_GAP_RATIO."
+        "unique and strictly increasing timestamps, no price spikes, no frozen bars, "
+        "gap ratio <= STRESS_MAX_GAP_RATIO."
     ),
 )
 def market_bars_quality(market_bars: pd.DataFrame) -> dg.AssetCheckResult:
