@@ -16,26 +16,7 @@ def line_plot_png(
     series: Mapping[str, pd.Series], *, title: str, ylabel: str, width: float = 8.0, height: float = 3.0
 ) -> bytes:
     """Render one or more time series (index = time) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height), dpi=90)
-    try:
-        for label, values in series.items():
-            ax.plot(values.index, values.to_numpy(), label=label, linewidth=0.8)
-        ax.set_title(title)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        if len(series) > 1:
-            ax.legend(loc="best", fontsize="small")
-        fig.autofmt_xdate()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+    return stacked_plot_png([(series, ylabel)], title=title, width=width, panel_height=height)
 
 
 def stacked_plot_png(
@@ -55,7 +36,8 @@ def stacked_plot_png(
                 ax.plot(values.index, values.to_numpy(), label=label, linewidth=0.9)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-            ax.legend(loc="best", fontsize="small")
+            if len(series) > 1:
+                ax.legend(loc="best", fontsize="small")
         axes[0].set_title(title)
         fig.autofmt_xdate()
         buffer = io.BytesIO()

@@ -1,8 +1,5 @@
 """Blocking data-quality check on market bars, run with Great Expectations."""
 
-
-import warnings
-
 import dagster as dg
 import pandas as pd
 
@@ -12,13 +9,6 @@ from stress_pipeline.market.quality import validate_bars
 from stress_pipeline.settings import get_settings
 
 MARKET_BARS_QUALITY = "market_bars_quality"
-
-
-# Partitioned asset checks are a preview feature of Dagster 1.13; we rely on them knowingly, so the
-# warning is silenced here rather than shown on every load of the definitions.
-warnings.filterwarnings(
-    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
-)
 
 
 @dg.asset_check(

@@ -1,7 +1,5 @@
 """Checks on the scenario library: every pack validates; stressed bars keep their invariants."""
 
-import warnings
-
 import dagster as dg
 import pandas as pd
 
@@ -14,10 +12,6 @@ from stress_pipeline.settings import get_settings
 
 SCENARIO_PACKS_VALID = "scenario_packs_valid"
 STRESSED_BARS_INVARIANTS = "stressed_bars_invariants"
-
-warnings.filterwarnings(
-    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
-)
 
 
 @dg.asset_check(
