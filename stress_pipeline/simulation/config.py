@@ -1,0 +1,24 @@
+"""Configuration shared by both simulations (validated, with documented defaults).
+
+The paper run adds its realism knobs (exchange, risk policy) from data/policies/*.yaml; the backtest
+uses only what is here. Costs are in basis points of traded notional.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_capital: float = Field(default=100_000.0, gt=0)
+    strategy: str = "trend"  # "trend" | "mean_reversion" | "breakout" | "package.module:callable"
+    strategy_params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    # Equal allocation: a target weight w of a symbol means w * equity / n_symbols of notional.
+    max_weight: float = Field(default=1.0, gt=0, le=5)  # |w| cap per symbol, before allocation
+    backtest_fee_bps: float = Field(default=10.0, ge=0)  # 0.1% per side, Binance's taker fee
+    backtest_slippage_bps: float = Field(default=10.0, ge=0)  # the issue's fixed 0.1%
+    periods_per_year: int | None = Field(default=None, ge=1)  # None: 365 crypto, 252 equity (data/symbols.yaml)
+    seed: int = Field(default=0, ge=0)
+    equity_sample_points: int = Field(default=50, ge=2, le=10_000)
