@@ -52,8 +52,9 @@ def test_two_scenarios_materialise_with_passing_checks_in_one_run(project: Path)
         seen_runs: list[str] = []
         outcomes = run_selection(defs, instance, keys, on_step=lambda i, n, label: seen_runs.append(label))
 
-        assert sorted(instance.get_dynamic_partitions(scenarios_partitions.name)) == ["test_crash", "test_spreads"]
-        assert "stressed_bars [2 partitions, one run]" in seen_runs  # BackfillPolicy.single_run
+        partitions = sorted(instance.get_dynamic_partitions(scenarios_partitions.name))
+        assert partitions == ["baseline", "test_crash", "test_spreads"]
+        assert "stressed_bars [3 partitions, one run]" in seen_runs  # BackfillPolicy.single_run
         by_key = {(o.asset, o.partition): o for o in outcomes}
         catalog = by_key[("scenario_catalog", None)]
         assert catalog.status == "materialized" and catalog.checks == {"scenario_packs_valid": True}
@@ -75,18 +76,22 @@ def test_two_scenarios_materialise_with_passing_checks_in_one_run(project: Path)
         assert stored["stressed"].sum() == 20  # 10 bars on each of two symbols
         assert {"stressed", "corrupted", "halted"} <= set(stored.columns)
 
+        baseline = by_key[("stressed_bars", "baseline")]
+        assert baseline.status == "materialized" and baseline.checks == {"stressed_bars_invariants": True}
+        assert baseline.metadata["rows"] == 2 * 1440 and baseline.metadata["stressed_rows"] == 0
+
 
 def test_catalog_removes_partitions_of_deleted_scenarios_and_reports_bad_packs(project: Path) -> None:
     defs = build_definitions()
     with dg.instance_for_test() as instance:
         register_symbols(instance, get_settings())
         run_selection(defs, instance, resolve_selection(defs, "key:scenario_catalog"))
-        assert len(instance.get_dynamic_partitions(scenarios_partitions.name)) == 2
+        assert len(instance.get_dynamic_partitions(scenarios_partitions.name)) == 3
 
         (project / "stress_packs" / "test.yaml").write_text(PACK.split("  - name: Test Spreads")[0])
         (project / "stress_packs" / "broken.yaml").write_text(PACK.replace("0.25", "25"))
         (outcome,) = run_selection(defs, instance, resolve_selection(defs, "key:scenario_catalog"))
-        assert instance.get_dynamic_partitions(scenarios_partitions.name) == ["test_crash"]
+        assert sorted(instance.get_dynamic_partitions(scenarios_partitions.name)) == ["baseline", "test_crash"]
         assert outcome.checks == {"scenario_packs_valid": False}
         (error,) = outcome.check_metadata["scenario_packs_valid"]["errors"]
         assert "broken.yaml: scenario #1 'Test Crash': field parameters.drop_pct" in error

@@ -16,6 +16,7 @@ import pandas as pd
 from stress_pipeline.scenarios.model import SCENARIO_ADAPTER, Scenario
 from stress_pipeline.scenarios.packs import Pack, ScenarioPackError, load_pack, pack_files
 
+BASELINE_KEY = "baseline"
 CATALOG_COLUMNS = (
     "key", "name", "type", "severity", "description", "symbols", "pack", "file", "seed", "parameters",
     "expect", "faults", "definition",
@@ -91,3 +92,22 @@ def find_scenario(table: pd.DataFrame, key: str) -> Scenario:
     if match.empty:
         raise KeyError(f"no scenario '{key}' in the catalog (have {', '.join(table['key']) or 'none'})")
     return scenario_from_row(match.iloc[0])
+
+
+def baseline_scenario(symbols) -> Scenario:
+    """The unstressed data of ``symbols``, whole: the reference every stressed run is compared with."""
+    return SCENARIO_ADAPTER.validate_python(
+        {
+            "name": BASELINE_KEY,
+            "type": "historical_replay",
+            "severity": "minor",
+            "description": "The ingested bars, unchanged: the baseline every scenario is compared with.",
+            "symbols": sorted(symbols),
+            "parameters": {"start": "1970-01-01T00:00:00Z", "end": "2262-01-01T00:00:00Z"},
+        }
+    )
+
+
+def scenario_for_key(table: pd.DataFrame, key: str, symbols) -> Scenario:
+    """The scenario of a partition key; ``baseline`` is every symbol's unstressed data."""
+    return baseline_scenario(symbols) if key == BASELINE_KEY else find_scenario(table, key)

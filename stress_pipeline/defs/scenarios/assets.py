@@ -8,7 +8,7 @@ import pandas as pd
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
 from stress_pipeline.market.symbols import discover_symbol_files
-from stress_pipeline.scenarios.catalog import build_catalog, find_scenario
+from stress_pipeline.scenarios.catalog import BASELINE_KEY, build_catalog, scenario_for_key
 from stress_pipeline.scenarios.plots import scenario_plot_markdown
 from stress_pipeline.scenarios.stress_run import StressRun, stress_scenario
 from stress_pipeline.settings import get_settings
@@ -25,7 +25,7 @@ def scenario_catalog(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFram
     known = list(discover_symbol_files(settings.bars_dir))
     catalog = build_catalog(settings.stress_packs_dir, known_symbols=known)
     table = catalog.table()
-    added, removed = _sync_partitions(context.instance, list(table["key"]))
+    added, removed = _sync_partitions(context.instance, [BASELINE_KEY, *table["key"]])
     if added or removed:
         context.log.info(f"scenario partitions: added {added or 'none'}, removed {removed or 'none'}")
     return dg.Output(
@@ -66,7 +66,10 @@ def _sync_partitions(instance: dg.DagsterInstance, keys: list[str]) -> tuple[lis
 def stressed_bars(
     context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
-    """The scenario applied to the market bars it names: canonical bars plus stressed/corrupted/halted flags."""
+    """The scenario applied to the market bars it names: canonical bars plus stressed/corrupted/halted flags.
+
+    The partition ``baseline`` holds every symbol's bars unstressed, the reference for the simulations.
+    """
     out: dict[str, pd.DataFrame] = {}
     for key in context.partition_keys:
         run = _stress(context, scenario_catalog, key)
@@ -92,7 +95,7 @@ def load_base_bars(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCon
 
 def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, key: str) -> StressRun:
     try:
-        scenario = find_scenario(catalog, key)
+        scenario = scenario_for_key(catalog, key, context.instance.get_dynamic_partitions(symbols_partitions.name))
     except KeyError as err:
         raise dg.Failure(str(err)) from None
     base = load_base_bars(context, scenario.symbols)

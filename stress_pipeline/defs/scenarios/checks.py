@@ -3,10 +3,10 @@
 import dagster as dg
 import pandas as pd
 
-from stress_pipeline.defs.partitions import scenarios_partitions
+from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
 from stress_pipeline.defs.scenarios.assets import load_base_bars, scenario_catalog, stressed_bars
 from stress_pipeline.market.symbols import discover_symbol_files
-from stress_pipeline.scenarios.catalog import build_catalog, find_scenario
+from stress_pipeline.scenarios.catalog import build_catalog, scenario_for_key
 from stress_pipeline.scenarios.invariants import check_stressed_bars
 from stress_pipeline.settings import get_settings
 
@@ -52,7 +52,8 @@ def stressed_bars_invariants(
     io_manager = context.resources.parquet_io_manager
     results: dict[str, dict[str, object]] = {}
     for key in context.partition_keys:
-        scenario = find_scenario(scenario_catalog, key)
+        symbols = context.instance.get_dynamic_partitions(symbols_partitions.name)
+        scenario = scenario_for_key(scenario_catalog, key, symbols)
         stored = io_manager.load_partition(stressed_bars.key, key)
         report = check_stressed_bars(scenario, load_base_bars(context, scenario.symbols), stored)
         results[key] = {
