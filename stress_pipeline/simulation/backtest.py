@@ -1,0 +1,224 @@
+"""The idealised backtest: what the strategy would earn if execution were free of friction beyond a
+fixed fee and a fixed slippage. The paper run adds the frictions; the gap between the two is what
+the divergence report explains.
+
+What it models, bar by bar (every symbol of the panel, in one compiled pass over time):
+
+1. At the close of bar t, mark the book to market: equity_t = cash + sum(position x close_t).
+2. For each symbol whose bar is tradable and whose target weight (the strategy's weight at t,
+   clipped to +-``max_weight``) differs from the weight it last traded to, set the position to
+   :func:`target_quantities` of that weight, sized on equity_t. The fill is at the close, moved
+   against the trade by ``backtest_slippage_bps``, with a fee of ``backtest_fee_bps`` on the
+   filled notional. No latency, no partial fills, no rejections, no risk stack beyond the weight
+   cap. A symbol whose bar is not tradable (halted, missing, rejected by the data guard) keeps its
+   position; a weight change it missed is traded at its next tradable bar.
+3. Mark again (equity after costs), record equity, cash and gross exposure.
+
+So the weight at t is traded at the close of t and held from bar t+1: a strategy that uses only
+bars up to t (the lookahead guard checks it) cannot see the return it earns.
+
+Sizing convention, shared with the paper engine (which calls :func:`target_quantities` too):
+equal allocation, a weight w of a symbol means w x equity / n_symbols of notional, equity being
+marked to market at the decision bar's close. A position is re-sized only when its target weight
+changes, never to follow price drift: a weight held for a week is one trade, not 10,000 small
+rebalances, in both simulations. A ruined account (equity <= 0) sizes everything to 0.
+
+Fills carry ``slippage_cost`` (|qty| x close x slippage), the backtest's only execution cost beyond
+fees, so ``metrics.slippage_cost`` compares with the paper run's spread and impact costs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from stress_pipeline.simulation.config import SimConfig
+from stress_pipeline.simulation.metrics import compute_metrics, equity_frame, resolve_periods_per_year
+from stress_pipeline.simulation.panel import MarketPanel, prepare_panel
+from stress_pipeline.simulation.result import SimResult
+from stress_pipeline.simulation.trades import round_trips_from_arrays, utc_stamps
+from stress_pipeline.trading import as_strategy, get_strategy
+
+
+def run_backtest(
+    bars: pd.DataFrame | MarketPanel, strategy=None, config: SimConfig | None = None, *, scenario_name: str = ""
+) -> SimResult:
+    """Backtest ``strategy`` on ``bars`` (canonical bars, cleaned here, or a prepared panel).
+
+    ``strategy``: a spec for :func:`get_strategy` (built with ``config.strategy_params``), a
+    strategy object or function, or None for ``config.strategy``.
+    """
+    started = time.perf_counter()
+    config = config or SimConfig()
+    details: dict[str, object] = {}
+    if isinstance(bars, MarketPanel):
+        panel = bars
+    else:
+        panel, guard = prepare_panel(bars)
+        details["data_guard"] = guard
+    strat = resolve_strategy(strategy, config)
+    weights = np.asarray(strat.target_weights(panel), dtype=np.float64)
+    if weights.shape != panel.shape:
+        raise ValueError(f"strategy {strat.name!r} returned weights of shape {weights.shape}, expected {panel.shape}")
+    if not np.isfinite(weights).all():
+        weights = np.nan_to_num(weights, nan=0.0, posinf=config.max_weight, neginf=-config.max_weight)
+    sim = _simulate(
+        np.ascontiguousarray(panel.close, dtype=np.float64),
+        np.ascontiguousarray(weights),
+        np.ascontiguousarray(panel.tradable, dtype=np.bool_),
+        float(config.initial_capital),
+        float(config.max_weight),
+        config.backtest_fee_bps / 1e4,
+        config.backtest_slippage_bps / 1e4,
+    )
+    equity, cash, gross, fill_t, fill_s, qty, price, fee, slip = sim
+    names = np.asarray(panel.symbols, dtype=object)
+    fills = pd.DataFrame(
+        {
+            "ts": utc_stamps(panel.ts[fill_t]),
+            "symbol": pd.array(names[fill_s], dtype="str"),
+            "order_id": np.arange(1, len(qty) + 1, dtype=np.int64),
+            "fill_id": np.arange(1, len(qty) + 1, dtype=np.int64),
+            "qty": qty,
+            "price": price,
+            "fee": fee,
+            "slippage_cost": slip,
+        }
+    )
+    trades = round_trips_from_arrays(fill_s, names, panel.ts[fill_t], qty, price, fee)
+    curve = equity_frame(panel.ts, equity, cash, gross, config.initial_capital)
+    details.update({"strategy": strat.name, "symbols": panel.symbols, "bars": panel.shape[0]})
+    metrics = compute_metrics(
+        curve,
+        trades,
+        fills,
+        initial_capital=config.initial_capital,
+        periods_per_year=resolve_periods_per_year(panel.symbols, config.periods_per_year),
+        scenario_name=scenario_name,
+        duration_sec=time.perf_counter() - started,
+        equity_sample_points=config.equity_sample_points,
+        bars_per_day=None,
+    )
+    return SimResult(
+        kind="backtest",
+        scenario_name=scenario_name,
+        trades=trades,
+        fills=fills,
+        equity=curve,
+        metrics=metrics,
+        events=None,
+        details=details,
+    )
+
+
+def target_quantities(
+    weights: np.ndarray | float, equity: float, close: np.ndarray | float, config: SimConfig, n_symbols: int
+) -> np.ndarray:
+    """Signed quantities for target ``weights`` (one per symbol): clip(w, +-max_weight) x equity /
+    n_symbols / close. 0 where the close is not a positive number or the equity is not positive.
+
+    The backtest's compiled loop applies this same formula (tests hold the two equal); the paper
+    engine calls it directly on the bars where :func:`rebalance_mask` is True."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), -config.max_weight, config.max_weight)
+    price = np.asarray(close, dtype=np.float64)
+    allocation = max(float(equity), 0.0) / n_symbols
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qty = w * allocation / price
+    return np.where(np.isfinite(qty) & (price > 0), qty, 0.0)
+
+
+def rebalance_mask(weights: np.ndarray, last_traded: np.ndarray, tradable: np.ndarray, config: SimConfig) -> np.ndarray:
+    """Which symbols trade at this bar: tradable, and the target weight clipped to +-max_weight
+    differs from ``last_traded``, the clipped weight each symbol last traded to (0 at the start)."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), -config.max_weight, config.max_weight)
+    return np.asarray(tradable, dtype=bool) & (w != np.asarray(last_traded, dtype=np.float64))
+
+
+def resolve_strategy(strategy, config: SimConfig):
+    """A strategy object from a spec string, an object or function, or None (``config.strategy``)."""
+    if strategy is None:
+        strategy = config.strategy
+    if isinstance(strategy, str):
+        return get_strategy(strategy, **config.strategy_params)
+    return as_strategy(strategy)
+
+
+@njit(cache=True)
+def _simulate(close, weights, tradable, capital, max_weight, fee_rate, slip_rate):
+    """The bar loop: time outer, symbols inner. Fill arrays grow by doubling (a few hundred fills
+    for a day of 100 symbols)."""
+    n, m = close.shape
+    position = np.zeros(m)
+    last_weight = np.zeros(m)
+    cash = capital
+    equity = np.empty(n)
+    cash_curve = np.empty(n)
+    gross = np.empty(n)
+    capacity = 4 * m + 64
+    f_t = np.empty(capacity, np.int64)
+    f_s = np.empty(capacity, np.int64)
+    f_qty = np.empty(capacity)
+    f_price = np.empty(capacity)
+    f_fee = np.empty(capacity)
+    f_slip = np.empty(capacity)
+    k = 0
+    for t in range(n):
+        row = close[t]
+        value = 0.0
+        for j in range(m):
+            value += position[j] * row[j]
+        allocation = max(cash + value, 0.0) / m
+        for j in range(m):
+            w = min(max(weights[t, j], -max_weight), max_weight)
+            if not tradable[t, j] or w == last_weight[j] or not row[j] > 0.0:
+                continue
+            last_weight[j] = w
+            target = w * allocation / row[j]
+            dq = target - position[j]
+            if dq == 0.0:
+                continue
+            price = row[j] * (1.0 + slip_rate) if dq > 0.0 else row[j] * (1.0 - slip_rate)
+            fee = abs(dq) * price * fee_rate
+            cash -= dq * price + fee
+            position[j] = target
+            if k == capacity:
+                capacity *= 2
+                f_t = _grow_int(f_t, capacity)
+                f_s = _grow_int(f_s, capacity)
+                f_qty = _grow(f_qty, capacity)
+                f_price = _grow(f_price, capacity)
+                f_fee = _grow(f_fee, capacity)
+                f_slip = _grow(f_slip, capacity)
+            f_t[k] = t
+            f_s[k] = j
+            f_qty[k] = dq
+            f_price[k] = price
+            f_fee[k] = fee
+            f_slip[k] = abs(dq) * row[j] * slip_rate
+            k += 1
+        value = 0.0
+        exposure = 0.0
+        for j in range(m):
+            value += position[j] * row[j]
+            exposure += abs(position[j]) * row[j]
+        equity[t] = cash + value
+        cash_curve[t] = cash
+        gross[t] = exposure
+    return equity, cash_curve, gross, f_t[:k], f_s[:k], f_qty[:k], f_price[:k], f_fee[:k], f_slip[:k]
+
+
+@njit(cache=True)
+def _grow(values, capacity):
+    out = np.empty(capacity)
+    out[: values.shape[0]] = values
+    return out
+
+
+@njit(cache=True)
+def _grow_int(values, capacity):
+    out = np.empty(capacity, np.int64)
+    out[: values.shape[0]] = values
+    return out

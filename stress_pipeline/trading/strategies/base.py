@@ -1,0 +1,121 @@
+"""The strategy interface both simulations call, and the glue between its two forms.
+
+A strategy answers one question: at the close of each bar, what fraction of its allocation should
+each symbol hold? Two forms of the same answer:
+
+* ``target_positions(bars) -> DataFrame``: canonical long bars in, wide target weights out (index
+  the bar ``ts``, sorted, UTC; one column per symbol; values in [-1, 1]). This is the form users
+  write and the lookahead guard checks.
+* ``target_weights(panel) -> ndarray (T, S)``: the same on a cleaned :class:`MarketPanel`, the
+  array fast path both simulations call, so the backtest and the paper run see the same signals.
+
+Both are causal: the weight at bar t uses bars up to and including t. The simulations act on it
+from the close of t (backtest) or later (paper), so a weight is never applied to the bar it was
+computed from. The reference strategies implement ``target_weights`` and inherit
+``target_positions`` as a thin wrapper: clean the bars as the simulations do, compute, label.
+
+``MarketPanel`` lives in ``simulation/panel.py``; it is imported lazily here so that importing
+``trading`` never imports the ``simulation`` package (which imports ``trading``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from stress_pipeline.simulation.panel import MarketPanel
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """What the simulations need from a strategy."""
+
+    name: str
+
+    def target_positions(self, bars: pd.DataFrame) -> pd.DataFrame: ...
+
+    def target_weights(self, panel: MarketPanel) -> np.ndarray: ...
+
+
+class PanelStrategy:
+    """Base of the reference strategies: subclasses implement :meth:`target_weights` only."""
+
+    name = "panel"
+
+    def target_weights(self, panel: MarketPanel) -> np.ndarray:
+        raise NotImplementedError
+
+    def target_positions(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """Clean ``bars`` as the simulations do (``prepare_panel``), compute, and label the weights."""
+        from stress_pipeline.simulation.panel import prepare_panel
+
+        panel, _ = prepare_panel(bars)
+        return weights_frame(panel, self.target_weights(panel))
+
+
+def weights_frame(panel: MarketPanel, weights: np.ndarray) -> pd.DataFrame:
+    """A (T, S) weight array as the wide frame of ``target_positions``."""
+    frame = pd.DataFrame(weights, index=panel.timestamps(), columns=list(panel.symbols))
+    frame.index.name = "ts"
+    frame.columns.name = "symbol"
+    return frame
+
+
+def price_array(values: np.ndarray) -> np.ndarray:
+    """A panel array as the compiled kernels take it: 2-D, float64, C-contiguous (no copy if it is)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return values.reshape(values.shape[0], -1)
+
+
+def panel_to_bars(panel: MarketPanel) -> pd.DataFrame:
+    """The cleaned panel back as long canonical bars (sorted by symbol, then ts), for strategies
+    written against ``target_positions`` only. ``tradable`` is kept as an extra column."""
+    t, s = panel.shape
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime(np.tile(panel.ts, s), unit="ns", utc=True),
+            "symbol": np.repeat(np.array(panel.symbols, dtype=object), t).astype(str),
+            **{
+                name: getattr(panel, name).T.ravel()
+                for name in ("open", "high", "low", "close", "volume", "spread_bps", "tradable")
+            },
+        }
+    )
+
+
+def conform_weights(frame: pd.DataFrame, panel: MarketPanel) -> np.ndarray:
+    """A user strategy's wide weight frame aligned to ``panel``: its ts and symbols, a weight held
+    until the strategy changes it (forward fill), NaN and symbols it did not mention as 0, clipped
+    to [-1, 1]."""
+    frame = validate_weights(frame)
+    index = panel.timestamps()
+    if not frame.index.equals(index):
+        # Rows emitted between bars (or a coarser grid) are carried to the following bars.
+        frame = frame.reindex(frame.index.union(index)).ffill().reindex(index)
+    aligned = frame.reindex(columns=list(panel.symbols))
+    values = aligned.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.clip(np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+
+
+def validate_weights(frame: object) -> pd.DataFrame:
+    """Check the shape of a ``target_positions`` result: a DataFrame with a datetime index (made
+    UTC and sorted here), columns = symbols, numeric values."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"target_positions must return a pandas DataFrame, got {type(frame).__name__}")
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        try:
+            index = pd.DatetimeIndex(pd.to_datetime(index, utc=True))
+        except (TypeError, ValueError):
+            raise TypeError("target_positions must return a frame indexed by bar timestamps") from None
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    out = frame.set_axis(index, axis=0)
+    out.columns = [str(c) for c in out.columns]
+    if not out.index.is_monotonic_increasing:
+        out = out.sort_index(kind="stable")
+    if out.index.has_duplicates:
+        out = out[~out.index.duplicated(keep="last")]
+    return out.apply(pd.to_numeric, errors="coerce").astype(np.float64)
