@@ -132,8 +132,14 @@ def _progress_printer(*, quiet: bool):
     return say
 
 
+def _check_word(step, name: str, passed: bool, *, short: bool = False) -> str:
+    if passed:
+        return "pass" if short else "passed"
+    return "warn" if name in step.warnings else ("FAIL" if short else "FAILED")
+
+
 def _step_line(step) -> str:
-    checks = ", ".join(f"{name} {'passed' if passed else 'FAILED'}" for name, passed in step.checks.items())
+    checks = ", ".join(f"{name} {_check_word(step, name, passed)}" for name, passed in step.checks.items())
     line = f"{step.status} in {step.seconds:.1f}s" + (f"; {checks}" if checks else "")
     return line + (f"\n      error: {step.error}" if step.error else "")
 
@@ -169,7 +175,9 @@ def _run_report(outcomes, services, ok: bool, elapsed: float, settings) -> str:
     rows = [("asset", "partition", "status", "rows", "first", "last", "interval", "gaps", "checks")]
     for step in outcomes:
         meta = step.metadata
-        checks = ", ".join(f"{name}: {'pass' if passed else 'FAIL'}" for name, passed in step.checks.items())
+        checks = ", ".join(
+            f"{name}: {_check_word(step, name, passed, short=True)}" for name, passed in step.checks.items()
+        )
         rows.append(
             (
                 step.asset,
@@ -189,9 +197,13 @@ def _run_report(outcomes, services, ok: bool, elapsed: float, settings) -> str:
             lines.append(f"{step.asset}[{step.partition}] {step.status}: {step.error}")
         for name, passed in step.checks.items():
             if not passed:
-                failed = step.check_metadata.get(name, {}).get("failed_expectations", [])
+                meta = step.check_metadata.get(name, {})
+                failed = meta.get("failed_expectations", [])
                 names = ", ".join(f"{f['name']} ({f['unexpected_count']})" for f in failed) if failed else ""
-                lines.append(f"{step.asset}[{step.partition}] {name} failed: {names}")
+                if isinstance(meta.get("failing"), dict):
+                    names = ", ".join(meta["failing"].get(step.partition, []))
+                verdict = "warns" if name in step.warnings else "failed"
+                lines.append(f"{step.asset}[{step.partition}] {name} {verdict}: {names}".rstrip(": "))
     passed = sum(step.ok for step in outcomes)
     verdict = "all passed" if ok else "FAILURES above"
     lines.append(f"{passed}/{len(outcomes)} partitions ok (materialised, checks pass) in {elapsed:.1f}s: {verdict}")

@@ -14,10 +14,10 @@ from stress_pipeline.bench.sim import (
     format_backtest_bench,
     run_backtest_bench,
 )
+from stress_pipeline.market.panel import MarketPanel
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.simulation.backtest import rebalance_mask, run_backtest, target_quantities
 from stress_pipeline.simulation.config import SimConfig
-from stress_pipeline.simulation.panel import MarketPanel
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline_tests.test_strategies import make_panel, random_walk
 

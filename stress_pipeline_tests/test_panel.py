@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stress_pipeline.market.panel import prepare_panel
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.simulation.panel import prepare_panel
 
 
 @pytest.fixture(scope="module")

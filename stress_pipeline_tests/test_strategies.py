@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.simulation.panel import MarketPanel, prepare_panel
 from stress_pipeline.trading import (
     BreakoutStrategy,
     MeanReversionStrategy,

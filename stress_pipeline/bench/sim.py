@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from stress_pipeline.bench.timing import Measurement, measure
 from stress_pipeline.bench.transforms import bench_bars
+from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.simulation.backtest import run_backtest
 from stress_pipeline.simulation.config import SimConfig
-from stress_pipeline.simulation.panel import MarketPanel, prepare_panel
 from stress_pipeline.trading import get_strategy
 
 BACKTEST_TARGET_BAR_SYMBOLS_PER_S = 25_000_000

@@ -9,8 +9,11 @@ import dagster as dg
 from stress_pipeline.defs.market import defs as market_defs
 from stress_pipeline.defs.resources import default_resources
 from stress_pipeline.defs.scenarios import defs as scenarios_defs
+from stress_pipeline.defs.simulations import defs as simulations_defs
 
 
 def build_definitions() -> dg.Definitions:
     """The project's one Definitions object."""
-    return dg.Definitions.merge(market_defs, scenarios_defs, dg.Definitions(resources=default_resources()))
+    return dg.Definitions.merge(
+        market_defs, scenarios_defs, simulations_defs, dg.Definitions(resources=default_resources())
+    )

@@ -4,12 +4,12 @@ import warnings
 
 import dagster as dg
 
-# Partitioned asset checks (market_bars_quality, stressed_bars_invariants) are a preview feature of
-# Dagster 1.13; we rely on them knowingly, so the warning is silenced once here rather than shown on
-# every load of the definitions.
+# Partitioned asset checks (a preview feature of Dagster 1.13) and backfill policies (beta) are used
+# knowingly, so their warnings are silenced once here rather than shown on every load.
 warnings.filterwarnings(
     "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
 )
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 SYMBOLS_PARTITIONS_NAME = "symbols"
 

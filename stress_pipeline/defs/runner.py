@@ -34,11 +34,15 @@ class StepOutcome:
     metadata: dict[str, object] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
     check_metadata: dict[str, dict[str, object]] = field(default_factory=dict)
+    warnings: set[str] = field(default_factory=set)  # checks that failed with WARN severity
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.status == "materialized" and all(self.checks.values())
+        """Materialised, and every check passed or failed only with WARN severity."""
+        return self.status == "materialized" and all(
+            passed or name in self.warnings for name, passed in self.checks.items()
+        )
 
 
 def ensure_dagster_home(project_root: Path | None = None) -> Path:
@@ -172,6 +176,7 @@ def _outcomes(
     failures = {event.step_key: _failure_message(event) for event in result.get_step_failure_events()}
     checks: dict[tuple[dg.AssetKey, str | None], dict[str, bool]] = {}
     check_metadata: dict[tuple[dg.AssetKey, str | None], dict[str, dict[str, object]]] = {}
+    warned: dict[tuple[dg.AssetKey, str | None], set[str]] = {}
     for evaluation in result.get_asset_check_evaluations():
         # A check in a run over a partition range reports once, for every partition of the range.
         covered = [evaluation.partition] if evaluation.partition is not None else partitions
@@ -181,6 +186,8 @@ def _outcomes(
             check_metadata.setdefault(where, {})[evaluation.check_name] = {
                 k: v.value for k, v in evaluation.metadata.items()
             }
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:
+                warned.setdefault(where, set()).add(evaluation.check_name)
     share = seconds / max(len(partitions), 1)
     out = []
     for key in keys:
@@ -201,6 +208,7 @@ def _outcomes(
                     metadata={k: v.value for k, v in materialized.get((key, partition), {}).items()},
                     checks=checks.get((key, partition), {}),
                     check_metadata=check_metadata.get((key, partition), {}),
+                    warnings=warned.get((key, partition), set()),
                     error=error,
                 )
             )

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.simulation.config import SimConfig
 from stress_pipeline.simulation.metrics import compute_metrics, equity_frame, resolve_periods_per_year
-from stress_pipeline.simulation.panel import MarketPanel, prepare_panel
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.trades import round_trips_from_arrays, utc_stamps
 from stress_pipeline.trading import as_strategy, get_strategy

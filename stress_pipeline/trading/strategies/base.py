@@ -14,19 +14,17 @@ from the close of t (backtest) or later (paper), so a weight is never applied to
 computed from. The reference strategies implement ``target_weights`` and inherit
 ``target_positions`` as a thin wrapper: clean the bars as the simulations do, compute, label.
 
-``MarketPanel`` lives in ``simulation/panel.py``; it is imported lazily here so that importing
-``trading`` never imports the ``simulation`` package (which imports ``trading``).
+``MarketPanel`` (``market/panel.py``) is the cleaned time x symbol view both simulations share.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from stress_pipeline.simulation.panel import MarketPanel
+from stress_pipeline.market.panel import MarketPanel, prepare_panel
 
 
 @runtime_checkable
@@ -50,8 +48,6 @@ class PanelStrategy:
 
     def target_positions(self, bars: pd.DataFrame) -> pd.DataFrame:
         """Clean ``bars`` as the simulations do (``prepare_panel``), compute, and label the weights."""
-        from stress_pipeline.simulation.panel import prepare_panel
-
         panel, _ = prepare_panel(bars)
         return weights_frame(panel, self.target_weights(panel))
 

@@ -1,0 +1,114 @@
+"""Scenario faults as time windows the exchange simulator can look up.
+
+A scenario's ``faults`` (``FaultSpec``: kind, ``at_s`` seconds after the first bar, ``duration_s``,
+``params``) become arrays of [start, end) windows in nanoseconds. The exchange models three kinds:
+
+* ``exchange_outage``: orders arriving in the window are rejected (EXCHANGE_OUTAGE) and working
+  orders do not fill in bars that overlap it.
+* ``rate_limit``: both request limits are multiplied by ``params.limit_mult`` (default 0: every
+  request is refused until the window ends).
+* ``latency_spike``: latency is multiplied by ``params.mult`` (default 10).
+
+The other kinds (Redis, PostgreSQL, writer crashes, duplicate fills ...) belong to the state layer;
+the paper run logs their start and end but its fills do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from stress_pipeline.scenarios.model import FaultSpec
+
+MODELLED = ("exchange_outage", "rate_limit", "latency_spike")
+DEFAULT_RATE_LIMIT_MULT = 0.0
+DEFAULT_LATENCY_MULT = 10.0
+
+
+@dataclass(frozen=True)
+class FaultWindows:
+    """[start, end) windows in ns, one (n, 2) int64 array per modelled kind, plus their multipliers."""
+
+    outage: np.ndarray
+    rate_limit: np.ndarray
+    rate_limit_mult: np.ndarray
+    latency: np.ndarray
+    latency_mult: np.ndarray
+
+
+def as_fault_specs(faults: Iterable[FaultSpec | Mapping]) -> tuple[FaultSpec, ...]:
+    """Validate ``faults`` (specs or plain mappings, as in a stress pack) into ``FaultSpec``s."""
+    return tuple(f if isinstance(f, FaultSpec) else FaultSpec.model_validate(f) for f in faults)
+
+
+def fault_windows(
+    faults: Iterable[FaultSpec], start_ns: int, *, outages: bool = True, rate_limits: bool = True,
+    latency: bool = True,
+) -> FaultWindows:
+    """The windows of the modelled faults, relative to ``start_ns`` (the first bar); a switched-off
+    realism source gets no windows."""
+    rows: dict[str, list[tuple[int, int, float]]] = {kind: [] for kind in MODELLED}
+    enabled = {"exchange_outage": outages, "rate_limit": rate_limits, "latency_spike": latency}
+    for fault in faults:
+        if fault.kind not in rows or not enabled[fault.kind]:
+            continue
+        begin = int(start_ns) + round(fault.at_s * 1e9)
+        end = begin + round(fault.duration_s * 1e9)
+        if fault.kind == "rate_limit":
+            mult = _param(fault, "limit_mult", DEFAULT_RATE_LIMIT_MULT)
+        elif fault.kind == "latency_spike":
+            mult = _param(fault, "mult", DEFAULT_LATENCY_MULT)
+        else:
+            mult = 1.0
+        rows[fault.kind].append((begin, end, mult))
+    out = {kind: _windows(rows[kind]) for kind in MODELLED}
+    return FaultWindows(
+        outage=out["exchange_outage"][0],
+        rate_limit=out["rate_limit"][0],
+        rate_limit_mult=out["rate_limit"][1],
+        latency=out["latency_spike"][0],
+        latency_mult=out["latency_spike"][1],
+    )
+
+
+@njit(cache=True)
+def window_mult(windows: np.ndarray, mults: np.ndarray, t_ns: int) -> float:
+    """The product of the multipliers of the windows holding ``t_ns`` (1 when none does)."""
+    out = 1.0
+    for i in range(windows.shape[0]):
+        if windows[i, 0] <= t_ns < windows[i, 1]:
+            out *= mults[i]
+    return out
+
+
+@njit(cache=True)
+def in_window(windows: np.ndarray, t_ns: int) -> bool:
+    for i in range(windows.shape[0]):  # noqa: SIM110 - numba compiles no generator expressions here
+        if windows[i, 0] <= t_ns < windows[i, 1]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def overlaps(windows: np.ndarray, begin_ns: int, end_ns: int) -> bool:
+    """Whether any window meets the span (begin, end]."""
+    for i in range(windows.shape[0]):  # noqa: SIM110 - numba compiles no generator expressions here
+        if windows[i, 0] <= end_ns and windows[i, 1] > begin_ns:
+            return True
+    return False
+
+
+def _param(fault: FaultSpec, name: str, default: float) -> float:
+    value = fault.params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"fault {fault.kind} at {fault.at_s} s: params.{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _windows(rows: list[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    spans = np.array([(b, e) for b, e, _ in rows], dtype=np.int64).reshape(-1, 2)
+    mults = np.array([m for _, _, m in rows], dtype=np.float64)
+    return spans, mults
