@@ -63,8 +63,7 @@ def run_backtest(
     weights = np.asarray(strat.target_weights(panel), dtype=np.float64)
     if weights.shape != panel.shape:
         raise ValueError(f"strategy {strat.name!r} returned weights of shape {weights.shape}, expected {panel.shape}")
-    if not np.isfinite(weights).all():
-        weights = np.nan_to_num(weights, nan=0.0, posinf=config.max_weight, neginf=-config.max_weight)
+    weights = scale_weights(weights, config)
     sim = _simulate(
         np.ascontiguousarray(panel.close, dtype=np.float64),
         np.ascontiguousarray(weights),
@@ -112,6 +111,13 @@ def run_backtest(
         events=None,
         details=details,
     )
+
+
+def scale_weights(weights: np.ndarray, config: SimConfig) -> np.ndarray:
+    """Strategy weights as both simulations size them: finite, times ``position_scale``, clipped to
+    +-``max_weight``."""
+    weights = np.nan_to_num(np.asarray(weights, dtype=np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(weights * config.position_scale, -config.max_weight, config.max_weight)
 
 
 def target_quantities(

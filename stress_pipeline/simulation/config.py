@@ -15,10 +15,16 @@ class SimConfig(BaseModel):
     initial_capital: float = Field(default=100_000.0, gt=0)
     strategy: str = "trend"  # "trend" | "mean_reversion" | "breakout" | "package.module:callable"
     strategy_params: dict[str, float | int | str | bool] = Field(default_factory=dict)
-    # Equal allocation: a target weight w of a symbol means w * equity / n_symbols of notional.
-    max_weight: float = Field(default=1.0, gt=0, le=5)  # |w| cap per symbol, before allocation
-    backtest_fee_bps: float = Field(default=10.0, ge=0)  # 0.1% per side, Binance's taker fee
-    backtest_slippage_bps: float = Field(default=10.0, ge=0)  # the fixed 0.1%
+    # Equal allocation: a strategy weight w of a symbol means clip(w * position_scale, +-max_weight)
+    # * equity / n_symbols of notional.
+    position_scale: float = Field(default=1.0, gt=0, le=5)
+    max_weight: float = Field(default=1.0, gt=0, le=5)  # |w| cap per symbol after scaling
+    # The backtest's fixed costs per side: the default policy's taker fee (Binance USD-M futures,
+    # 0.05%) and a fixed slippage of about half the spread of a liquid major. The paper run models
+    # both for real (fee tiers, half the bar's spread, square-root impact), so with these defaults an
+    # honest paper run costs about as much as the backtest assumes, or a little more.
+    backtest_fee_bps: float = Field(default=5.0, ge=0)
+    backtest_slippage_bps: float = Field(default=2.0, ge=0)
     periods_per_year: int | None = Field(default=None, ge=1)  # None: 365 crypto, 252 equity (data/symbols.yaml)
     seed: int = Field(default=0, ge=0)
     equity_sample_points: int = Field(default=50, ge=2, le=10_000)

@@ -36,7 +36,7 @@ import pandas as pd
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.scenarios.model import FaultSpec
 from stress_pipeline.simulation import paper_kernel as pk
-from stress_pipeline.simulation.backtest import resolve_strategy
+from stress_pipeline.simulation.backtest import resolve_strategy, scale_weights
 from stress_pipeline.simulation.config import SimConfig
 from stress_pipeline.simulation.events import (
     ESS_TRANSITION,
@@ -179,15 +179,13 @@ def simulate(
 
 
 def paper_weights(strategy, panel: MarketPanel, config: SimConfig) -> np.ndarray:
-    """The strategy's target weights on the panel, as the backtest reads them: finite, clipped to
-    +-``max_weight``."""
+    """The strategy's target weights on the panel, scaled exactly as the backtest scales them."""
     weights = np.asarray(strategy.target_weights(panel), dtype=np.float64)
     if weights.shape != panel.shape:
         raise ValueError(
             f"strategy {strategy.name!r} returned weights of shape {weights.shape}, expected {panel.shape}"
         )
-    weights = np.nan_to_num(weights, nan=0.0, posinf=config.max_weight, neginf=-config.max_weight)
-    return np.clip(weights, -config.max_weight, config.max_weight)
+    return scale_weights(weights, config)
 
 
 def pack_params(policy: TradingPolicy, toggles: RealismToggles, config: SimConfig,

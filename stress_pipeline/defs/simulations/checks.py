@@ -5,7 +5,6 @@ import pandas as pd
 
 from stress_pipeline.defs.partitions import scenarios_partitions
 from stress_pipeline.defs.simulations.assets import backtest_results, divergence_report, load_scenario_bars
-from stress_pipeline.scenarios.catalog import BASELINE_KEY
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.divergence import DIVERGENCE_LIMIT, bias_check
 from stress_pipeline.simulation.scenario_sims import paths_of
@@ -24,9 +23,9 @@ RESOURCES = {"parquet_io_manager", "simulation"}
     partitions_def=scenarios_partitions,
     required_resource_keys={"parquet_io_manager"},
     description=(
-        f"Every metric's |paper - backtest| / max(|backtest|, floor) is under {DIVERGENCE_LIMIT:.0%}. A failing "
-        "baseline is an ERROR (the simulations disagree in a calm market); a failing stressed scenario is a "
-        "WARN: it is what the scenario is for, and the attribution says why."
+        f"Every metric's |paper - backtest| / max(|backtest|, floor) is under {DIVERGENCE_LIMIT:.0%}. A failure is "
+        "a WARN, not an ERROR: the gap is a finding about the trading system (its risk stack, its costs), and "
+        "divergence_report's attribution says which part of it comes from where."
     ),
 )
 def divergence_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -39,7 +38,7 @@ def divergence_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetC
     }
     return dg.AssetCheckResult(
         passed=not failing,
-        severity=dg.AssetCheckSeverity.ERROR if BASELINE_KEY in failing else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "limit": dg.MetadataValue.float(DIVERGENCE_LIMIT),
             "scenarios_checked": dg.MetadataValue.int(len(tables)),
@@ -51,15 +50,16 @@ def divergence_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetC
 @dg.asset_check(
     asset=divergence_report,
     name=PAPER_NOT_OPTIMISTIC,
+    required_resource_keys={"simulation"},
     description=(
         "Across every scenario simulated so far, the paper run does not beat its backtest systematically "
         "(one-sided sign test); if it did, the simulation would be optimistic."
     ),
 )
-def paper_not_optimistic() -> dg.AssetCheckResult:
+def paper_not_optimistic(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     base = get_settings().storage_dir / "simulations"
     keys = sorted(p.name for p in (base / "paper").iterdir()) if (base / "paper").is_dir() else []
-    pairs, capital = [], 100_000.0
+    pairs, capital = [], context.resources.simulation.initial_capital
     for key in keys:
         try:
             backtest = load_result(result_dir(get_settings().storage_dir, "backtest", key))
