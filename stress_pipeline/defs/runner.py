@@ -180,13 +180,15 @@ def _outcomes(
     for evaluation in result.get_asset_check_evaluations():
         # A check in a run over a partition range reports once, for every partition of the range.
         covered = [evaluation.partition] if evaluation.partition is not None else partitions
+        failed_partitions = _failed_partitions(evaluation) if len(covered) > 1 else None
         for partition in covered:
             where = (evaluation.asset_key, partition)
-            checks.setdefault(where, {})[evaluation.check_name] = evaluation.passed
+            passed = evaluation.passed or (failed_partitions is not None and partition not in failed_partitions)
+            checks.setdefault(where, {})[evaluation.check_name] = passed
             check_metadata.setdefault(where, {})[evaluation.check_name] = {
                 k: v.value for k, v in evaluation.metadata.items()
             }
-            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:
+            if not passed and evaluation.severity == dg.AssetCheckSeverity.WARN:
                 warned.setdefault(where, set()).add(evaluation.check_name)
     share = seconds / max(len(partitions), 1)
     out = []
@@ -213,6 +215,19 @@ def _outcomes(
                 )
             )
     return out
+
+
+# Checks over a partition range name the partitions that failed under one of these metadata keys.
+FAILED_PARTITIONS_KEYS = ("failed_scenarios", "failing", "violations")
+
+
+def _failed_partitions(evaluation) -> set[str] | None:
+    """The partitions a range check failed for, when it says so; None when it does not."""
+    for name in FAILED_PARTITIONS_KEYS:
+        if name in evaluation.metadata:
+            value = evaluation.metadata[name].value
+            return set(value) if isinstance(value, dict | list) else None
+    return None
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:
