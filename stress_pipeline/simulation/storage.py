@@ -58,3 +58,18 @@ def load_result(directory: Path) -> SimResult:
         metrics=meta["metrics"],
         events=tables["events"],
     )
+
+
+def result_pairs(storage_dir: Path) -> list[tuple[str, SimResult, SimResult]]:
+    """(scenario key, backtest, paper) for every scenario with both results stored."""
+    base = storage_dir / "simulations"
+    if not (base / "paper").is_dir():
+        return []
+    pairs = []
+    for key in sorted(p.name for p in (base / "paper").iterdir() if p.is_dir()):
+        try:
+            pairs.append((key, load_result(result_dir(storage_dir, "backtest", key)),
+                          load_result(result_dir(storage_dir, "paper", key))))
+        except FileNotFoundError:
+            continue
+    return pairs

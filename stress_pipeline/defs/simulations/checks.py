@@ -8,7 +8,7 @@ from stress_pipeline.defs.simulations.assets import backtest_results, divergence
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.divergence import DIVERGENCE_LIMIT, bias_check
 from stress_pipeline.simulation.scenario_sims import paths_of
-from stress_pipeline.simulation.storage import load_result, result_dir
+from stress_pipeline.simulation.storage import result_pairs
 from stress_pipeline.trading import check_lookahead, get_strategy
 
 DIVERGENCE_WITHIN_LIMIT = "divergence_within_limit"
@@ -57,16 +57,11 @@ def divergence_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetC
     ),
 )
 def paper_not_optimistic(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    base = get_settings().storage_dir / "simulations"
-    keys = sorted(p.name for p in (base / "paper").iterdir()) if (base / "paper").is_dir() else []
-    pairs, capital = [], context.resources.simulation.initial_capital
-    for key in keys:
-        try:
-            backtest = load_result(result_dir(get_settings().storage_dir, "backtest", key))
-            paper = load_result(result_dir(get_settings().storage_dir, "paper", key))
-        except FileNotFoundError:
-            continue
-        pairs.append((float(backtest.metrics["total_pnl"]), float(paper.metrics["total_pnl"])))
+    pairs = [
+        (float(backtest.metrics["total_pnl"]), float(paper.metrics["total_pnl"]))
+        for _, backtest, paper in result_pairs(get_settings().storage_dir)
+    ]
+    capital = context.resources.simulation.initial_capital
     report = bias_check(pairs, initial_capital=capital)
     return dg.AssetCheckResult(
         passed=report.passed,
