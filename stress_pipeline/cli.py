@@ -4,7 +4,7 @@
     stress-pipeline services start|stop|status [--json]
     stress-pipeline data generate [--out DIR] [--days N] [--seed N] [--force]
     stress-pipeline scenarios list [--json] | validate FILE...
-    stress-pipeline bench market|transforms|sim [--json] [--repeat N]
+    stress-pipeline bench market|transforms|sim|state [--json] [--repeat N]
 
 Heavy imports (Dagster, pandas) happen inside the commands so that `--help` answers at once.
 """
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_cmd_scenarios_validate)
 
     bench = commands.add_parser("bench", help="benchmarks behind the README's performance figures")
-    bench.add_argument("suite", choices=("market", "transforms", "sim"))
+    bench.add_argument("suite", choices=("market", "transforms", "sim", "state"))
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--repeat", type=int, default=3, help="timed calls per benchmark (best is reported)")
     bench.set_defaults(handler=_cmd_bench)
@@ -282,6 +282,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         rows = run_transforms_bench(repeat=args.repeat)
         print(json.dumps([row.as_dict() for row in rows], indent=2) if args.json else format_transform_bench(rows))
         return EXIT_OK if all(row.met for row in rows) else EXIT_FAILED
+
+    if args.suite == "state":
+        from stress_pipeline.bench.state import format_state_bench, run_state_bench, state_targets_met
+
+        results = run_state_bench(repeat=args.repeat)
+        if args.json:
+            print(json.dumps({k: [m.as_dict() for m in v] for k, v in results.items()}, indent=2))
+        else:
+            print(format_state_bench(results))
+        return EXIT_OK if state_targets_met(results) else EXIT_FAILED
 
     if args.suite == "sim":
         from stress_pipeline.bench import sim

@@ -66,3 +66,15 @@ def fill_from_values(
         run_id=run_id, fill_id=str(fill_id), event_id=int(event_id), ts_ns=int(ts_ns), symbol=symbol,
         order_id=int(order_id), qty=qty(qty_value), price=price(price_value), fee=money(fee_value),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A heartbeat with the account's mark-to-market equity, written every ``heartbeat_s`` of sim time.
+
+    A live system publishes these continuously; during an outage they are buffered like fills.
+    """
+
+    run_id: str
+    ts_ns: int
+    equity: Decimal

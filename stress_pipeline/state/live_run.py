@@ -1,0 +1,303 @@
+"""Replay a paper run's fills through the live write path while the scenario's faults hit the servers.
+
+The paper engine decides what trades; this replays its fills in sim-time order, as the trading
+system would have written them, to the real PostgreSQL ledger and Redis hot state a run uses, with a
+mark (heartbeat and equity) every ``heartbeat_s`` of sim time. Fault actions fire when the sim
+clock reaches them: server outages stop the real server process (embedded) or take a fault proxy
+down (external servers), a writer crash kills the writer between its two writes, delivery faults
+duplicate or reorder the fill stream. A reorder buffer as deep as the plan's reordering window puts
+the stream back into event order before it reaches the writer, as a live consumer would.
+
+Marks are coalesced to one per batch while both servers answer (a heartbeat overwrites the last
+one) and kept one per ``heartbeat_s`` while a server is down, where each is a write the system tried
+and buffered. At the end every fault is over, the buffers are flushed and the three views are
+reconciled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from stress_pipeline.faults.plan import DEFAULT_SHUFFLE_WINDOW, FaultPlan
+from stress_pipeline.faults.proxy import FaultProxy
+from stress_pipeline.faults.servers import outage
+from stress_pipeline.services import postgres_engine, redis_client, resolve_service_urls
+from stress_pipeline.services.errors import ServiceUnavailableError
+from stress_pipeline.settings import Settings
+from stress_pipeline.simulation.result import SimResult
+from stress_pipeline.state.hot_state import HotState
+from stress_pipeline.state.ledger import Ledger
+from stress_pipeline.state.reconcile import HotView, LedgerView, ReconciliationReport, reconcile
+from stress_pipeline.state.records import Fill, Mark, fill_from_values, money
+from stress_pipeline.state.writer import StateWriter, WriterCrash, WriterStats
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class LiveStateConfig:
+    batch_fills: int = 200  # fills per write at most
+    heartbeat_s: float = 1.0  # a mark every second of sim time
+    namespace: str = "stress"  # Redis key namespace
+    schema: str = "stress_ledger"  # PostgreSQL schema of the ledger
+
+
+@dataclass
+class LiveStateOutcome:
+    run_id: str
+    report: ReconciliationReport
+    writer: dict[str, object]
+    outages: list[dict[str, object]] = field(default_factory=list)
+    health: list[dict[str, object]] = field(default_factory=list)  # changes of health, in sim time
+    seconds: float = 0.0
+
+
+def exchange_fills(paper: SimResult, run_id: str) -> list[Fill]:
+    """The paper run's fills as exact records, in event order (exchange truth)."""
+    fills = paper.fills
+    events = paper.events
+    ids = _fill_event_ids(fills, events)
+    return [
+        fill_from_values(run_id, row.fill_id, ids[i], int(pd.Timestamp(row.ts).value), row.symbol, row.order_id,
+                         row.qty, row.price, row.fee)
+        for i, row in enumerate(fills.itertuples(index=False))
+    ]  # fmt: skip
+
+
+def run_live_state(
+    paper: SimResult, *, run_id: str, faults: Sequence, settings: Settings, initial_cash: float,
+    buffer_root: Path, config: LiveStateConfig = LiveStateConfig(), seed: int = 0,
+) -> LiveStateOutcome:  # fmt: skip
+    """Write ``paper``'s fills live under ``faults``, then reconcile; see the module docstring."""
+    started = time.perf_counter()
+    truth = exchange_fills(paper, run_id)
+    start_ns = int(paper.equity.index[0].value) if len(paper.equity) else 0
+    end_ns = int(paper.equity.index[-1].value) if len(paper.equity) else start_ns
+    plan = FaultPlan.from_scenario(faults, start_ns, seed=seed)
+    cash0 = money(initial_cash)
+    equity = paper.equity["equity"]
+    with _connections(settings, plan) as (postgres_url, redis_url, proxies):
+        ledger = Ledger(postgres_engine(postgres_url), schema=config.schema)
+        ledger.migrate()
+        ledger.start_run(run_id, paper.scenario_name)
+        hot = HotState(redis_client(redis_url), run_id, namespace=config.namespace)
+        hot.clear()
+        hot.init(cash0)
+        buffer_dir = buffer_root / run_id
+        clock = _Clock(run_id, equity, start_ns, config, plan, settings, proxies)
+        clock.writer = _writer(run_id, ledger, hot, buffer_dir, cash0, plan)
+        clock.restart = lambda: _writer(run_id, ledger, hot, buffer_dir, cash0, plan, recovering=True)
+        for now_ns, batch in _batches(plan.deliver(truth), config, end_ns, _reorder_capacity(plan)):
+            clock.advance(now_ns)
+            clock.write(batch, now_ns)
+        clock.advance(end_ns + 1)
+        clock.finish(end_ns)
+        report = reconcile(
+            truth,
+            LedgerView(fills=ledger.fills(run_id), positions=ledger.positions(run_id), cash=ledger.cash(run_id, cash0)),
+            _hot_view(hot.snapshot()),
+            initial_cash=cash0,
+        )
+    stats = clock.stats()
+    return LiveStateOutcome(
+        run_id=run_id, report=report, writer=stats, outages=stats["outages"], health=clock.health,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def _writer(run_id, ledger, hot, buffer_dir, cash0, plan: FaultPlan, *, recovering: bool = False) -> StateWriter:
+    return StateWriter(
+        run_id, ledger, hot, buffer_dir, initial_cash=cash0, recovering=recovering,
+        crash=lambda point, now_ns: plan.take_crash(point, now_ns) is not None,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _connections(settings: Settings, plan: FaultPlan) -> Iterator[tuple[str, str, dict[str, FaultProxy]]]:
+    """The run's URLs; an external server that a fault takes down is reached through a fault proxy."""
+    urls = resolve_service_urls(settings)
+    targets = {action.target for action in plan.actions if action.target}
+    proxies: dict[str, FaultProxy] = {}
+    postgres_url, redis_url = urls.postgres_url, urls.redis_url
+    try:
+        for target, url, embedded in (("postgres", postgres_url, urls.postgres_embedded),
+                                      ("redis", redis_url, urls.redis_embedded)):  # fmt: skip
+            if target in targets and not embedded:
+                parsed = urlparse(url)
+                proxy = FaultProxy(parsed.hostname or "127.0.0.1", parsed.port or 0).start()
+                proxies[target] = proxy
+                if target == "postgres":
+                    postgres_url = proxy.url_for(url)
+                else:
+                    redis_url = proxy.url_for(url)
+        yield postgres_url, redis_url, proxies
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()
+
+
+class _Clock:
+    """The sim clock of the replay: fires fault actions, writes marks, survives writer crashes."""
+
+    def __init__(self, run_id, equity, start_ns, config, plan, settings, proxies) -> None:
+        self.run_id, self.equity, self.config, self.plan = run_id, equity, config, plan
+        self.settings, self.proxies = settings, proxies
+        self.last_mark_ns = start_ns
+        self.handles: dict[str, object] = {}
+        self.health: list[dict[str, object]] = []
+        self.writer: StateWriter | None = None
+        self.restart = None
+        self.finished: list[WriterStats] = []  # stats of writers that crashed
+        self.outage_timings: list[dict[str, object]] = []
+
+    def advance(self, now_ns: int) -> None:
+        """Fire every fault action due by ``now_ns``, each at its own sim time."""
+        for action in self.plan.due(now_ns):
+            self.tick(action.at_ns)
+            self._act(action)
+
+    def tick(self, now_ns: int) -> None:
+        """While a server is down, the marks the system tried to write every heartbeat until now."""
+        if self.handles or self.writer.health()["mode"] == "DEGRADED":
+            marks = self._marks(now_ns, dense=True)
+            if marks:
+                self.write([], now_ns, marks=marks)
+        else:
+            self.last_mark_ns = max(self.last_mark_ns, now_ns)
+
+    def write(self, fills: list[Fill], now_ns: int, marks: list[Mark] | None = None) -> None:
+        if marks is None:
+            self.tick(now_ns)
+            marks = self._marks(now_ns, dense=False)
+        try:
+            self.writer.write(fills, marks, now_ns)
+        except WriterCrash:
+            self.finished.append(self.writer.stats)
+            self.writer = self.restart()
+            with contextlib.suppress(ServiceUnavailableError):  # a server is down: catch up later
+                self.writer.recover_after_crash(now_ns)
+        status = self.writer.health()
+        if not self.health or {k: v for k, v in self.health[-1].items() if k != "ts"} != status:
+            self.health.append({"ts": pd.Timestamp(now_ns, tz="UTC").isoformat(), **status})
+
+    def finish(self, end_ns: int) -> None:
+        for target in list(self.handles):
+            self._end(target)
+        self.writer.flush(end_ns)
+        self.writer.recover_after_crash(end_ns)
+
+    def stats(self) -> dict[str, object]:
+        merged = self.writer.stats.as_dict()
+        for earlier in self.finished:
+            data = earlier.as_dict()
+            for key in ("batches", "fills", "marks"):
+                merged[key] += data[key]
+            for target, count in data["buffered"].items():
+                merged["buffered"][target] += count
+            merged["outages"] = data["outages"] + merged["outages"]
+        merged["crashes"] = len(self.finished)
+        merged["outage_timings"] = self.outage_timings
+        return merged
+
+    def _act(self, action) -> None:
+        target = action.target
+        if target is None:
+            return
+        if action.phase == "begin":
+            handle = outage(target, self.settings, self.proxies.get(target))
+            self.handles[target] = handle
+            timings = handle.begin()
+            self.outage_timings.append({"target": target, "begin_ns": action.at_ns, "down_s": timings.down_s})
+        else:
+            self._end(target)
+            self.writer.flush(action.at_ns)
+
+    def _end(self, target: str) -> None:
+        handle = self.handles.pop(target, None)
+        if handle is not None:
+            timings = handle.end()
+            entry = next((t for t in reversed(self.outage_timings) if t["target"] == target), None)
+            if entry is not None:
+                entry.update({"recovery_s": timings.recovery_s, "outage_s": timings.outage_s})
+
+    def _marks(self, now_ns: int, *, dense: bool) -> list[Mark]:
+        marks, self.last_mark_ns = _marks(
+            self.run_id, self.equity, self.last_mark_ns, now_ns, self.config.heartbeat_s, dense=dense
+        )
+        return marks
+
+
+def _reorder_capacity(plan: FaultPlan) -> int:
+    """How many fills the reorder buffer holds: enough to undo the plan's out-of-order delivery."""
+    windows = [
+        int(action.params.get("window", DEFAULT_SHUFFLE_WINDOW))
+        for action in plan.actions
+        if action.kind == "out_of_order_fills"
+    ]
+    return max(windows, default=0)
+
+
+def _batches(
+    fills: Sequence[Fill], config: LiveStateConfig, end_ns: int, capacity: int
+) -> Iterator[tuple[int, list[Fill]]]:
+    """The delivered fills back in event order: a reorder buffer of ``capacity`` fills releases the
+    oldest once it is full (0: pass-through); released fills go out at most ``batch_fills`` a write,
+    at the sim time of the newest fill delivered, and at the end of each bar."""
+    heap: list[tuple[int, int, Fill]] = []
+    clock = 0
+    pending: list[Fill] = []
+    for number, fill in enumerate(fills):
+        clock = max(clock, fill.ts_ns)
+        heapq.heappush(heap, (fill.event_id, number, fill))
+        while len(heap) > capacity:
+            pending.append(heapq.heappop(heap)[2])
+        bar_ends = number + 1 >= len(fills) or fills[number + 1].ts_ns > clock
+        if pending and (len(pending) >= config.batch_fills or bar_ends):
+            yield clock, pending
+            pending = []
+    pending.extend(heapq.heappop(heap)[2] for _ in range(len(heap)))
+    for start in range(0, len(pending), config.batch_fills):
+        yield max(clock, end_ns), pending[start : start + config.batch_fills]
+
+
+def _marks(
+    run_id: str, equity: pd.Series, last_ns: int, now_ns: int, heartbeat_s: float, *, dense: bool
+) -> tuple[list[Mark], int]:
+    """Marks since ``last_ns`` up to ``now_ns``: one per heartbeat while a server is down, else the last."""
+    step = int(heartbeat_s * NS)
+    if now_ns <= last_ns:
+        return [], last_ns
+    times = range(last_ns + step, now_ns + 1, step) if dense else [now_ns]
+    values = equity.to_numpy()
+    index = equity.index.asi8
+    marks = []
+    for ts in times:
+        position = max(int(index.searchsorted(ts, side="right")) - 1, 0)
+        marks.append(Mark(run_id=run_id, ts_ns=int(ts), equity=money(float(values[position]))))
+    return marks, now_ns
+
+
+def _hot_view(snapshot) -> HotView:
+    return HotView(positions=dict(snapshot.positions), cash=Decimal(snapshot.cash))
+
+
+def _fill_event_ids(fills: pd.DataFrame, events: pd.DataFrame | None) -> list[int]:
+    """The event id of each fill, from the paper event log (fills in the same order)."""
+    if events is None or events.empty:
+        return list(range(len(fills)))
+    ids = events.loc[events["kind"] == "fill", "event_id"].to_list()
+    if len(ids) != len(fills):
+        raise ValueError(f"the event log has {len(ids)} fill events for {len(fills)} fills")
+    return [int(i) for i in ids]
