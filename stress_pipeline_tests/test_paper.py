@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.scenarios import apply_scenario, load_packs
+from stress_pipeline.scenarios.model import FaultSpec
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.backtest import run_backtest
 from stress_pipeline.simulation.config import SimConfig
@@ -22,7 +23,7 @@ from stress_pipeline.simulation.events import EVENT_COLUMNS, FILL_COLUMNS
 from stress_pipeline.simulation.paper import RealismToggles, run_paper
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline.trading import get_strategy
-from stress_pipeline.trading.risk.policy import GuardLimits, RiskPolicy, TradingPolicy
+from stress_pipeline.trading.risk.policy import GuardLimits, RiskPolicy, TradingPolicy, load_policy
 from stress_pipeline_tests.test_exchange import MIN, T0, FixedWeights
 
 NONE = RealismToggles.none()
@@ -225,3 +226,23 @@ def test_invariants_on_random_markets(seed, n_bars, n_sym):
     assert (events.event_id.to_numpy() == np.arange(len(events))).all()
     assert events.ts.is_monotonic_increasing
     assert not fills.price.isna().any() and (fills.price > 0).all()
+
+
+def test_no_position_opens_while_the_ledger_is_down_and_trading_resumes_after() -> None:
+    cfg = SimConfig(strategy_params={"fast": 15, "slow": 90, "band": 0.0005})
+    bars = generate_bars(days=3)
+    base = run_paper(bars, None, cfg)
+    start = base.fills["ts"].min().floor("D")
+    at = (base.fills["ts"].iloc[0] - start).total_seconds() - 120  # two minutes before the first entry
+    window = (start + pd.Timedelta(seconds=at), start + pd.Timedelta(seconds=at + 3600))
+    blocked = run_paper(bars, None, cfg, faults=[FaultSpec(kind="postgres_down", at_s=at, duration_s=3600)])
+    events = blocked.events
+    assert (events.loc[events["kind"] == "risk_block", "reason"] == "LEDGER_DOWN").sum() == 3  # one per symbol
+    inside = blocked.fills[(blocked.fills["ts"] >= window[0]) & (blocked.fills["ts"] < window[1])]
+    assert inside.empty
+    assert (blocked.fills["ts"] >= window[1]).any()  # the targets are taken again once the ledger is back
+    policy = load_policy()
+    off = policy.model_copy(update={"risk": policy.risk.model_copy(update={"block_openings_when_ledger_down": False})})
+    outage = FaultSpec(kind="postgres_down", at_s=at, duration_s=3600)
+    unblocked = run_paper(bars, None, cfg, policy=off, faults=[outage])
+    assert not (unblocked.events["reason"] == "LEDGER_DOWN").any()

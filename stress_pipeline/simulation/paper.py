@@ -163,7 +163,7 @@ def simulate(
     risk = policy.risk
     stressed = detect_stress(panel.high, panel.low, panel.spread_bps, panel.tradable, risk.stress)
     windows = fault_windows(faults, int(panel.ts[0]), outages=toggles.outages, rate_limits=toggles.rate_limits,
-                            latency=toggles.latency)  # fmt: skip
+                            latency=toggles.latency, ledger=toggles.risk)  # fmt: skip
     fp, ip = pack_params(policy, toggles, config, panel.bar_seconds)
     ess_i, ess_f = new_ess_state(config.initial_capital)
     capacity = event_capacity if event_capacity is not None else 4 * panel.shape[0] + 1_024
@@ -174,7 +174,8 @@ def simulate(
         np.ascontiguousarray(panel.spread_bps, dtype=f64), np.ascontiguousarray(panel.tradable, dtype=np.bool_),
         stressed, np.ascontiguousarray(weights, dtype=f64), fp, ip,
         windows.outage, windows.rate_limit, windows.rate_limit_mult, windows.latency, windows.latency_mult,
-        np.zeros(risk.controller.window, dtype=np.int64), ess_i, ess_f, new_rate_state(), int(capacity),
+        windows.ledger_down, np.zeros(risk.controller.window, dtype=np.int64), ess_i, ess_f, new_rate_state(),
+        int(capacity),
     )  # fmt: skip
 
 
@@ -235,6 +236,7 @@ def pack_params(policy: TradingPolicy, toggles: RealismToggles, config: SimConfi
     ip[pk.IP_LIMIT_TIMEOUT_NS] = round(router.limit_timeout_s * 1e9)
     ip[pk.IP_SEED] = config.seed
     ip[pk.IP_BAR_NS] = round(bar_seconds * 1e9)
+    ip[pk.IP_LEDGER_BLOCK] = int(risk.block_openings_when_ledger_down)
     return fp, ip
 
 

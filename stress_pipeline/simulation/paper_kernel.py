@@ -94,6 +94,7 @@ from stress_pipeline.trading.risk.reasons import (
     BALANCER_STRESS_MAX_POSITIONS,
     ESS_BLOCKED,
     ESS_HALTED,
+    LEDGER_DOWN,
     NONE,
     OPERATOR_RESET,
     RISK_MAX_OPEN_POSITIONS,
@@ -117,9 +118,9 @@ FP_SIZE = 26
     IP_RISK, IP_STOP, IP_MAX_OPEN, IP_STRESSED_MAX_OPEN, IP_HOLD_BARS, IP_MIN_TRADES, IP_COOLDOWN_NS,
     IP_RESET_NS, IP_FLATTEN, IP_IMPACT, IP_RATE_LIMITS, IP_WEIGHT_LIMIT, IP_ORDER_LIMIT, IP_ORDER_WEIGHT,
     IP_CANCEL_WEIGHT, IP_MAX_RETRIES, IP_BACKOFF_NS, IP_LIMIT_ORDERS, IP_IOC, IP_LIMIT_TIMEOUT_NS, IP_SEED,
-    IP_BAR_NS,
-) = range(22)  # fmt: skip
-IP_SIZE = 22
+    IP_BAR_NS, IP_LEDGER_BLOCK,
+) = range(23)  # fmt: skip
+IP_SIZE = 23
 
 # Per-symbol order slots: integers (``ord_i``) and floats (``ord_f``).
 O_ID, O_STATUS, O_TIME, O_ATTEMPT, O_PURPOSE, O_CREATED, O_BAR, O_LIMIT, O_IOC = range(9)
@@ -142,7 +143,7 @@ _TOO_MANY_ORDERS_CODE = _CODES[TOO_MANY_ORDERS]
 @njit(cache=True)
 def run_kernel(
     ts, bar_ns, o, h, lo, c, vol, spread, tradable, stressed, weights, fp, ip, outage_w, rate_w, rate_m, lat_w,
-    lat_m, ring, ess_i, ess_f, rl_state, event_capacity,
+    lat_m, ledger_w, ring, ess_i, ess_f, rl_state, event_capacity,
 ):  # fmt: skip
     """Simulate every bar; returns (ev_i, ev_f, equity, cash, gross, positions, counters)."""
     n_bars, n_sym = c.shape
@@ -230,7 +231,8 @@ def run_kernel(
         # 5. decisions at the close
         if band >= 0.0 or (risk and ess_i[0] != ARMED) or _decision_due(weights, k, last_w, dirty, ord_i):
             _decide(k, t_close, equity, k <= stressed_until, c, tradable, weights, fp, ip, pos, last_w, dirty,
-                    block, stop_lock, ord_i, ord_f, committed, is_open, ess_i, cnt, rl_state, ev_i, ev_f)  # fmt: skip
+                    block, stop_lock, ord_i, ord_f, committed, is_open, ess_i, cnt, rl_state, ev_i, ev_f,
+                    ledger_w)  # fmt: skip
         # 6. zero-latency orders arrive at the close
         if _anything_due(ord_i, stop_t, t_close):
             _process_due(k, t_close, ts, bar_ns, o, h, lo, c, vol, spread, tradable, stressed, fp, ip, outage_w,
@@ -253,7 +255,7 @@ def run_kernel(
 
 @njit(cache=True)
 def _decide(k, t, equity, market_stressed, c, tradable, weights, fp, ip, pos, last_w, dirty, block, stop_lock, ord_i,
-            ord_f, committed, is_open, ess_i, cnt, rl_state, ev_i, ev_f):  # fmt: skip
+            ord_f, committed, is_open, ess_i, cnt, rl_state, ev_i, ev_f, ledger_w):  # fmt: skip
     """The router's pass at a bar close: signals, risk stack, and the orders that follow from them."""
     n_sym = pos.shape[0]
     risk = ip[IP_RISK] != 0
@@ -317,6 +319,11 @@ def _decide(k, t, equity, market_stressed, c, tradable, weights, fp, ip, pos, la
                 if reduced != target:
                     target = reduced
                     why = ESS_HALTED if ess_state == HALTED else ESS_BLOCKED
+            elif ip[IP_LEDGER_BLOCK] != 0 and in_window(ledger_w, t):
+                reduced = _reduce_only(target, pos[s])
+                if reduced != target:
+                    target = reduced
+                    why = LEDGER_DOWN
         rem = ord_f[s, OF_REM] if status != NO_ORDER else 0.0
         diff = target - (pos[s] + rem)
         band = fp[FP_BAND]
@@ -330,7 +337,7 @@ def _decide(k, t, equity, market_stressed, c, tradable, weights, fp, ip, pos, la
         if why != NONE and why != block[s] and abs(requested - target) * price >= fp[FP_MIN_NOTIONAL]:
             _emit(ev_i, ev_f, cnt, t, RISK_BLOCK, s, -1, why, 0, requested - pos[s], price, target - pos[s], np.nan,
                   np.nan, np.nan)  # fmt: skip
-        if why == BALANCER_STRESS_MAX_POSITIONS:
+        if why == BALANCER_STRESS_MAX_POSITIONS or why == LEDGER_DOWN:  # noqa: SIM109 (plain compares for numba)
             dirty[s] = True  # a temporary refusal: look again at the next decision
         if abs(diff) * price < fp[FP_MIN_NOTIONAL] and not (target == 0.0 and diff != 0.0):
             block[s] = why

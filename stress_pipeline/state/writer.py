@@ -95,11 +95,6 @@ class StateWriter:
         status["mode"] = "DEGRADED" if self._open else "NORMAL"
         return status
 
-    @property
-    def ledger_down(self) -> bool:
-        """While the ledger is down the system opens no new positions (the paper run's choice)."""
-        return POSTGRES in self._open
-
     # ------------------------------------------------------------------------------------ writes
 
     def write(self, fills: Sequence[Fill], marks: Sequence[Mark], now_ns: int) -> None:

@@ -9,8 +9,11 @@ A scenario's ``faults`` (``FaultSpec``: kind, ``at_s`` seconds after the first b
   request is refused until the window ends).
 * ``latency_spike``: latency is multiplied by ``params.mult`` (default 10).
 
-The other kinds (Redis, PostgreSQL, writer crashes, duplicate fills ...) belong to the state layer;
-the paper run logs their start and end but its fills do not change.
+* ``postgres_down``: the ledger is away; the router opens or grows no position in the window
+  (reduce only, reason LEDGER_DOWN) when the policy's ``risk.block_openings_when_ledger_down`` holds.
+
+The other kinds (Redis, writer crashes, duplicate fills ...) belong to the state layer; the paper run
+logs their start and end but its fills do not change.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from numba import njit
 
 from stress_pipeline.scenarios.model import FaultSpec
 
-MODELLED = ("exchange_outage", "rate_limit", "latency_spike")
+MODELLED = ("exchange_outage", "rate_limit", "latency_spike", "postgres_down")
 DEFAULT_RATE_LIMIT_MULT = 0.0
 DEFAULT_LATENCY_MULT = 10.0
 
@@ -37,6 +40,7 @@ class FaultWindows:
     rate_limit_mult: np.ndarray
     latency: np.ndarray
     latency_mult: np.ndarray
+    ledger_down: np.ndarray
 
 
 def as_fault_specs(faults: Iterable[FaultSpec | Mapping]) -> tuple[FaultSpec, ...]:
@@ -46,12 +50,12 @@ def as_fault_specs(faults: Iterable[FaultSpec | Mapping]) -> tuple[FaultSpec, ..
 
 def fault_windows(
     faults: Iterable[FaultSpec], start_ns: int, *, outages: bool = True, rate_limits: bool = True,
-    latency: bool = True,
+    latency: bool = True, ledger: bool = True,
 ) -> FaultWindows:
     """The windows of the modelled faults, relative to ``start_ns`` (the first bar); a switched-off
     realism source gets no windows."""
     rows: dict[str, list[tuple[int, int, float]]] = {kind: [] for kind in MODELLED}
-    enabled = {"exchange_outage": outages, "rate_limit": rate_limits, "latency_spike": latency}
+    enabled = {"exchange_outage": outages, "rate_limit": rate_limits, "latency_spike": latency, "postgres_down": ledger}
     for fault in faults:
         if fault.kind not in rows or not enabled[fault.kind]:
             continue
@@ -71,6 +75,7 @@ def fault_windows(
         rate_limit_mult=out["rate_limit"][1],
         latency=out["latency_spike"][0],
         latency_mult=out["latency_spike"][1],
+        ledger_down=out["postgres_down"][0],
     )
 
 

@@ -118,6 +118,8 @@ class RiskPolicy(_Strict):
     safety: SafetyConfig = SafetyConfig()
     controller: PolicyControllerConfig = PolicyControllerConfig()
     stop_loss: StopLossConfig = StopLossConfig()
+    # While the ledger (PostgreSQL) is down, open or grow no position (reduce only) until it is back.
+    block_openings_when_ledger_down: bool = True
 
 
 class TradingPolicy(_Strict):

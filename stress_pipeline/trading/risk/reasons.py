@@ -21,6 +21,8 @@ BALANCER_STRESS_MAX_POSITIONS = 111
 # Safety governor: orders that add risk are blocked while it is not armed.
 ESS_BLOCKED = 120
 ESS_HALTED = 121
+# The ledger (PostgreSQL) is down: no new or larger positions until it is back (reduce only).
+LEDGER_DOWN = 122
 
 # Safety governor transitions.
 DRAWDOWN_LIMIT = 130
@@ -42,6 +44,7 @@ REASON_NAMES = {
     BALANCER_STRESS_MAX_POSITIONS: "BALANCER_STRESS_MAX_POSITIONS",
     ESS_BLOCKED: "ESS_BLOCKED",
     ESS_HALTED: "ESS_HALTED",
+    LEDGER_DOWN: "LEDGER_DOWN",
     DRAWDOWN_LIMIT: "DRAWDOWN_LIMIT",
     FLATTENED: "FLATTENED",
     COOLDOWN_ELAPSED: "COOLDOWN_ELAPSED",
