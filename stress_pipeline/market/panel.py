@@ -100,8 +100,7 @@ def prepare_panel(
 
 
 def _guard_symbol(rows: pd.DataFrame, spike_threshold: float) -> tuple[pd.DataFrame, dict[str, int]]:
-    ts = rows["ts"].array.asi8 if hasattr(rows["ts"], "array") else rows["ts"].to_numpy(dtype=np.int64)
-    ts = np.asarray(ts, dtype=np.int64)
+    ts = np.asarray(rows["ts"].array.asi8, dtype=np.int64)
     running_max = np.maximum.accumulate(ts)
     backwards = np.zeros(len(ts), dtype=bool)
     backwards[1:] = ts[1:] <= running_max[:-1]  # repeated or earlier than a bar already seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,15 @@ def discover_symbol_files(bars_dir: Path) -> dict[str, list[Path]]:
         if is_data_file(path):
             found.setdefault(symbol_from_path(path), []).append(path)
     return found
+
+
+def file_fingerprint(files: list[Path]) -> str:
+    """Changes when a file of the symbol is added, removed, rewritten or touched."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
 
 
 def load_symbol_info(symbols_file: Path) -> dict[str, SymbolInfo]:

@@ -60,6 +60,25 @@ class LiveStateOutcome:
     health: list[dict[str, object]] = field(default_factory=list)  # changes of health, in sim time
     seconds: float = 0.0
 
+    def summary_row(self) -> dict[str, object]:
+        """One row for the reconciliation table: the verdict, the counts, the buffering."""
+        report, writer = self.report, self.writer
+        flushes = [o["flush_seconds"] for o in writer["outages"] if o.get("flush_seconds") is not None]
+        return {
+            "run_id": self.run_id,
+            "passed": report.passed,
+            "exchange_fills": report.exchange_fills,
+            "ledger_fills": report.ledger_fills,
+            "lost": len(report.lost_fills),
+            "duplicated": len(report.duplicated_fills),
+            "unexpected": len(report.unexpected_fills),
+            "breaks": len(report.breaks),
+            "buffered_postgres": writer["buffered"]["postgres"],
+            "buffered_redis": writer["buffered"]["redis"],
+            "max_flush_seconds": max(flushes, default=0.0),
+            "writer_crashes": writer["crashes"],
+        }
+
 
 def exchange_fills(paper: SimResult, run_id: str) -> list[Fill]:
     """The paper run's fills as exact records, in event order (exchange truth)."""
@@ -93,9 +112,10 @@ def run_live_state(
         hot.clear()
         hot.init(cash0)
         buffer_dir = buffer_root / run_id
-        clock = _Clock(run_id, equity, start_ns, config, plan, settings, proxies)
-        clock.writer = _writer(run_id, ledger, hot, buffer_dir, cash0, plan)
-        clock.restart = lambda: _writer(run_id, ledger, hot, buffer_dir, cash0, plan, recovering=True)
+        clock = _Clock(
+            run_id, equity, start_ns, config, plan, settings, proxies,
+            writer=lambda recovering: _writer(run_id, ledger, hot, buffer_dir, cash0, plan, recovering=recovering),
+        )  # fmt: skip
         for now_ns, batch in _batches(plan.deliver(truth), config, end_ns, _reorder_capacity(plan)):
             clock.advance(now_ns)
             clock.write(batch, now_ns)
@@ -151,14 +171,14 @@ def _connections(settings: Settings, plan: FaultPlan) -> Iterator[tuple[str, str
 class _Clock:
     """The sim clock of the replay: fires fault actions, writes marks, survives writer crashes."""
 
-    def __init__(self, run_id, equity, start_ns, config, plan, settings, proxies) -> None:
+    def __init__(self, run_id, equity, start_ns, config, plan, settings, proxies, *, writer) -> None:
         self.run_id, self.equity, self.config, self.plan = run_id, equity, config, plan
         self.settings, self.proxies = settings, proxies
         self.last_mark_ns = start_ns
         self.handles: dict[str, object] = {}
         self.health: list[dict[str, object]] = []
-        self.writer: StateWriter | None = None
-        self.restart = None
+        self._new_writer = writer  # recovering: bool -> StateWriter
+        self.writer: StateWriter = writer(False)
         self.finished: list[WriterStats] = []  # stats of writers that crashed
         self.outage_timings: list[dict[str, object]] = []
 
@@ -185,7 +205,7 @@ class _Clock:
             self.writer.write(fills, marks, now_ns)
         except WriterCrash:
             self.finished.append(self.writer.stats)
-            self.writer = self.restart()
+            self.writer = self._new_writer(True)
             with contextlib.suppress(ServiceUnavailableError):  # a server is down: catch up later
                 self.writer.recover_after_crash(now_ns)
         status = self.writer.health()

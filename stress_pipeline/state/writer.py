@@ -28,7 +28,7 @@ from pathlib import Path
 
 from stress_pipeline.services.errors import ServiceUnavailableError
 from stress_pipeline.state.disk_buffer import DiskBuffer
-from stress_pipeline.state.hot_state import HotState, HotStateNotInitialisedError
+from stress_pipeline.state.hot_state import HotState
 from stress_pipeline.state.ledger import Ledger
 from stress_pipeline.state.records import Fill, Mark
 
@@ -181,8 +181,7 @@ class StateWriter:
         """Rebuild the hot state from the ledger when Redis lost it (a restart of a cache)."""
         if self.hot.exists():
             return
-        if self.stats.batches > 1 or self.stats.crashes:
-            self.stats.redis_rebuilds += 1
+        self.stats.redis_rebuilds += 1
         fills = self.ledger.fills(self.run_id)
         self.hot.init(
             self.ledger.cash(self.run_id, self.initial_cash),
@@ -206,4 +205,4 @@ class StateWriter:
             outage.flushed = flushed
 
 
-__all__ = ["CRASH_POINT", "HotStateNotInitialisedError", "Outage", "StateWriter", "WriterCrash", "WriterStats"]
+__all__ = ["CRASH_POINT", "Outage", "StateWriter", "WriterCrash", "WriterStats"]

@@ -11,7 +11,6 @@ from stress_pipeline.defs.simulations.assets import load_sim, paper_results
 from stress_pipeline.scenarios.catalog import scenario_for_key
 from stress_pipeline.settings import get_settings
 from stress_pipeline.state.live_run import run_live_state
-from stress_pipeline.state.reconcile import ReconciliationReport
 
 
 @dg.asset(
@@ -43,7 +42,7 @@ def portfolio_reconciliation(
         )  # fmt: skip
         report = outcome.report
         context.log.info(f"{key}: {report.summary()}")
-        out[key] = pd.DataFrame([_summary_row(run_id, report, outcome.writer)])
+        out[key] = pd.DataFrame([outcome.summary_row()])
         context.add_asset_metadata(
             {
                 "passed": dg.MetadataValue.bool(report.passed),
@@ -65,20 +64,3 @@ def portfolio_reconciliation(
         )
     return out
 
-
-def _summary_row(run_id: str, report: ReconciliationReport, writer: dict[str, object]) -> dict[str, object]:
-    flushes = [o["flush_seconds"] for o in writer["outages"] if o.get("flush_seconds") is not None]
-    return {
-        "run_id": run_id,
-        "passed": report.passed,
-        "exchange_fills": report.exchange_fills,
-        "ledger_fills": report.ledger_fills,
-        "lost": len(report.lost_fills),
-        "duplicated": len(report.duplicated_fills),
-        "unexpected": len(report.unexpected_fills),
-        "breaks": len(report.breaks),
-        "buffered_postgres": writer["buffered"]["postgres"],
-        "buffered_redis": writer["buffered"]["redis"],
-        "max_flush_seconds": max(flushes, default=0.0),
-        "writer_crashes": writer["crashes"],
-    }

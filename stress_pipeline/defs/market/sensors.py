@@ -1,25 +1,13 @@
 """Sensor that turns new or changed files under $STRESS_DATA_DIR/bars into partitions and runs."""
 
-
-import hashlib
 import json
-from pathlib import Path
 
 import dagster as dg
 
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import symbols_partitions
-from stress_pipeline.market.symbols import discover_symbol_files
+from stress_pipeline.market.symbols import discover_symbol_files, file_fingerprint
 from stress_pipeline.settings import get_settings
-
-
-def file_fingerprint(files: list[Path]) -> str:
-    """Changes when a file of the symbol is added, removed, rewritten or touched."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()[:16]
 
 
 @dg.sensor(
