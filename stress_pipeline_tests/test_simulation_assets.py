@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ from stress_pipeline.defs import build_definitions
 from stress_pipeline.defs.runner import register_symbols, resolve_selection, run_selection
 from stress_pipeline.defs.simulations.resources import SimulationResource
 from stress_pipeline.market.synthetic import generate_bars
+from stress_pipeline.services import embedded
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline.simulation.storage import load_result, result_dir
@@ -23,12 +25,14 @@ scenarios:
     symbols: [BTCUSDT, ETHUSDT]
     window: {offset_bars: 1500}
     parameters: {drop_pct: 0.2, duration_bars: 5, recovery_bars: 30}
+    faults:
+      - {kind: redis_down, at_s: 36000, duration_s: 60}
 """
 FAST = SimulationResource(strategy="trend", strategy_params={"fast": 15, "slow": 90, "band": 0.0005})
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     data = tmp_path / "data"
     (data / "bars").mkdir(parents=True)
     (data / "stress_packs").mkdir()
@@ -38,7 +42,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "policies", data / "policies")
     monkeypatch.setenv("STRESS_DATA_DIR", str(data))
     monkeypatch.setenv("STRESS_HOME", str(tmp_path / "home"))
-    return data
+    try:
+        yield data
+    finally:
+        embedded.stop(get_settings())  # the reconciliation started the embedded servers
 
 
 def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: Path) -> None:
@@ -46,7 +53,7 @@ def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: 
     with dg.instance_for_test() as instance:
         register_symbols(instance, get_settings())
         run_selection(defs, instance, resolve_selection(defs, "group:market or group:scenarios"))
-        selection = ["backtest_results", "paper_results", "divergence_report"]
+        selection = ["backtest_results", "paper_results", "divergence_report", "portfolio_reconciliation"]
         assets = [*defs.assets, *defs.asset_checks]
         for key in ("baseline", "sim_crash"):
             result = dg.materialize(
@@ -55,7 +62,10 @@ def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: 
             )  # fmt: skip
             assert result.success
             checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-            assert set(checks) == {"lookahead_guard", "divergence_within_limit", "paper_not_optimistic"}
+            assert set(checks) == {
+                "lookahead_guard", "divergence_within_limit", "paper_not_optimistic", "reconciliation_clean"
+            }
+            assert checks["reconciliation_clean"].passed
             assert checks["lookahead_guard"].passed
             assert checks["divergence_within_limit"].severity == dg.AssetCheckSeverity.WARN
             meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in
@@ -65,6 +75,10 @@ def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: 
             assert "data:image/png;base64," in meta["divergence_report"]["equity"].value
             assert abs(meta["divergence_report"]["attribution_residual"].value) < 1e-6 * 100_000
             assert "risk blocks" in meta["divergence_report"]["attribution"].value
+            reconciliation = meta["portfolio_reconciliation"]
+            assert reconciliation["passed"].value and reconciliation["breaks"].value == "no breaks"
+            if key == "sim_crash":  # the scenario's Redis outage was real and buffered
+                assert reconciliation["buffered"].value["redis"] >= 10
 
         storage = get_settings().storage_dir
         paper = load_result(result_dir(storage, "paper", "sim_crash"))
