@@ -1,7 +1,8 @@
-"""Configuration from the environment, read in one place.
+"""The settings of one process, and how they are read from the environment.
 
-Every process of a run (CLI, webserver, daemon, run workers) resolves the same settings from the same
-variables, so nothing here is cached at import time: call :func:`get_settings` when you need them.
+Only the edges read the environment: the CLI (:func:`get_settings`) and the Dagster layer (the
+``StressResource`` binds the same variables with ``dg.EnvVar``). Everything else receives a
+:class:`Settings` (or the values it needs) as an argument. Nothing here is cached at import time.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from stress_pipeline.paths import StoragePaths
 
 DEFAULT_HOME = ".stress"
 DEFAULT_DATA_DIR = "data"
@@ -46,24 +49,47 @@ class Settings:
         return self.data_dir / "symbols.yaml"
 
     @property
+    def policies_dir(self) -> Path:
+        return self.data_dir / "policies"
+
+    @property
+    def paths(self) -> StoragePaths:
+        """Every storage path under ``home``."""
+        return StoragePaths(self.home)
+
+    @property
     def storage_dir(self) -> Path:
-        """Where the IO manager keeps asset outputs (Parquet)."""
-        return self.home / "storage"
+        """Where the IO managers keep asset outputs."""
+        return self.paths.storage
 
     @property
     def services_dir(self) -> Path:
         """Where the embedded PostgreSQL and Redis keep their data and state file."""
-        return self.home / "services"
+        return self.paths.services
+
+
+def make_settings(
+    home: str | Path = DEFAULT_HOME, data_dir: str | Path = DEFAULT_DATA_DIR, postgres_url: str | None = None,
+    redis_url: str | None = None, max_gap_ratio: float = DEFAULT_MAX_GAP_RATIO,
+) -> Settings:
+    """Settings from plain values (paths resolved against the working directory)."""
+    if not 0.0 <= max_gap_ratio <= 1.0:
+        raise SettingsError(f"max_gap_ratio={max_gap_ratio!r}: expected a number between 0 and 1")
+    return Settings(
+        home=Path(home).expanduser().resolve(),
+        data_dir=Path(data_dir).expanduser().resolve(),
+        postgres_url=postgres_url or None,
+        redis_url=redis_url or None,
+        max_gap_ratio=float(max_gap_ratio),
+    )
 
 
 def get_settings(environ: dict[str, str] | None = None) -> Settings:
     """Resolve the settings from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
-    home = Path(env.get("STRESS_HOME") or DEFAULT_HOME).expanduser().resolve()
-    data_dir = Path(env.get("STRESS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
-    return Settings(
-        home=home,
-        data_dir=data_dir,
+    return make_settings(
+        home=env.get("STRESS_HOME") or DEFAULT_HOME,
+        data_dir=env.get("STRESS_DATA_DIR") or DEFAULT_DATA_DIR,
         postgres_url=env.get("STRESS_POSTGRES_URL") or None,
         redis_url=env.get("STRESS_REDIS_URL") or None,
         max_gap_ratio=_ratio(env, "STRESS_MAX_GAP_RATIO", DEFAULT_MAX_GAP_RATIO),

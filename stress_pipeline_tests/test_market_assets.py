@@ -40,7 +40,7 @@ def materialize_symbol(instance: dg.DagsterInstance, symbol: str) -> dg.ExecuteI
         [market_bars, market_bars_quality],
         partition_key=symbol,
         instance=instance,
-        resources={"parquet_io_manager": defs.resources["parquet_io_manager"]},
+        resources=defs.resources,
         raise_on_error=False,
     )
 
@@ -110,7 +110,7 @@ def test_failing_quality_check_blocks_downstream(project: Path) -> None:
             [market_bars, market_bars_quality, downstream],
             partition_key="BTCUSDT",
             instance=instance,
-            resources={"parquet_io_manager": build_definitions().resources["parquet_io_manager"]},
+            resources=build_definitions().resources,
             raise_on_error=False,
         )
         (check,) = result.get_asset_check_evaluations()

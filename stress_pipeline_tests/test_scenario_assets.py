@@ -63,7 +63,7 @@ def test_two_scenarios_materialise_with_passing_checks_in_one_run(project: Path)
         crash = by_key[("stressed_bars", "test_crash")]
         assert crash.status == "materialized", crash.error
         assert crash.checks == {"stressed_bars_invariants": True}, crash.check_metadata
-        (drop,) = crash.check_metadata["stressed_bars_invariants"]["drops"]["test_crash"]
+        (drop,) = crash.check_metadata["stressed_bars_invariants"]["drops"]
         assert drop["symbol"] == "BTCUSDT" and abs(drop["realised"] - 0.25) < 1e-6
         stats = crash.metadata["realised_stats_json"]
         assert stats[0]["symbol"] == "BTCUSDT" and abs(stats[0]["drop_pct"] - 0.25) < 1e-6

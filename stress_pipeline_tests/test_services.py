@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from stress_pipeline.defs.resources import PostgresResource, RedisResource
+from stress_pipeline.defs.resources import PostgresResource, RedisResource, StressResource, stress_resource_from_env
 from stress_pipeline.services import (
     ServiceStartError,
     ServiceUnavailableError,
@@ -430,7 +430,8 @@ def test_resources_use_the_embedded_servers_in_a_dagster_run(
     monkeypatch.setenv("STRESS_HOME", str(shared_services.home))
     monkeypatch.delenv("STRESS_POSTGRES_URL", raising=False)
     monkeypatch.delenv("STRESS_REDIS_URL", raising=False)
-    seen = _materialize_with_resources(PostgresResource(), RedisResource())
+    stress = stress_resource_from_env()
+    seen = _materialize_with_resources(PostgresResource(stress=stress), RedisResource(stress=stress))
     state = embedded.read_state(shared_services)
     assert seen["select"] == 42 and seen["redis"] in (b"ok", "ok")
     assert seen["urls"] == (state.postgres.url, state.redis.url)
@@ -440,14 +441,15 @@ def test_resources_use_the_embedded_servers_in_a_dagster_run(
 def test_resources_use_the_configured_servers(external_service_urls, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRESS_POSTGRES_URL", external_service_urls.postgres_url)
     monkeypatch.setenv("STRESS_REDIS_URL", external_service_urls.redis_url)
-    seen = _materialize_with_resources(PostgresResource(), RedisResource())
+    stress = stress_resource_from_env()
+    seen = _materialize_with_resources(PostgresResource(stress=stress), RedisResource(stress=stress))
     assert seen["select"] == 42
     assert seen["urls"] == (external_service_urls.postgres_url, external_service_urls.redis_url)
 
 
 def test_resource_on_an_unreachable_server_names_the_masked_url() -> None:
     with pytest.raises(ServiceUnavailableError) as info:
-        PostgresResource(url="postgresql://stress:hunter2@127.0.0.1:1/ledger").get_engine()
+        PostgresResource(stress=StressResource(postgres_url="postgresql://stress:hunter2@127.0.0.1:1/ledger")).get_engine()
     assert "postgresql://stress:***@127.0.0.1:1/ledger" in str(info.value) and "hunter2" not in str(info.value)
     with pytest.raises(ServiceUnavailableError, match=r"redis://:\*\*\*@127.0.0.1:1/0"):
-        RedisResource(url="redis://:hunter2@127.0.0.1:1/0").get_client()
+        RedisResource(stress=StressResource(redis_url="redis://:hunter2@127.0.0.1:1/0")).get_client()

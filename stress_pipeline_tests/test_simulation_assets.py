@@ -10,13 +10,13 @@ import dagster as dg
 import pytest
 
 from stress_pipeline.defs import build_definitions
+from stress_pipeline.defs.resources import stress_resource_from_env
 from stress_pipeline.defs.runner import register_symbols, resolve_selection, run_selection
-from stress_pipeline.defs.simulations.resources import SimulationResource
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.services import embedded
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.result import RESULT_FIELDS
-from stress_pipeline.simulation.storage import load_result, result_dir
+from stress_pipeline.simulation.storage import read_result
 
 PACK = """
 scenarios:
@@ -28,7 +28,7 @@ scenarios:
     faults:
       - {kind: redis_down, at_s: 36000, duration_s: 60}
 """
-FAST = SimulationResource(strategy="trend", strategy_params={"fast": 15, "slow": 90, "band": 0.0005})
+FAST_STRATEGY = {"strategy": "trend", "strategy_params": {"fast": 15, "slow": 90, "band": 0.0005}}
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: 
         for key in ("baseline", "sim_crash"):
             result = dg.materialize(
                 assets, selection=selection, partition_key=key, instance=instance,
-                resources={**defs.resources, "simulation": FAST},
+                resources={**defs.resources, "stress": stress_resource_from_env(**FAST_STRATEGY)},
             )  # fmt: skip
             assert result.success
             checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -80,9 +80,9 @@ def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: 
             if key == "sim_crash":  # the scenario's Redis outage was real and buffered
                 assert reconciliation["buffered"].value["redis"] >= 10
 
-        storage = get_settings().storage_dir
-        paper = load_result(result_dir(storage, "paper", "sim_crash"))
-        backtest = load_result(result_dir(storage, "backtest", "sim_crash"))
+        paths = get_settings().paths
+        paper = read_result(paths.result_file(["paper_results"], "sim_crash"))
+        backtest = read_result(paths.result_file(["backtest_results"], "sim_crash"))
         assert paper.metrics["total_trades"] > 0 and backtest.metrics["total_trades"] > 0
         assert paper.events is not None and paper.events["event_id"].is_monotonic_increasing
         assert {"signal", "order", "fill"} <= set(paper.events["kind"])

@@ -1,63 +1,146 @@
-"""IO manager that stores DataFrame outputs as Parquet, one file per asset partition."""
+"""IO managers: asset outputs stored under $STRESS_HOME/storage, one file per asset partition.
+
+- ``ParquetIOManager``: DataFrames as Parquet (bars, catalogs, reports).
+- ``SimResultIOManager``: simulation results (record, curves, fills, trades, events) as one file.
+
+Paths come from :mod:`stress_pipeline.paths`. Writes are atomic, so a failed step never replaces the
+last good materialisation. A step over several partitions (a single-run backfill) returns
+``{partition: value}``; a downstream step receives a partitioned input as a read-only mapping
+``{partition: value}`` that reads each partition when it is first asked for, and names the asset
+and partition when one was never materialised.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.parquet_store import read_parquet, write_parquet_atomic
-from stress_pipeline.settings import get_settings
+from stress_pipeline.simulation.result import SimResult
+from stress_pipeline.simulation.storage import read_result, write_result
 
 
-class ParquetIOManager(dg.ConfigurableIOManager):
-    """Parquet under ``base_dir`` (default: $STRESS_HOME/storage): ``<asset>/<partition>.parquet``.
+class NotMaterialisedError(FileNotFoundError):
+    """An asset partition that has no stored value yet."""
 
-    Writes are atomic, so a failed step never replaces the last good materialisation. A step that
-    materialises several partitions at once (a single-run backfill) returns ``{partition: frame}``.
-    """
 
-    base_dir: str | None = None
+class PartitionValues(Mapping[str, Any]):
+    """``{partition: value}`` of one upstream asset, read lazily and kept once read."""
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | dict[str, pd.DataFrame] | None) -> None:
+    def __init__(self, asset: str, keys: Sequence[str], read: Callable[[str], Any]):
+        self.asset = asset
+        self._keys = list(keys)
+        self._read = read
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(f"{self.asset}: partition {key!r} is not an input of this step")
+        if key not in self._cache:
+            self._cache[key] = self._read(key)
+        return self._cache[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def only(self) -> Any:
+        """The value of the single partition of this input."""
+        if len(self._keys) != 1:
+            raise ValueError(f"{self.asset}: expected one partition, got {len(self._keys)}")
+        return self[self._keys[0]]
+
+
+class _PartitionedFileIOManager(dg.ConfigurableIOManager):
+    stress: StressResource
+
+    def _write(self, value: Any, path: Path) -> None:
+        raise NotImplementedError
+
+    def _read(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def _check(self, context: dg.OutputContext, value: Any) -> None:
+        raise NotImplementedError
+
+    def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
+        raise NotImplementedError
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
+        name = context.asset_key.to_user_string()
         if isinstance(obj, dict):
-            expected = set(context.asset_partition_keys)
+            expected = set(context.asset_partition_keys) if context.has_asset_partitions else set()
             if set(obj) != expected:
-                name = context.asset_key.to_user_string()
                 raise ValueError(f"{name}: returned partitions {sorted(obj)}, expected {sorted(expected)}")
-            for partition, frame in obj.items():
-                write_parquet_atomic(frame, self._path(context.asset_key, partition))
+            for value in obj.values():
+                self._check(context, value)
+            for partition, value in obj.items():
+                self._write(value, self._path(context.asset_key, partition))
             return
-        if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a DataFrame, got {type(obj).__name__}")
+        self._check(context, obj)
         partition = context.partition_key if context.has_partition_key else None
-        path = write_parquet_atomic(obj, self._path(context.asset_key, partition))
+        path = self._path(context.asset_key, partition)
+        self._write(obj, path)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+    def load_input(self, context: dg.InputContext) -> Any:
         key = context.asset_key
         if not context.has_asset_partitions:
             return self.load_partition(key, None)
-        partitions = context.asset_partition_keys
-        frames = [self.load_partition(key, partition) for partition in partitions]
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return PartitionValues(
+            key.to_user_string(), context.asset_partition_keys, lambda partition: self.load_partition(key, partition)
+        )
 
-    def load_partition(self, key: dg.AssetKey, partition: str | None) -> pd.DataFrame:
-        """Read one stored partition (or the unpartitioned output when ``partition`` is None)."""
+    def load_partition(self, key: dg.AssetKey, partition: str | None) -> Any:
+        """The stored value of one partition (or of the unpartitioned asset when ``partition`` is None)."""
         path = self._path(key, partition)
         if not path.exists():
             label = key.to_user_string() + (f"[{partition}]" if partition else "")
-            raise FileNotFoundError(f"{label} has not been materialised yet (no file at {path})")
+            raise NotMaterialisedError(f"{label} has not been materialised yet (no file at {path})")
+        return self._read(path)
+
+
+class ParquetIOManager(_PartitionedFileIOManager):
+    """DataFrames as Parquet: ``storage/<asset>/<partition>.parquet``."""
+
+    def _write(self, value: pd.DataFrame, path: Path) -> None:
+        write_parquet_atomic(value, path)
+
+    def _read(self, path: Path) -> pd.DataFrame:
         return read_parquet(path)
 
+    def _check(self, context: dg.OutputContext, value: Any) -> None:
+        if not isinstance(value, pd.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a DataFrame, got {type(value).__name__}")
+
     def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        base = Path(self.base_dir) if self.base_dir else get_settings().storage_dir
-        folder = base.joinpath(*key.path)
-        if partition is None:
-            return folder.with_suffix(".parquet")
-        if "/" in partition or "\\" in partition or partition in {"", ".", ".."}:
-            raise ValueError(f"partition key {partition!r} cannot name a file")
-        return folder / f"{partition}.parquet"
+        return self.stress.settings().paths.asset_file(key.path, partition)
+
+
+class SimResultIOManager(_PartitionedFileIOManager):
+    """Simulation results: ``storage/<asset>/<partition>.simresult`` (see simulation/storage.py)."""
+
+    def _write(self, value: SimResult, path: Path) -> None:
+        write_result(value, path)
+
+    def _read(self, path: Path) -> SimResult:
+        return read_result(path)
+
+    def _check(self, context: dg.OutputContext, value: Any) -> None:
+        if not isinstance(value, SimResult):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a SimResult, got {type(value).__name__}")
+
+    def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
+        return self.stress.settings().paths.result_file(key.path, partition)

@@ -1,28 +1,84 @@
-"""Resources for the ledger database (PostgreSQL) and the hot-state store (Redis).
+"""The project's one configuration resource, and the resources built on it.
 
-With no URL configured they resolve to the embedded servers under $STRESS_HOME, started once and
-shared by every process of a run. Nothing is resolved at import time.
+``StressResource`` carries everything a run is configured with: where state and data live, the
+ledger and hot-state servers, the system under test (strategy, capital, sizing) and its trading
+policy. Each field is bound to its environment variable with ``dg.EnvVar`` when that variable is set
+(so the UI shows where a value comes from), else it keeps the documented default; the launchpad can
+override any of them per run. The core receives what it needs from here as arguments.
 """
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import redis
 import sqlalchemy as sa
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from stress_pipeline.services import check_postgres, check_redis, postgres_engine, redis_client, resolve_service_urls
-from stress_pipeline.settings import get_settings
+from stress_pipeline.settings import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_HOME,
+    DEFAULT_MAX_GAP_RATIO,
+    Settings,
+    get_settings,
+    make_settings,
+)
+from stress_pipeline.simulation.config import SimConfig
+from stress_pipeline.trading.risk.policy import TradingPolicy, load_policy
+
+_SIM_DEFAULTS = SimConfig()
+
+# Field -> the environment variable it is bound to when set.
+ENV_VARIABLES = {
+    "home": "STRESS_HOME",
+    "data_dir": "STRESS_DATA_DIR",
+    "postgres_url": "STRESS_POSTGRES_URL",
+    "redis_url": "STRESS_REDIS_URL",
+}
+
+
+class StressResource(dg.ConfigurableResource):
+    """Where the suite keeps its state, which servers it writes to, and which trading system it tests."""
+
+    home: str = Field(default=DEFAULT_HOME, description="STRESS_HOME: storage, buffers, reports, embedded servers")
+    data_dir: str = Field(default=DEFAULT_DATA_DIR, description="STRESS_DATA_DIR: bars, stress packs, policies")
+    postgres_url: str | None = Field(default=None, description="STRESS_POSTGRES_URL; unset: the embedded PostgreSQL")
+    redis_url: str | None = Field(default=None, description="STRESS_REDIS_URL; unset: the embedded Redis")
+    max_gap_ratio: float = Field(default=DEFAULT_MAX_GAP_RATIO, description="largest share of missing bars accepted")
+    strategy: str = Field(default=_SIM_DEFAULTS.strategy, description="trend | mean_reversion | breakout | pkg.mod:fn")
+    strategy_params: dict[str, float] = Field(default_factory=dict, description="the strategy's parameters")
+    initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
+    position_scale: float = Field(default=_SIM_DEFAULTS.position_scale, description="weight x scale = allocation")
+    policy: str = Field(default="default", description="a policy name under data/policies, or a YAML path")
+
+    def settings(self) -> Settings:
+        return make_settings(
+            home=self.home, data_dir=self.data_dir, postgres_url=self.postgres_url, redis_url=self.redis_url,
+            max_gap_ratio=self.max_gap_ratio,
+        )  # fmt: skip
+
+    def sim_config(self) -> SimConfig:
+        return SimConfig(
+            strategy=self.strategy,
+            strategy_params=dict(self.strategy_params),
+            initial_capital=self.initial_capital,
+            position_scale=self.position_scale,
+        )
+
+    def trading_policy(self) -> TradingPolicy:
+        return load_policy(self.policy, policies_dir=self.settings().policies_dir)
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """A SQLAlchemy engine (psycopg 3) on STRESS_POSTGRES_URL, or on the embedded PostgreSQL."""
+    """A SQLAlchemy engine (psycopg 3) on the configured PostgreSQL, or on the embedded one."""
 
-    url: str | None = None
+    stress: StressResource
     _engine: sa.Engine | None = PrivateAttr(default=None)
 
     def resolved_url(self) -> str:
-        return self.url or resolve_service_urls(get_settings()).postgres_url
+        return resolve_service_urls(self.stress.settings()).postgres_url
 
     def get_engine(self) -> sa.Engine:
         if self._engine is None:
@@ -33,12 +89,12 @@ class PostgresResource(dg.ConfigurableResource):
 
 
 class RedisResource(dg.ConfigurableResource):
-    """A Redis client on STRESS_REDIS_URL, or on the embedded Redis."""
+    """A Redis client on the configured Redis, or on the embedded one."""
 
-    url: str | None = None
+    stress: StressResource
 
     def resolved_url(self) -> str:
-        return self.url or resolve_service_urls(get_settings()).redis_url
+        return resolve_service_urls(self.stress.settings()).redis_url
 
     def get_client(self) -> redis.Redis:
         url = self.resolved_url()
@@ -46,12 +102,27 @@ class RedisResource(dg.ConfigurableResource):
         return redis_client(url)
 
 
+def stress_resource_from_env(**overrides: object) -> StressResource:
+    """The resource with every set variable of ENV_VARIABLES bound through ``dg.EnvVar``.
+
+    STRESS_MAX_GAP_RATIO is a number, which ``dg.EnvVar`` cannot carry: its value is read (and
+    validated) here, when the definitions load.
+    """
+    bound: dict[str, object] = {field: dg.EnvVar(name) for field, name in ENV_VARIABLES.items() if os.environ.get(name)}
+    bound["max_gap_ratio"] = get_settings().max_gap_ratio
+    return StressResource(**{**bound, **overrides})
+
+
 def default_resources() -> dict[str, object]:
     """The resources every code location of the project binds."""
-    from stress_pipeline.defs.io_manager import ParquetIOManager
+    from stress_pipeline.defs.io_manager import ParquetIOManager, SimResultIOManager
 
+    stress = stress_resource_from_env()
     return {
-        "parquet_io_manager": ParquetIOManager(),
-        "postgres": PostgresResource(),
-        "redis": RedisResource(),
+        "stress": stress,
+        "parquet_io_manager": ParquetIOManager(stress=stress),
+        "result_io_manager": SimResultIOManager(stress=stress),
+        "postgres": PostgresResource(stress=stress),
+        "redis": RedisResource(stress=stress),
     }
+

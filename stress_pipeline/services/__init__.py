@@ -16,7 +16,7 @@ from stress_pipeline.services.embedded import ServerRecord, ServerStatus, Servic
 from stress_pipeline.services.errors import ServiceStartError, ServiceUnavailableError
 from stress_pipeline.services.status import format_status_table, service_status
 from stress_pipeline.services.urls import mask_url, to_sqlalchemy_url
-from stress_pipeline.settings import Settings, get_settings
+from stress_pipeline.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,13 @@ class ServiceUrls:
         return {"postgres": mask_url(self.postgres_url), "redis": mask_url(self.redis_url)}
 
 
-def resolve_service_urls(settings: Settings | None = None, *, start: bool = True) -> ServiceUrls:
+def resolve_service_urls(settings: Settings, *, start: bool = True) -> ServiceUrls:
     """The PostgreSQL and Redis URLs for this process.
 
     A URL set in the environment wins and nothing is started for that service. Otherwise the embedded
     server is used: started if needed (``start=True``), or only looked up in the state file
     (``start=False``, raising ServiceUnavailableError when it was never started).
     """
-    settings = settings or get_settings()
     wanted = {embedded.POSTGRES: settings.postgres_url, embedded.REDIS: settings.redis_url}
     missing = [name for name, url in wanted.items() if url is None]
     state = ServiceState()
@@ -55,9 +54,9 @@ def resolve_service_urls(settings: Settings | None = None, *, start: bool = True
     )
 
 
-def stop_embedded(settings: Settings | None = None) -> bool:
+def stop_embedded(settings: Settings) -> bool:
     """Stop this STRESS_HOME's embedded servers (external ones are never touched); True if one ran."""
-    return embedded.stop(settings or get_settings())
+    return embedded.stop(settings)
 
 
 def _embedded_url(settings: Settings, state: ServiceState, name: str) -> str:

@@ -13,18 +13,17 @@ from stress_pipeline.services import embedded
 from stress_pipeline.services.connections import check_postgres, check_redis
 from stress_pipeline.services.errors import ServiceUnavailableError
 from stress_pipeline.services.urls import mask_url
-from stress_pipeline.settings import Settings, get_settings
+from stress_pipeline.settings import Settings
 
 COLUMNS = ("service", "mode", "running", "pid", "url", "message")
 
 
-def service_status(settings: Settings | None = None, *, timeout: float = 2.0) -> list[dict[str, Any]]:
+def service_status(settings: Settings, *, timeout: float = 2.0) -> list[dict[str, Any]]:
     """One row per service: ``name``, ``mode`` (embedded|external), ``url`` (masked), ``pid``
     (embedded only, else None), ``running`` (True when the server answers) and ``message``.
 
     Starts nothing and creates no files.
     """
-    settings = settings or get_settings()
     external = {embedded.POSTGRES: settings.postgres_url, embedded.REDIS: settings.redis_url}
     checks = {embedded.POSTGRES: check_postgres, embedded.REDIS: check_redis}
     embedded_rows = {}

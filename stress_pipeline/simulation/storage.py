@@ -1,75 +1,104 @@
-"""Simulation results on disk: one folder per (kind, scenario) with a Parquet file per table.
+"""A simulation result on disk: one file holding the record, the curves, the fills, the trades and
+the event log, written whole or not at all.
 
-The Dagster assets store the result record through the IO manager; the curves, trades, fills and
-the event log go here, so that the divergence report and later stages read them without re-running.
+The file is a ZIP archive (stored, not compressed again) of one Parquet file per table plus
+``result.json`` (kind, scenario name, metrics, details). It is written to a temporary file beside
+the target and renamed into place, so a reader sees the previous result or the new one, never a mix.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import tempfile
+import zipfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from stress_pipeline.parquet_store import read_parquet, write_parquet_atomic
 from stress_pipeline.simulation.result import SimResult
 
 TABLES = ("trades", "fills", "equity", "events")
+META = "result.json"
 
 
-def result_dir(storage_dir: Path, kind: str, key: str) -> Path:
-    return storage_dir / "simulations" / kind / key
+class ResultFileError(ValueError):
+    """A result file that is not a complete simulation result."""
 
 
-def save_result(result: SimResult, directory: Path) -> Path:
-    """Write every table of ``result`` (atomically, each) and its metrics as JSON."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:
-        table = getattr(result, name)
-        if table is None:
-            (directory / f"{name}.parquet").unlink(missing_ok=True)
-            continue
-        frame = table.reset_index() if name == "equity" else table
-        write_parquet_atomic(frame, directory / f"{name}.parquet")
-    meta = {"kind": result.kind, "scenario_name": result.scenario_name, "metrics": result.metrics}
-    tmp = directory / "result.json.tmp"
-    tmp.write_text(json.dumps(meta, default=str))
-    tmp.replace(directory / "result.json")
-    return directory
+def write_result(result: SimResult, path: Path) -> Path:
+    """Write ``result`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+                for name in TABLES:
+                    table = getattr(result, name)
+                    if table is None:
+                        continue
+                    frame = table.reset_index() if name == "equity" else table
+                    buffer = io.BytesIO()
+                    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+                    archive.writestr(f"{name}.parquet", buffer.getvalue())
+                meta = {
+                    "kind": result.kind,
+                    "scenario_name": result.scenario_name,
+                    "metrics": result.metrics,
+                    "details": result.details,
+                }
+                archive.writestr(META, json.dumps(meta, default=_json_default))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
 
 
-def load_result(directory: Path) -> SimResult:
-    if not (directory / "result.json").exists():
-        raise FileNotFoundError(f"no simulation result in {directory}")
-    meta = json.loads((directory / "result.json").read_text())
-    tables: dict[str, pd.DataFrame | None] = {}
-    for name in TABLES:
-        path = directory / f"{name}.parquet"
-        tables[name] = read_parquet(path) if path.exists() else None
+def read_result(path: Path) -> SimResult:
+    """The result stored at ``path`` by :func:`write_result`."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no simulation result at {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if META not in names:
+                raise ResultFileError(f"{path}: not a simulation result (no {META})")
+            meta = json.loads(archive.read(META))
+            tables = {
+                name: pq.read_table(io.BytesIO(archive.read(f"{name}.parquet"))).to_pandas()
+                if f"{name}.parquet" in names else None
+                for name in TABLES
+            }  # fmt: skip
+    except zipfile.BadZipFile:
+        raise ResultFileError(f"{path}: not a simulation result (not a ZIP archive)") from None
     equity = tables["equity"]
     if equity is not None and "ts" in equity.columns:
         equity = equity.set_index("ts")
     return SimResult(
         kind=meta["kind"],
         scenario_name=meta["scenario_name"],
-        trades=tables["trades"],
-        fills=tables["fills"],
-        equity=equity,
+        trades=_frame(tables["trades"]),
+        fills=_frame(tables["fills"]),
+        equity=_frame(equity),
         metrics=meta["metrics"],
         events=tables["events"],
+        details=meta.get("details") or {},
     )
 
 
-def result_pairs(storage_dir: Path) -> list[tuple[str, SimResult, SimResult]]:
-    """(scenario key, backtest, paper) for every scenario with both results stored."""
-    base = storage_dir / "simulations"
-    if not (base / "paper").is_dir():
-        return []
-    pairs = []
-    for key in sorted(p.name for p in (base / "paper").iterdir() if p.is_dir()):
-        try:
-            pairs.append((key, load_result(result_dir(storage_dir, "backtest", key)),
-                          load_result(result_dir(storage_dir, "paper", key))))
-        except FileNotFoundError:
-            continue
-    return pairs
+def _frame(frame: pd.DataFrame | None) -> pd.DataFrame:
+    return frame if frame is not None else pd.DataFrame()
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)

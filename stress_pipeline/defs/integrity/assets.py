@@ -5,11 +5,10 @@ import json
 import dagster as dg
 import pandas as pd
 
-from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
+from stress_pipeline.defs.partitions import scenarios_partitions
+from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.defs.scenarios.assets import scenario_catalog
-from stress_pipeline.defs.simulations.assets import load_sim, paper_results
-from stress_pipeline.scenarios.catalog import scenario_for_key
-from stress_pipeline.settings import get_settings
+from stress_pipeline.defs.simulations.assets import paper_results, scenario_of
 from stress_pipeline.state.live_run import run_live_state
 
 
@@ -17,28 +16,23 @@ from stress_pipeline.state.live_run import run_live_state
     group_name="integrity",
     partitions_def=scenarios_partitions,
     io_manager_key="parquet_io_manager",
-    required_resource_keys={"simulation"},
-    ins={"scenario_catalog": dg.AssetIn(scenario_catalog.key)},
-    deps=[paper_results],
+    ins={"scenario_catalog": dg.AssetIn(scenario_catalog.key), "paper_results": dg.AssetIn(paper_results.key)},
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"postgres", "redis"},
 )
 def portfolio_reconciliation(
-    context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame
+    context: dg.AssetExecutionContext, stress: StressResource, scenario_catalog: pd.DataFrame, paper_results
 ) -> dict[str, pd.DataFrame]:
     """Exchange fills vs the PostgreSQL ledger vs the Redis hot state, after the paper run's fills were
     written live while the scenario's faults hit the servers."""
-    settings = get_settings()
-    capital = context.resources.simulation.initial_capital
-    symbols = context.instance.get_dynamic_partitions(symbols_partitions.name)
+    settings = stress.settings()
     out = {}
     for key in context.partition_keys:
-        scenario = scenario_for_key(scenario_catalog, key, symbols)
-        paper = load_sim(settings.storage_dir, "paper", key)
+        scenario = scenario_of(context, scenario_catalog, key)
         run_id = f"{key}-{context.run_id[:8]}"
         outcome = run_live_state(
-            paper, run_id=run_id, faults=scenario.faults, settings=settings, initial_cash=capital,
-            buffer_root=settings.home / "buffers", seed=scenario.seed,
+            paper_results[key], run_id=run_id, faults=scenario.faults, settings=settings,
+            initial_cash=stress.initial_capital, buffer_root=settings.paths.buffers, seed=scenario.seed,
         )  # fmt: skip
         report = outcome.report
         context.log.info(f"{key}: {report.summary()}")
@@ -63,4 +57,3 @@ def portfolio_reconciliation(
             partition_key=key,
         )
     return out
-

@@ -2,7 +2,9 @@
 
 import dagster as dg
 
+from stress_pipeline.defs.checks import Verdict, report_per_partition
 from stress_pipeline.defs.integrity.assets import portfolio_reconciliation
+from stress_pipeline.defs.io_manager import PartitionValues
 from stress_pipeline.defs.partitions import scenarios_partitions
 
 RECONCILIATION_CLEAN = "reconciliation_clean"
@@ -12,25 +14,20 @@ RECONCILIATION_CLEAN = "reconciliation_clean"
     asset=portfolio_reconciliation,
     name=RECONCILIATION_CLEAN,
     partitions_def=scenarios_partitions,
-    required_resource_keys={"parquet_io_manager"},
     description=(
         "Exchange truth, the PostgreSQL ledger replay and the Redis snapshot agree: positions exactly, cash "
         "within $1, every exchange fill in the ledger exactly once."
     ),
 )
-def reconciliation_clean(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    io_manager = context.resources.parquet_io_manager
-    rows = {key: io_manager.load_partition(portfolio_reconciliation.key, key).iloc[0] for key in context.partition_keys}
-    failed = sorted(key for key, row in rows.items() if not bool(row["passed"]))
-    return dg.AssetCheckResult(
-        passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "scenarios_checked": dg.MetadataValue.int(len(rows)),
-            "failed_scenarios": dg.MetadataValue.json(failed),
-            "buffered": dg.MetadataValue.json(
-                {key: {"postgres": int(r["buffered_postgres"]), "redis": int(r["buffered_redis"])}
-                 for key, r in rows.items() if r["buffered_postgres"] or r["buffered_redis"]}
-            ),
-        },
-    )
+def reconciliation_clean(context: dg.AssetCheckExecutionContext, portfolio_reconciliation: PartitionValues) -> None:
+    verdicts = {}
+    for key in context.partition_keys:
+        row = portfolio_reconciliation[key].iloc[0]
+        verdicts[key] = Verdict(
+            passed=bool(row["passed"]),
+            metadata={
+                "buffered_postgres": dg.MetadataValue.int(int(row["buffered_postgres"])),
+                "buffered_redis": dg.MetadataValue.int(int(row["buffered_redis"])),
+            },
+        )
+    report_per_partition(context, verdicts)

@@ -5,11 +5,11 @@ import dagster as dg
 import pandas as pd
 
 from stress_pipeline.defs.partitions import symbols_partitions
+from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.market import BarFileError, load_bars
 from stress_pipeline.market.summary import BarSummary, summarize_bars
 from stress_pipeline.market.symbols import discover_symbol_files
 from stress_pipeline.plots import downsample, line_plot_png, png_markdown
-from stress_pipeline.settings import get_settings
 
 PREVIEW_ROWS = 10
 
@@ -20,9 +20,9 @@ PREVIEW_ROWS = 10
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
 )
-def market_bars(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
+def market_bars(context: dg.AssetExecutionContext, stress: StressResource) -> dg.Output[pd.DataFrame]:
     """Canonical bars of one symbol, from every data file of that symbol under $STRESS_DATA_DIR/bars."""
-    settings = get_settings()
+    settings = stress.settings()
     symbol = context.partition_key
     files = discover_symbol_files(settings.bars_dir).get(symbol)
     if not files:

@@ -1,12 +1,12 @@
 """Blocking data-quality check on market bars, run with Great Expectations."""
 
 import dagster as dg
-import pandas as pd
 
+from stress_pipeline.defs.io_manager import PartitionValues
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import symbols_partitions
+from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.market.quality import validate_bars
-from stress_pipeline.settings import get_settings
 
 MARKET_BARS_QUALITY = "market_bars_quality"
 
@@ -22,8 +22,8 @@ MARKET_BARS_QUALITY = "market_bars_quality"
         "gap ratio <= STRESS_MAX_GAP_RATIO."
     ),
 )
-def market_bars_quality(market_bars: pd.DataFrame) -> dg.AssetCheckResult:
-    report = validate_bars(market_bars, max_gap_ratio=get_settings().max_gap_ratio)
+def market_bars_quality(stress: StressResource, market_bars: PartitionValues) -> dg.AssetCheckResult:
+    report = validate_bars(market_bars.only(), max_gap_ratio=stress.max_gap_ratio)
     metadata: dict[str, object] = {
         "rows": dg.MetadataValue.int(report.rows),
         "expectations": dg.MetadataValue.int(len(report.outcomes)),

@@ -7,11 +7,12 @@ import pandas as pd
 
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
+from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.market.symbols import discover_symbol_files
 from stress_pipeline.scenarios.catalog import BASELINE_KEY, build_catalog, scenario_for_key
+from stress_pipeline.scenarios.invariants import InvariantReport, check_stressed_bars
 from stress_pipeline.scenarios.plots import scenario_plot_markdown
 from stress_pipeline.scenarios.stress_run import StressRun, stress_scenario
-from stress_pipeline.settings import get_settings
 
 
 @dg.asset(
@@ -19,9 +20,9 @@ from stress_pipeline.settings import get_settings
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "yaml"},
 )
-def scenario_catalog(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
+def scenario_catalog(context: dg.AssetExecutionContext, stress: StressResource) -> dg.Output[pd.DataFrame]:
     """Every scenario of every valid stress pack under $STRESS_DATA_DIR/stress_packs, as a table."""
-    settings = get_settings()
+    settings = stress.settings()
     known = list(discover_symbol_files(settings.bars_dir))
     catalog = build_catalog(settings.stress_packs_dir, known_symbols=known)
     table = catalog.table()
@@ -58,51 +59,59 @@ def _sync_partitions(instance: dg.DagsterInstance, keys: list[str]) -> tuple[lis
     group_name="scenarios",
     partitions_def=scenarios_partitions,
     io_manager_key="parquet_io_manager",
-    required_resource_keys={"parquet_io_manager"},
-    deps=[dg.AssetDep(market_bars, partition_mapping=dg.AllPartitionMapping())],
+    ins={
+        "scenario_catalog": dg.AssetIn(scenario_catalog.key),
+        "market_bars": dg.AssetIn(market_bars.key, partition_mapping=dg.AllPartitionMapping()),
+    },
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pandas", "parquet"},
 )
 def stressed_bars(
-    context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame
+    context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame, market_bars
 ) -> dict[str, pd.DataFrame]:
     """The scenario applied to the market bars it names: canonical bars plus stressed/corrupted/halted flags.
 
     The partition ``baseline`` holds every symbol's bars unstressed, the reference for the simulations.
+    Each partition's invariants (the promised drop, reproducibility, corrupted rows caught by the quality
+    suite) are measured here and recorded with it for the check to judge.
     """
     out: dict[str, pd.DataFrame] = {}
     for key in context.partition_keys:
-        run = _stress(context, scenario_catalog, key)
+        run, base = _stress(context, scenario_catalog, market_bars, key)
+        report = check_stressed_bars(run.scenario, base, run.stressed)
         out[key] = run.stressed
-        context.add_asset_metadata(_metadata(run), partition_key=key)
+        context.add_asset_metadata({**_metadata(run), **_invariant_metadata(report)}, partition_key=key)
         context.log.info(f"{key}: {len(run.stressed)} rows, {int(run.stressed['stressed'].sum())} stressed")
     return out
 
 
-def load_base_bars(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, symbols) -> pd.DataFrame:
-    """The stored market_bars partitions of ``symbols``; a clear failure when one is missing."""
-    io_manager = context.resources.parquet_io_manager
-    frames = []
-    for symbol in symbols:
-        if symbol not in context.instance.get_dynamic_partitions(symbols_partitions.name):
-            raise dg.Failure(f"no market data for {symbol}: it is not a symbols partition (no files on disk?)")
-        try:
-            frames.append(io_manager.load_partition(market_bars.key, symbol))
-        except FileNotFoundError as err:
-            raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None
-    return pd.concat(frames, ignore_index=True)
-
-
-def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, key: str) -> StressRun:
+def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, market_bars, key: str):
+    symbols = context.instance.get_dynamic_partitions(symbols_partitions.name)
     try:
-        scenario = scenario_for_key(catalog, key, context.instance.get_dynamic_partitions(symbols_partitions.name))
+        scenario = scenario_for_key(catalog, key, symbols)
     except KeyError as err:
         raise dg.Failure(str(err)) from None
-    base = load_base_bars(context, scenario.symbols)
+    frames = []
+    for symbol in scenario.symbols:
+        if symbol not in market_bars:
+            raise dg.Failure(f"no market data for {symbol}: it is not a symbols partition (no files on disk?)")
+        try:
+            frames.append(market_bars[symbol])
+        except FileNotFoundError as err:
+            raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None
+    base = pd.concat(frames, ignore_index=True)
     try:
-        return stress_scenario(scenario, base)
+        return stress_scenario(scenario, base), base
     except ValueError as err:
         raise dg.Failure(f"scenario '{scenario.name}': {err}") from None
+
+
+def _invariant_metadata(report: InvariantReport) -> dict[str, object]:
+    return {
+        "invariants_passed": dg.MetadataValue.bool(report.passed),
+        "invariant_failures": dg.MetadataValue.json(list(report.failures)),
+        "drops": dg.MetadataValue.json(report.drops),
+    }
 
 
 def _metadata(run: StressRun) -> dict[str, object]:

@@ -1,20 +1,28 @@
-"""The simulations group: backtest and paper results per scenario, and the divergence between them."""
+"""The simulations group: backtest and paper results per scenario, and the divergence between them.
 
+Both simulation assets return a ``SimResult`` per scenario (stored whole by the result IO manager);
+``divergence_report`` and the integrity group receive them as inputs.
+"""
+
+import dataclasses
 import json
 
 import dagster as dg
 import pandas as pd
 
 from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
+from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.defs.scenarios.assets import scenario_catalog, stressed_bars
 from stress_pipeline.scenarios.catalog import scenario_for_key
-from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.plots import equity_comparison_markdown, equity_drawdown_markdown
 from stress_pipeline.simulation.result import RESULT_FIELDS, SimResult
-from stress_pipeline.simulation.scenario_sims import compare_scenario, simulate_scenario
-from stress_pipeline.simulation.storage import load_result, result_dir, save_result
+from stress_pipeline.simulation.scenario_sims import compare_scenario, paths_of, simulate_scenario
+from stress_pipeline.trading import check_lookahead, get_strategy
 
-RESOURCES = {"parquet_io_manager", "simulation"}
+SIM_INS = {
+    "scenario_catalog": dg.AssetIn(scenario_catalog.key),
+    "stressed_bars": dg.AssetIn(stressed_bars.key),
+}
 
 
 def _simulation_asset(kind: str, description: str):
@@ -22,34 +30,37 @@ def _simulation_asset(kind: str, description: str):
         name=f"{kind}_results",
         group_name="simulations",
         partitions_def=scenarios_partitions,
-        io_manager_key="parquet_io_manager",
-        required_resource_keys=RESOURCES,
-        ins={"scenario_catalog": dg.AssetIn(scenario_catalog.key)},
-        deps=[stressed_bars],
+        io_manager_key="result_io_manager",
+        ins=SIM_INS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"pandas", "numba"},
         description=description,
     )
-    def _asset(context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        settings = context.resources.simulation
-        config, policy = settings.sim_config(), settings.trading_policy()
+    def _asset(
+        context: dg.AssetExecutionContext, stress: StressResource, scenario_catalog: pd.DataFrame, stressed_bars
+    ) -> dict[str, SimResult]:
+        config, policy = stress.sim_config(), stress.trading_policy()
         out = {}
         for key in context.partition_keys:
-            scenario, stressed = load_scenario_bars(context, scenario_catalog, key)
+            scenario = scenario_of(context, scenario_catalog, key)
             try:
-                result = simulate_scenario(kind, stressed, scenario, config, policy)
+                result = simulate_scenario(kind, stressed_bars[key], scenario, config, policy)
             except ValueError as err:
                 raise dg.Failure(f"{kind} of scenario '{scenario.name}': {err}") from None
-            save_result(result, result_dir(get_settings().storage_dir, kind, key))
-            out[key] = pd.DataFrame([_flat_record(result)])
+            if kind == "backtest":
+                result = _with_lookahead(result, stress, stressed_bars[key])
+            out[key] = result
             context.add_asset_metadata(_result_metadata(result), partition_key=key)
+            context.log.info(f"{kind} {key}: PnL {float(result.metrics['total_pnl']):,.2f}")
         return out
 
     return _asset
 
 
 backtest_results = _simulation_asset(
-    "backtest", "The idealised vectorised backtest of the strategy on each scenario: fills at the bar close."
+    "backtest",
+    "The idealised vectorised backtest of the strategy on each scenario (fills at the bar close), with the "
+    "lookahead report of the strategy's signals on the scenario's bars.",
 )
 paper_results = _simulation_asset(
     "paper",
@@ -62,22 +73,25 @@ paper_results = _simulation_asset(
     group_name="simulations",
     partitions_def=scenarios_partitions,
     io_manager_key="parquet_io_manager",
-    required_resource_keys=RESOURCES,
-    ins={"scenario_catalog": dg.AssetIn(scenario_catalog.key)},
-    deps=[backtest_results, paper_results],
+    ins={
+        **SIM_INS,
+        "backtest_results": dg.AssetIn(backtest_results.key),
+        "paper_results": dg.AssetIn(paper_results.key),
+    },
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pandas"},
 )
-def divergence_report(context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def divergence_report(
+    context: dg.AssetExecutionContext, stress: StressResource, scenario_catalog: pd.DataFrame, stressed_bars,
+    backtest_results, paper_results,
+) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Backtest vs paper per scenario: divergence of PnL, win rate, drawdown and trades; PnL attribution."""
-    settings = context.resources.simulation
-    config, policy = settings.sim_config(), settings.trading_policy()
-    storage = get_settings().storage_dir
+    config, policy = stress.sim_config(), stress.trading_policy()
     out = {}
     for key in context.partition_keys:
-        scenario, stressed = load_scenario_bars(context, scenario_catalog, key)
-        backtest, paper = (load_sim(storage, kind, key) for kind in ("backtest", "paper"))
-        comparison = compare_scenario(backtest, paper, stressed, scenario, config, policy)
+        scenario = scenario_of(context, scenario_catalog, key)
+        backtest, paper = backtest_results[key], paper_results[key]
+        comparison = compare_scenario(backtest, paper, stressed_bars[key], scenario, config, policy)
         table = comparison.divergence_table().assign(scenario=key)
         out[key] = table
         waterfall = comparison.attribution.table()
@@ -95,27 +109,25 @@ def divergence_report(context: dg.AssetExecutionContext, scenario_catalog: pd.Da
     return out
 
 
-def load_scenario_bars(context, catalog: pd.DataFrame, key: str):
-    """The scenario of a partition and its stored stressed bars."""
-    symbols = context.instance.get_dynamic_partitions(symbols_partitions.name)
+def scenario_of(context: dg.AssetExecutionContext, catalog: pd.DataFrame, key: str):
+    """The scenario of a partition key, or a clear failure."""
     try:
-        scenario = scenario_for_key(catalog, key, symbols)
-        stressed = context.resources.parquet_io_manager.load_partition(stressed_bars.key, key)
-    except (KeyError, FileNotFoundError) as err:
-        raise dg.Failure(f"{err}; materialise stressed_bars first") from None
-    return scenario, stressed
+        return scenario_for_key(catalog, key, context.instance.get_dynamic_partitions(symbols_partitions.name))
+    except KeyError as err:
+        raise dg.Failure(f"{err}; materialise scenario_catalog first") from None
 
 
-def load_sim(storage, kind: str, key: str) -> SimResult:
-    try:
-        return load_result(result_dir(storage, kind, key))
-    except FileNotFoundError:
-        raise dg.Failure(f"no {kind} result for '{key}': materialise {kind}_results first") from None
-
-
-def _flat_record(result: SimResult) -> dict[str, object]:
-    record = result.record()
-    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in record.items()}
+def _with_lookahead(result: SimResult, stress: StressResource, bars: pd.DataFrame) -> SimResult:
+    strategy = get_strategy(stress.strategy, **dict(stress.strategy_params))
+    report = check_lookahead(strategy, paths_of(bars)[0])
+    lookahead = {
+        "passed": report.passed,
+        "strategy": stress.strategy,
+        "cuts": len(report.cuts),
+        "violations": [str(v) for v in report.violations[:5]],
+        "summary": report.summary(),
+    }
+    return dataclasses.replace(result, details={**result.details, "lookahead": lookahead})
 
 
 def _result_metadata(result: SimResult) -> dict[str, object]:
@@ -128,6 +140,8 @@ def _result_metadata(result: SimResult) -> dict[str, object]:
         "result": dg.MetadataValue.json(json.loads(json.dumps(seed_fields, default=str))),
         "equity_and_drawdown": dg.MetadataValue.md(equity_drawdown_markdown(result)),
     }
+    if "lookahead" in result.details:
+        metadata["lookahead"] = dg.MetadataValue.text(str(result.details["lookahead"]["summary"]))
     if result.events is not None:
         transitions = result.events[result.events["kind"].isin(["ess_transition", "policy_change"])]
         metadata["emergency_stops"] = dg.MetadataValue.int(int(record.get("emergency_stops") or 0))

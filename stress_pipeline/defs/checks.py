@@ -1,0 +1,65 @@
+"""How a partitioned check reports: one evaluation per partition, in every kind of run.
+
+A check step that covers several partitions (a single-run backfill over a sweep) would otherwise
+record one evaluation without a partition, which the UI shows as "Skipped" for each scenario. Each
+partition's verdict is logged as its own ``AssetCheckEvaluation``, exactly what a run of that one
+partition records, so the UI, GraphQL and the CLI summary read the same verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One partition's outcome of a check."""
+
+    passed: bool
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    description: str | None = None
+
+
+def report_per_partition(
+    context: dg.AssetCheckExecutionContext,
+    verdicts: Mapping[str, Verdict],
+    *,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> None:
+    """Log one evaluation of the running check for each partition in ``verdicts``."""
+    keys = list(context.selected_asset_check_keys)
+    if len(keys) != 1:
+        raise ValueError("report_per_partition serves a check step that runs exactly one check")
+    check_key = keys[0]
+    missing = set(context.partition_keys) - set(verdicts)
+    if missing:
+        raise ValueError(f"{check_key.name}: no verdict for partition(s) {', '.join(sorted(missing))}")
+    for partition in context.partition_keys:
+        verdict = verdicts[partition]
+        context.op_execution_context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=check_key.asset_key,
+                check_name=check_key.name,
+                passed=verdict.passed,
+                metadata=dict(verdict.metadata),
+                severity=severity,
+                description=verdict.description,
+                partition=partition,
+            )
+        )
+
+
+def latest_metadata(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None = None
+) -> dict[str, object]:
+    """The metadata values of the latest materialisation of an asset (partition) ({} if none)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    if not records:
+        return {}
+    materialization = records[0].asset_materialization
+    return {key: value.value for key, value in (materialization.metadata if materialization else {}).items()}

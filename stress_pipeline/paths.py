@@ -1,0 +1,72 @@
+"""Every storage path of the project, built in one place.
+
+Under ``$STRESS_HOME``::
+
+    storage/<asset path>/<partition>.parquet       a table asset's partition (bars, reports)
+    storage/<asset path>.parquet                   an unpartitioned table asset
+    storage/<asset path>/<partition>.simresult     a simulation result bundle (record, curves, fills,
+                                                   trades, events) in one file
+    buffers/<run id>/<target>/                     the live-state writer's disk buffers
+    reports/                                       generated reports
+    services/                                      the embedded PostgreSQL and Redis
+
+The IO managers, the live-state writer and the CLI ask this module; nothing else joins these names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+TABLE_SUFFIX = ".parquet"
+RESULT_SUFFIX = ".simresult"
+
+
+class PartitionKeyError(ValueError):
+    """A partition key that cannot name a file."""
+
+
+@dataclass(frozen=True)
+class StoragePaths:
+    """The layout under one STRESS_HOME."""
+
+    home: Path
+
+    @property
+    def storage(self) -> Path:
+        return self.home / "storage"
+
+    @property
+    def buffers(self) -> Path:
+        return self.home / "buffers"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def services(self) -> Path:
+        return self.home / "services"
+
+    def asset_file(self, asset_path: Sequence[str], partition: str | None, suffix: str = TABLE_SUFFIX) -> Path:
+        """The file of one asset partition (or of an unpartitioned asset when ``partition`` is None)."""
+        folder = self.storage.joinpath(*asset_path)
+        if partition is None:
+            return folder.with_name(folder.name + suffix)
+        return folder / f"{checked_partition(partition)}{suffix}"
+
+    def result_file(self, asset_path: Sequence[str], partition: str | None) -> Path:
+        """The simulation result bundle of one asset partition."""
+        return self.asset_file(asset_path, partition, RESULT_SUFFIX)
+
+    def buffer_dir(self, run_id: str) -> Path:
+        """The disk buffers of one live-state run."""
+        return self.buffers / checked_partition(run_id)
+
+
+def checked_partition(key: str) -> str:
+    """``key`` if it can name a file on its own; otherwise a clear error."""
+    if not key or key in {".", ".."} or "/" in key or "\\" in key or "\x00" in key:
+        raise PartitionKeyError(f"partition key {key!r} cannot name a file")
+    return key
