@@ -58,10 +58,11 @@ import redis
 
 from stress_pipeline.services.errors import ServiceUnavailableError
 from stress_pipeline.state.records import Fill, Mark
+from stress_pipeline.trading.risk.safety_governor import STATE_NAMES
 
 DEFAULT_NAMESPACE = "stress"
-#: The emergency stop system's states, as ``trading.risk.safety_governor.STATE_NAMES`` names them.
-ESS_STATES = ("ARMED", "TRIPPED", "COOLDOWN", "AWAITING_RESET", "HALTED")
+#: The emergency stop system's states: the safety governor's enumeration, the one list of them.
+ESS_STATES = STATE_NAMES
 DEFAULT_CHUNK_SIZE = 1_000
 #: Fills per script call at most: keeps every limb sum below 1e12, far inside a double's exact range.
 MAX_SCRIPT_FILLS = 10_000
