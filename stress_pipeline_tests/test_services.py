@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from stress_pipeline.defs.resources import PostgresResource, RedisResource, StressResource, stress_resource_from_env
+from stress_pipeline.defs.resources import StressResource, stress_resource_from_env
 from stress_pipeline.services import (
     ServiceStartError,
     ServiceUnavailableError,
@@ -406,19 +406,19 @@ def test_external_urls_are_used_and_nothing_is_started(tmp_path: Path, external_
 # -------------------------------------------------------------------------------- Dagster resources
 
 
-def _materialize_with_resources(postgres: PostgresResource, redis_resource: RedisResource) -> dict[str, object]:
+def _materialize_with_resources(stress: StressResource) -> dict[str, object]:
     seen: dict[str, object] = {}
 
-    @dg.asset(required_resource_keys={"postgres", "redis"})
+    @dg.asset(required_resource_keys={"stress"})
     def touches_both(context) -> None:  # no annotation: this module postpones annotations
-        with context.resources.postgres.get_engine().connect() as conn:
+        with context.resources.stress.get_engine().connect() as conn:
             seen["select"] = conn.execute(sa.text("SELECT 41 + 1")).scalar_one()
-        client = context.resources.redis.get_client()
+        client = context.resources.stress.get_redis()
         client.set("stress_pipeline:resource_test", "ok")
         seen["redis"] = client.get("stress_pipeline:resource_test")
-        seen["urls"] = (context.resources.postgres.resolved_url(), context.resources.redis.resolved_url())
+        seen["urls"] = (context.resources.stress.ledger_url(), context.resources.stress.hot_state_url())
 
-    result = dg.materialize([touches_both], resources={"postgres": postgres, "redis": redis_resource})
+    result = dg.materialize([touches_both], resources={"stress": stress})
     assert result.success
     return seen
 
@@ -430,8 +430,7 @@ def test_resources_use_the_embedded_servers_in_a_dagster_run(
     monkeypatch.setenv("STRESS_HOME", str(shared_services.home))
     monkeypatch.delenv("STRESS_POSTGRES_URL", raising=False)
     monkeypatch.delenv("STRESS_REDIS_URL", raising=False)
-    stress = stress_resource_from_env()
-    seen = _materialize_with_resources(PostgresResource(stress=stress), RedisResource(stress=stress))
+    seen = _materialize_with_resources(stress_resource_from_env())
     state = embedded.read_state(shared_services)
     assert seen["select"] == 42 and seen["redis"] in (b"ok", "ok")
     assert seen["urls"] == (state.postgres.url, state.redis.url)
@@ -441,15 +440,14 @@ def test_resources_use_the_embedded_servers_in_a_dagster_run(
 def test_resources_use_the_configured_servers(external_service_urls, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRESS_POSTGRES_URL", external_service_urls.postgres_url)
     monkeypatch.setenv("STRESS_REDIS_URL", external_service_urls.redis_url)
-    stress = stress_resource_from_env()
-    seen = _materialize_with_resources(PostgresResource(stress=stress), RedisResource(stress=stress))
+    seen = _materialize_with_resources(stress_resource_from_env())
     assert seen["select"] == 42
     assert seen["urls"] == (external_service_urls.postgres_url, external_service_urls.redis_url)
 
 
 def test_resource_on_an_unreachable_server_names_the_masked_url() -> None:
     with pytest.raises(ServiceUnavailableError) as info:
-        PostgresResource(stress=StressResource(postgres_url="postgresql://stress:hunter2@127.0.0.1:1/ledger")).get_engine()
+        StressResource(postgres_url="postgresql://stress:hunter2@127.0.0.1:1/ledger").get_engine()
     assert "postgresql://stress:***@127.0.0.1:1/ledger" in str(info.value) and "hunter2" not in str(info.value)
     with pytest.raises(ServiceUnavailableError, match=r"redis://:\*\*\*@127.0.0.1:1/0"):
-        RedisResource(stress=StressResource(redis_url="redis://:hunter2@127.0.0.1:1/0")).get_client()
+        StressResource(redis_url="redis://:hunter2@127.0.0.1:1/0").get_redis()

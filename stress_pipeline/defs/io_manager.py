@@ -19,8 +19,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.parquet_store import read_parquet, write_parquet_atomic
+from stress_pipeline.paths import StoragePaths
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.storage import read_result, write_result
 
@@ -61,8 +61,9 @@ class PartitionValues(Mapping[str, Any]):
         return self[self._keys[0]]
 
 
-class _PartitionedFileIOManager(dg.ConfigurableIOManager):
-    stress: StressResource
+class _PartitionedFileIOManager(dg.IOManager):
+    def __init__(self, paths: StoragePaths):
+        self.paths = paths
 
     def _write(self, value: Any, path: Path) -> None:
         raise NotImplementedError
@@ -126,7 +127,7 @@ class ParquetIOManager(_PartitionedFileIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a DataFrame, got {type(value).__name__}")
 
     def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        return self.stress.settings().paths.asset_file(key.path, partition)
+        return self.paths.asset_file(key.path, partition)
 
 
 class SimResultIOManager(_PartitionedFileIOManager):
@@ -143,4 +144,14 @@ class SimResultIOManager(_PartitionedFileIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a SimResult, got {type(value).__name__}")
 
     def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        return self.stress.settings().paths.result_file(key.path, partition)
+        return self.paths.result_file(key.path, partition)
+
+
+@dg.io_manager(required_resource_keys={"stress"}, description="DataFrames as Parquet under $STRESS_HOME/storage")
+def parquet_io_manager(init_context: dg.InitResourceContext) -> ParquetIOManager:
+    return ParquetIOManager(init_context.resources.stress.settings().paths)
+
+
+@dg.io_manager(required_resource_keys={"stress"}, description="Simulation results under $STRESS_HOME/storage")
+def result_io_manager(init_context: dg.InitResourceContext) -> SimResultIOManager:
+    return SimResultIOManager(init_context.resources.stress.settings().paths)

@@ -1,10 +1,12 @@
-"""The project's one configuration resource, and the resources built on it.
+"""The project's one configuration resource.
 
 ``StressResource`` carries everything a run is configured with: where state and data live, the
-ledger and hot-state servers, the system under test (strategy, capital, sizing) and its trading
-policy. Each field is bound to its environment variable with ``dg.EnvVar`` when that variable is set
-(so the UI shows where a value comes from), else it keeps the documented default; the launchpad can
-override any of them per run. The core receives what it needs from here as arguments.
+ledger and hot-state servers (and connections to them), the system under test (strategy, capital,
+sizing) and its trading policy. The IO managers read their storage root from it, so a run configured
+with another ``home`` in the launchpad stores its outputs there too. Each field is bound to its
+environment variable with ``dg.EnvVar`` when that variable is set (so the UI shows where a value
+comes from), else it keeps the documented default; the launchpad can override any of them per run.
+The core receives what it needs from here as arguments.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class StressResource(dg.ConfigurableResource):
     initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
     position_scale: float = Field(default=_SIM_DEFAULTS.position_scale, description="weight x scale = allocation")
     policy: str = Field(default="default", description="a policy name under data/policies, or a YAML path")
+    _engine: sa.Engine | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         return make_settings(
@@ -70,34 +73,25 @@ class StressResource(dg.ConfigurableResource):
     def trading_policy(self) -> TradingPolicy:
         return load_policy(self.policy, policies_dir=self.settings().policies_dir)
 
+    def ledger_url(self) -> str:
+        """The ledger database: the configured PostgreSQL, or the embedded one (started if needed)."""
+        return resolve_service_urls(self.settings()).postgres_url
 
-class PostgresResource(dg.ConfigurableResource):
-    """A SQLAlchemy engine (psycopg 3) on the configured PostgreSQL, or on the embedded one."""
-
-    stress: StressResource
-    _engine: sa.Engine | None = PrivateAttr(default=None)
-
-    def resolved_url(self) -> str:
-        return resolve_service_urls(self.stress.settings()).postgres_url
+    def hot_state_url(self) -> str:
+        """The hot-state store: the configured Redis, or the embedded one (started if needed)."""
+        return resolve_service_urls(self.settings()).redis_url
 
     def get_engine(self) -> sa.Engine:
+        """A SQLAlchemy engine (psycopg 3) on the ledger database, checked to answer."""
         if self._engine is None:
-            url = self.resolved_url()
+            url = self.ledger_url()
             check_postgres(url)
             self._engine = postgres_engine(url)
         return self._engine
 
-
-class RedisResource(dg.ConfigurableResource):
-    """A Redis client on the configured Redis, or on the embedded one."""
-
-    stress: StressResource
-
-    def resolved_url(self) -> str:
-        return resolve_service_urls(self.stress.settings()).redis_url
-
-    def get_client(self) -> redis.Redis:
-        url = self.resolved_url()
+    def get_redis(self) -> redis.Redis:
+        """A client of the hot-state store, checked to answer."""
+        url = self.hot_state_url()
         check_redis(url)
         return redis_client(url)
 
@@ -115,14 +109,11 @@ def stress_resource_from_env(**overrides: object) -> StressResource:
 
 def default_resources() -> dict[str, object]:
     """The resources every code location of the project binds."""
-    from stress_pipeline.defs.io_manager import ParquetIOManager, SimResultIOManager
+    from stress_pipeline.defs.io_manager import parquet_io_manager, result_io_manager
 
-    stress = stress_resource_from_env()
     return {
-        "stress": stress,
-        "parquet_io_manager": ParquetIOManager(stress=stress),
-        "result_io_manager": SimResultIOManager(stress=stress),
-        "postgres": PostgresResource(stress=stress),
-        "redis": RedisResource(stress=stress),
+        "stress": stress_resource_from_env(),
+        "parquet_io_manager": parquet_io_manager,
+        "result_io_manager": result_io_manager,
     }
 
