@@ -16,12 +16,13 @@ class ScenarioDataError(ValueError):
 
 def select_symbols(bars: BarArrays, symbols: tuple[str, ...]) -> BarArrays:
     """The scenario's symbols only, in the scenario's order (a view when they already are)."""
-    missing = [s for s in symbols if s not in bars.symbols]
-    if missing:
-        raise ScenarioDataError(f"no bars for {', '.join(missing)} (have {', '.join(bars.symbols) or 'none'})")
     if tuple(bars.symbols) == tuple(symbols):
         return bars
-    segments = [bars.segment(bars.symbols.index(s)) for s in symbols]
+    position = {symbol: i for i, symbol in enumerate(bars.symbols)}
+    missing = [s for s in symbols if s not in position]
+    if missing:
+        raise ScenarioDataError(f"no bars for {', '.join(missing)} (have {', '.join(bars.symbols) or 'none'})")
+    segments = [bars.segment(position[s]) for s in symbols]
     index = np.concatenate([np.arange(s.start, s.stop) for s in segments])
     lengths = np.array([s.stop - s.start for s in segments], dtype=np.int64)
     arrays = {
@@ -46,4 +47,4 @@ def run_scenario(scenario, bars: pd.DataFrame | BarArrays) -> StressResult:
 
 def apply_scenario(scenario, bars: pd.DataFrame) -> pd.DataFrame:
     """Stressed canonical bars (with ``stressed``, ``corrupted``, ``halted``) of the scenario's symbols."""
-    return run_scenario(scenario, bars).bars.to_frame()
+    return run_scenario(scenario, bars).bars.to_frame(copy=False)

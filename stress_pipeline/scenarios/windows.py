@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.intervals import bar_interval_ns as market_bar_interval_ns
 from stress_pipeline.scenarios.arrays import BarArrays
 
 # Bars kept before a drawn start, so that a pre-shock level and a local trend exist.
@@ -23,20 +24,12 @@ INTERVAL_SAMPLE_BARS = 32
 
 
 def bar_interval_ns(bars: BarArrays) -> int:
-    """The bar interval (ns): the median step over the first bars of every segment; 60 s if none.
+    """The bar interval (ns) of ``bars`` by the market's one rule (:func:`market.intervals.bar_interval_ns`),
+    over the first :data:`INTERVAL_SAMPLE_BARS` bars of every segment; 60 s if none.
 
-    A short sample per segment is enough (a symbol has one interval) and keeps this cheap on wide
-    inputs: one gather over (segments x sample) indices.
+    A short sample per segment is enough (a symbol has one interval) and keeps this cheap on wide inputs.
     """
-    starts, stops = bars.offsets[:-1], bars.offsets[1:]
-    index = starts[:, None] + np.arange(INTERVAL_SAMPLE_BARS)[None, :]
-    valid = index[:, 1:] < stops[:, None]
-    index = np.minimum(index, max(bars.rows - 1, 0))
-    if not bars.rows:
-        return 60_000_000_000
-    steps = (bars.ts[index[:, 1:]] - bars.ts[index[:, :-1]])[valid]
-    steps = steps[steps > 0]
-    return int(np.median(steps)) if len(steps) else 60_000_000_000
+    return market_bar_interval_ns(bars.ts, bars.offsets, sample_bars=INTERVAL_SAMPLE_BARS)
 
 
 def resolve_starts(
@@ -46,34 +39,36 @@ def resolve_starts(
 
     ``span_bars`` is how many bars from the start the transform needs; the window must fit.
     """
-    starts = np.empty(len(segments), dtype=np.int64)
+    segments = np.asarray(segments, dtype=np.int64)
     lengths = bars.lengths()[segments]
+    firsts = bars.offsets[segments]
+    if not len(segments):
+        return np.zeros(0, dtype=np.int64)
     window = scenario.window
-    rng = np.random.default_rng(scenario.seed)
-    drawn: int | None = None
-    for i, (segment, length) in enumerate(zip(segments, lengths, strict=True)):
-        first = int(bars.offsets[segment])
-        if window is not None and window.offset_bars is not None:
-            offset = window.offset_bars
-        elif window is not None and window.start is not None:
-            target = pd.Timestamp(window.start)
-            target = target.tz_localize("UTC") if target.tzinfo is None else target.tz_convert("UTC")
-            seg_ts = bars.ts[first : first + length]
-            offset = int(np.searchsorted(seg_ts, target.value, side="left"))
-        else:
-            if drawn is None:
-                low = min(warmup_bars, max(int(lengths.min()) - span_bars, 0))
-                high = int(lengths.min()) - span_bars
-                if high < low:
-                    raise WindowError(
-                        f"scenario '{scenario.name}': needs {span_bars} bars, {bars.symbols[segment]} has {length}"
-                    )
-                drawn = int(rng.integers(low, high + 1))
-            offset = drawn
-        if offset < 1 or offset + span_bars > length:
+    if window is not None and window.offset_bars is not None:
+        offsets = np.full(len(segments), int(window.offset_bars), dtype=np.int64)
+    elif window is not None and window.start is not None:
+        target = pd.Timestamp(window.start)
+        target = target.tz_localize("UTC") if target.tzinfo is None else target.tz_convert("UTC")
+        # Rows are in time order within a segment: the rows before the target are the first offset rows.
+        before = np.concatenate([[0], np.cumsum(bars.ts < target.value)])
+        offsets = before[firsts + lengths] - before[firsts]
+    else:
+        shortest = int(np.argmin(lengths))
+        low = min(warmup_bars, max(int(lengths[shortest]) - span_bars, 0))
+        high = int(lengths[shortest]) - span_bars
+        if high < low:
             raise WindowError(
-                f"scenario '{scenario.name}': window starting at bar {offset} needs {span_bars} bars and one before "
-                f"it, but {bars.symbols[segment]} has {length} bars"
+                f"scenario '{scenario.name}': needs {span_bars} bars, "
+                f"{bars.symbols[segments[shortest]]} has {int(lengths[shortest])}"
             )
-        starts[i] = first + offset
-    return starts
+        drawn = int(np.random.default_rng(scenario.seed).integers(low, high + 1))
+        offsets = np.full(len(segments), drawn, dtype=np.int64)
+    misfit = (offsets < 1) | (offsets + span_bars > lengths)
+    if misfit.any():
+        i = int(np.argmax(misfit))
+        raise WindowError(
+            f"scenario '{scenario.name}': window starting at bar {int(offsets[i])} needs {span_bars} bars and one "
+            f"before it, but {bars.symbols[segments[i]]} has {int(lengths[i])} bars"
+        )
+    return (firsts + offsets).astype(np.int64)

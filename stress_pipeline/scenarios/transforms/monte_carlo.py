@@ -3,8 +3,8 @@
 A single stressed history tests one story; many plausible futures show how often a strategy breaks.
 
 Where the paths start. Every path of a symbol starts from the close of its *anchor* bar and its
-timestamps continue from that bar at the base bar interval (the median spacing of the last 10,000
-bars the model is fitted on). Without a window the anchor is the last bar of the base data, so the
+timestamps continue from that bar at the base bar interval (``market.intervals.bar_interval_ns`` over the last
+10,000 bars the model is fitted on). Without a window the anchor is the last bar of the base data, so the
 paths are futures of the data set. With a window the anchor is the bar just before the window start
 (the pre-shock bar), so the paths are alternative histories from that point on, next to the one that
 happened. Either way the models are fitted on the bars up to and including the anchor only, never on
@@ -56,6 +56,7 @@ from functools import reduce
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.intervals import bar_interval_ns
 from stress_pipeline.scenarios.arrays import BarArrays
 from stress_pipeline.scenarios.result import StressResult
 from stress_pipeline.scenarios.transforms import register
@@ -65,7 +66,7 @@ from stress_pipeline.scenarios.windows import WindowError, resolve_starts
 _MAX_LOG_PRICE = 600.0
 # No standard normal draw exceeds this in practice: with it a cheap bound spares the exact range check.
 _NORMAL_BOUND = 40.0
-# The bar interval is the median spacing of the last this many common bars before the paths start.
+# The bar interval is taken over the last this many common bars before the paths start.
 _INTERVAL_BARS = 10_000
 # Up to this many symbols, correlated shocks are mixed by a few axpy passes; beyond, one matrix product pays.
 _DIRECT_MIX_MAX = 8
@@ -164,10 +165,8 @@ def _fit(scenario, bars: BarArrays, segments: np.ndarray) -> _Fit:
 
 
 def _interval(timeline: np.ndarray) -> int:
-    """Median positive spacing of the last bars of the fit (ns); one minute if there is none."""
-    diffs = np.diff(timeline[-_INTERVAL_BARS:])
-    diffs = diffs[diffs > 0]
-    return int(np.median(diffs)) if len(diffs) else 60_000_000_000
+    """The bar interval (the market's one rule) of the last bars of the fit (ns); one minute if none."""
+    return bar_interval_ns(timeline[-_INTERVAL_BARS:])
 
 
 def _anchor_rows(scenario, bars: BarArrays, segments: np.ndarray) -> np.ndarray:
