@@ -20,6 +20,7 @@ from stress_pipeline.trading import (
 )
 from stress_pipeline.trading.lookahead import check_lookahead, sample_cuts
 from stress_pipeline.trading.strategies import as_strategy, panel_to_bars
+from stress_pipeline.trading.strategies.base import PanelStrategy
 
 MINUTE_NS = 60_000_000_000
 SMALL = {
@@ -291,6 +292,28 @@ def test_the_lookahead_guard_catches_leaking_strategies(leak):
     assert symbol in {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
     assert ts <= cut and cut in report.cuts and full != truncated
     assert "lookahead" in report.summary()
+
+
+class _PeekingPanelStrategy(PanelStrategy):
+    """An array-form strategy that reads the next close: the panel path must catch it."""
+
+    name = "peeking"
+
+    def target_weights(self, panel):
+        close = panel.close
+        ahead = np.vstack([close[1:], close[-1:]])
+        return np.sign(ahead - close)
+
+
+def test_the_panel_path_catches_a_leaking_array_strategy_and_accepts_a_prepared_panel():
+    bars = generate_bars(days=2)
+    panel, _ = prepare_panel(bars)
+    report = check_lookahead(_PeekingPanelStrategy(), panel, cut_points=5, seed=0)
+    assert not report.passed and len(report.violations) >= 5
+    cut, _, ts, full, truncated = report.violations[0]
+    assert ts == cut and full != truncated  # the last bar before each cut is where the peek shows
+    clean = check_lookahead(get_strategy("trend", **SMALL["trend"]), panel, cut_points=5, seed=0)
+    assert clean.passed and clean.cuts == report.cuts
 
 
 def test_cut_points_cover_the_history_and_never_the_last_bar():
