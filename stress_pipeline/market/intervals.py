@@ -33,7 +33,8 @@ def bar_interval_ns(
 ) -> int:
     """The bar interval (ns) of ``ts_ns``: the lower median of the positive steps within segments.
 
-    ``ts_ns`` holds int64 nanoseconds (or ``datetime64``) in row order. ``offsets`` (length segments + 1,
+    ``ts_ns`` holds int64 nanoseconds (or ``datetime64``) in row order; integers in another unit give
+    the interval in that unit. ``offsets`` (length segments + 1,
     as in ``BarArrays``) splits the rows into segments; ``None`` means one segment. ``sample_bars``
     looks only at the first that many rows of each segment (a symbol has one interval, so a short
     sample per segment keeps this cheap on wide inputs). ``default`` is returned when no positive step
@@ -70,12 +71,12 @@ def bar_interval_ns(
     return int(np.partition(steps, k)[k])
 
 
-def missing_bars(ts_ns: np.ndarray, interval_ns: int) -> np.ndarray:
+def missing_bars(ts_ns: np.ndarray, interval_ns: float) -> np.ndarray:
     """Bars missing before each timestamp after the first, on the grid of ``interval_ns``.
 
-    ``ts_ns`` are distinct timestamps in increasing order (int64 ns). A step of ``k`` intervals,
-    rounded to the nearest whole number, means ``k - 1`` missing bars; the result has one entry per
-    step (``len(ts_ns) - 1``). A gap is a step with at least one missing bar.
+    ``ts_ns`` are distinct timestamps in increasing order (int64 ns, or any unit ``interval_ns`` is
+    in). A step of ``k`` intervals, rounded to the nearest whole number, means ``k - 1`` missing bars;
+    the result has one entry per step (``len(ts_ns) - 1``). A gap is a step with at least one missing bar.
     """
     if interval_ns <= 0:
         raise ValueError(f"interval must be positive, got {interval_ns} ns")

@@ -28,7 +28,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stress_pipeline.market.errors import BarFileError
-from stress_pipeline.market.schema import BAR_COLUMNS, conform_bars, empty_bars
+from stress_pipeline.market.schema import (
+    bar_order,
+    concat_bars,
+    conform_bars,
+    empty_bars,
+    symbol_codes,
+    symbol_column,
+)
 from stress_pipeline.market.symbols import default_spread_bps, symbol_from_path
 
 BINANCE_COLUMNS = (
@@ -42,26 +49,30 @@ VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 _MS_MIN, _US_MIN, _NS_MIN = 10**11, 10**14, 10**17
 
 
-def load_bars(paths: str | Path | Iterable[str | Path], *, symbols_file: Path | None = None) -> pd.DataFrame:
+def load_bars(paths: str | Path | Iterable[str | Path], *, symbols_file: Path) -> pd.DataFrame:
     """Load one or several market data files into canonical bars.
 
-    Files of one symbol concatenate; identical duplicate rows drop; rows sort by symbol and time.
-    ``spread_bps`` comes from the data when a file has it, else from ``symbols_file`` (default:
-    data/symbols.yaml under STRESS_DATA_DIR). Raises :class:`BarFileError` for the first bad file.
+    Files of one symbol concatenate; identical duplicate rows drop; rows sort by symbol and time (when
+    they are not in that order already). ``spread_bps`` comes from the data when a file has it, else
+    from ``symbols_file`` (data/symbols.yaml: per-symbol and default spreads; a missing file means the
+    built-in default). Raises :class:`BarFileError` for the first bad file.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("load_bars: no files given")
-    if symbols_file is None:
-        from stress_pipeline.settings import get_settings
-
-        symbols_file = get_settings().symbols_file
-    frames = [read_bar_file(path, symbols_file=symbols_file) for path in paths]
-    bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    bars = bars.drop_duplicates(ignore_index=True)
-    bars = bars.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
+    frames = [read_bar_file(path, symbols_file=Path(symbols_file)) for path in paths]
+    bars = concat_bars(frames) if len(frames) > 1 else frames[0]
+    codes, _ = symbol_codes(bars)
+    ts = bars["ts"].array.asi8
+    order = bar_order(codes, ts)
+    if order is not None:
+        bars = bars.take(order).reset_index(drop=True)
+        codes, ts = codes[order], ts[order]
+    # Identical rows share symbol and time, so they sit next to each other once sorted.
+    if len(ts) > 1 and bool(np.any((codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1]))):
+        bars = bars.drop_duplicates(ignore_index=True)
     return conform_bars(bars)
 
 
@@ -79,13 +90,13 @@ def read_bar_file(path: str | Path, *, symbols_file: Path) -> pd.DataFrame:
         spread = np.full(n, default_spread_bps(symbols_file, symbol), dtype=np.float64)
     frame = pd.DataFrame(
         {
-            "ts": pd.to_datetime(columns["ts"], unit="ns", utc=True),
-            "symbol": symbol,
+            "ts": pd.Series(columns["ts"].view("datetime64[ns]")).dt.tz_localize("UTC"),
+            "symbol": symbol_column(np.zeros(n, dtype=np.int32), [symbol]),
             **{c: columns[c] for c in VALUE_COLUMNS},
             "spread_bps": spread,
         }
     )
-    return frame.loc[:, list(BAR_COLUMNS)] if n else empty_bars()
+    return conform_bars(frame) if n else empty_bars()
 
 
 # ---------------------------------------------------------------------------------------------- CSV

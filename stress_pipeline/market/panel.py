@@ -95,7 +95,20 @@ def prepare_panel(
     starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
     offsets = np.concatenate([starts, [len(codes)]]).astype(np.int64)
     symbols = tuple(str(name) for name in categories[codes[starts]])
+    return panel_from_arrays(symbols, offsets, ts, columns, halted, spike_threshold=spike_threshold)
 
+
+def panel_from_arrays(
+    symbols: tuple[str, ...],
+    offsets: np.ndarray,
+    ts: np.ndarray,
+    columns: dict[str, np.ndarray],
+    halted: np.ndarray | None,
+    *,
+    spike_threshold: float = SPIKE_THRESHOLD,
+) -> tuple[MarketPanel, DataGuardReport]:
+    """The guard and the alignment on arrays already grouped by symbol (rows ``offsets[j]:offsets[j + 1]``
+    are ``symbols[j]``'s, in arrival order): what :func:`prepare_panel` runs after reading the frame."""
     o, h, low, c = (columns[name] for name in ("open", "high", "low", "close"))
     faults = ohlc_faults(o, h, low, c)
     keep = np.zeros(len(ts), dtype=bool)

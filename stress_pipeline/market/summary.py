@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from stress_pipeline.market.quality import infer_interval
+from stress_pipeline.market.gaps import gap_profile
 
 
 @dataclass(frozen=True)
@@ -33,26 +32,20 @@ class BarSummary:
 
 
 def summarize_bars(bars: pd.DataFrame) -> BarSummary:
-    """Summarise one symbol's bars (rows in time order)."""
+    """Summarise one symbol's bars: interval and gaps as the quality suite counts them
+    (:func:`~stress_pipeline.market.gaps.gap_profile`: distinct timestamps, the market's interval rule)."""
     ts = bars["ts"]
     if ts.empty:
         return BarSummary(0, None, None, None, 0, 0, 0.0)
-    interval = infer_interval(ts)
-    gaps = missing = 0
-    if interval is not None and len(ts) > 1:
-        steps = np.diff(ts.array.asi8) / interval.value
-        behind = np.clip(np.rint(steps) - 1, 0, None)
-        gaps = int((behind > 0).sum())
-        missing = int(behind.sum())
-    expected = len(ts) + missing
+    profile = gap_profile(ts)
     return BarSummary(
         rows=len(ts),
         first_ts=ts.min(),
         last_ts=ts.max(),
-        interval=interval,
-        gaps=gaps,
-        missing_bars=missing,
-        gap_ratio=missing / expected if expected else 0.0,
+        interval=profile.interval,
+        gaps=profile.gaps,
+        missing_bars=profile.missing_bars,
+        gap_ratio=profile.ratio,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.ohlc import ohlc_breaks
 from stress_pipeline.market.quality import gap_ratio, validate_bars
 from stress_pipeline.scenarios.stress_run import stress_scenario
 
@@ -30,14 +31,18 @@ class InvariantReport:
 
 
 def ohlc_violations(stressed: pd.DataFrame) -> dict[str, int]:
-    """Count of rows breaking each rule, outside rows flagged corrupted (NaN counts as a break)."""
+    """Count of rows breaking each rule, outside rows flagged corrupted (NaN counts as a break).
+
+    The price rules are the market's OHLC rule (:func:`~stress_pipeline.market.ohlc.ohlc_breaks`): a row
+    with a missing or non-positive price counts under ``prices finite and > 0`` only.
+    """
     clean = stressed[~stressed["corrupted"].to_numpy(dtype=bool)]
-    o, h, low, c = (clean[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close"))
+    breaks = ohlc_breaks(*(clean[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close")))
     with np.errstate(invalid="ignore"):
         rules = {
-            "high >= max(open, close)": ~(h >= np.maximum(o, c)),
-            "low <= min(open, close)": ~(low <= np.minimum(o, c)),
-            "prices > 0": ~((o > 0) & (h > 0) & (low > 0) & (c > 0)),
+            "high >= max(open, close)": breaks.high_below,
+            "low <= min(open, close)": breaks.low_above,
+            "prices finite and > 0": breaks.bad_value,
             "volume >= 0": ~(clean["volume"].to_numpy(dtype=np.float64) >= 0),
             "spread_bps >= 0": ~(clean["spread_bps"].to_numpy(dtype=np.float64) >= 0),
         }
@@ -75,7 +80,7 @@ def check_stressed_bars(
 def uncaught_corruption(stressed: pd.DataFrame, base: pd.DataFrame) -> list[str]:
     """One message per symbol whose corrupted rows the quality suite does not all report."""
     messages = []
-    for symbol, rows in stressed.groupby("symbol", sort=True):
+    for symbol, rows in stressed.groupby("symbol", sort=True, observed=True):
         corrupted = set(rows.index[rows["corrupted"].to_numpy(dtype=bool)])
         if not corrupted:
             continue
