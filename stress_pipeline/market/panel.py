@@ -25,7 +25,7 @@ import pandas as pd
 
 from stress_pipeline.market.intervals import bar_interval_ns
 from stress_pipeline.market.ohlc import BAD_VALUE, VALID, ohlc_faults
-from stress_pipeline.market.schema import conform_bars, symbol_codes
+from stress_pipeline.market.schema import conform_bars, symbol_codes, symbol_names
 
 SPIKE_THRESHOLD = 0.5  # |log(close / last accepted close)|; a 30% crash bar is 0.36
 ASSET_CLASS_PERIODS = {"crypto": 365, "equity": 252}
@@ -94,7 +94,7 @@ def prepare_panel(
         columns = {name: values[order] for name, values in columns.items()}
     starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
     offsets = np.concatenate([starts, [len(codes)]]).astype(np.int64)
-    symbols = tuple(str(name) for name in categories[codes[starts]])
+    symbols = symbol_names(categories, codes[starts])
     return panel_from_arrays(symbols, offsets, ts, columns, halted, spike_threshold=spike_threshold)
 
 

@@ -124,6 +124,11 @@ def conform_symbols(values: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical(values.astype(str)), index=values.index, name=values.name)
 
 
+def symbol_names(categories: pd.Index, codes: np.ndarray) -> tuple[str, ...]:
+    """The names of ``codes`` (a few, e.g. one per segment) as a tuple of str."""
+    return tuple(categories.to_numpy(dtype=object)[codes].tolist())
+
+
 def symbol_dtype(names: Sequence[str] | pd.Index | np.ndarray) -> pd.CategoricalDtype:
     """The canonical categorical dtype over ``names`` (sorted, as strings)."""
     return pd.CategoricalDtype(pd.Index(sorted({str(n) for n in names}), dtype="str"))
@@ -137,9 +142,9 @@ def symbol_column(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
 
 
 def symbol_codes(bars: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
-    """Codes and categories of a canonical frame's symbol column (codes index the sorted names)."""
-    column = bars["symbol"]
-    return column.cat.codes.to_numpy(), column.dtype.categories
+    """Codes (read-only) and categories of a canonical frame's symbol column (codes index the sorted names)."""
+    column = bars["symbol"].array
+    return column.codes, column.categories
 
 
 def bar_order(codes: np.ndarray, ts: np.ndarray, path: np.ndarray | None = None) -> np.ndarray | None:

@@ -19,7 +19,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from stress_pipeline.market.schema import bar_order, conform_bars, symbol_codes, symbol_column
+from stress_pipeline.market.schema import bar_order, conform_bars, symbol_codes, symbol_column, symbol_names
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 FLAG_FIELDS = ("stressed", "corrupted", "halted")
@@ -97,7 +97,7 @@ class BarArrays:
             path = None if path is None else path[order]
         if n:
             starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
-            symbols = tuple(str(name) for name in categories[codes[starts]])
+            symbols = symbol_names(categories, codes[starts])
             offsets = np.concatenate([starts, [n]]).astype(np.int64)
         else:
             symbols, offsets = (), np.zeros(1, dtype=np.int64)
