@@ -7,7 +7,7 @@ does not stop the nightly suite.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +80,67 @@ def build_catalog(directory: Path, *, known_symbols: Iterable[str] | None = None
         seen.update({s.key: path for s in pack.scenarios})
         packs.append(pack)
     return Catalog(packs=tuple(packs), errors=tuple(errors))
+
+
+@dataclass(frozen=True)
+class PartitionSync:
+    """How the scenario partitions follow the packs on disk.
+
+    ``add``: keys to create, in catalog order; ``remove`` and ``keep``: keys the catalog no longer has,
+    each with the reason it goes or stays; ``owners``: the pack file (name) that defines each key, to be
+    remembered for the next sync.
+    """
+
+    add: tuple[str, ...]
+    remove: Mapping[str, str]
+    keep: Mapping[str, str]
+    owners: Mapping[str, str]
+
+
+def sync_partitions(
+    existing: Iterable[str],
+    owners: Mapping[str, str],
+    catalog: Catalog,
+    packs_on_disk: Collection[str] | None,
+) -> PartitionSync:
+    """Which scenario partitions to add and which to remove, given the packs on disk.
+
+    ``existing``: the partition keys now; ``owners``: key -> pack file name, as recorded by the last sync;
+    ``packs_on_disk``: the names of the pack files in the folder, or None when the folder does not exist.
+    A key the catalog no longer has is removed only when the pack that defined it was removed, or was
+    read and no longer defines it. It stays when that pack is on disk but rejected (its scenarios cannot
+    be known), when the pack folder is missing (a wrong data directory must not empty the instance), and
+    when no pack is recorded for it. ``baseline`` always exists.
+    """
+    wanted = [BASELINE_KEY, *(scenario.key for scenario in catalog.scenarios)]
+    current = list(dict.fromkeys(existing))
+    present = set(current)
+    new_owners = {scenario.key: pack.path.name for pack in catalog.packs for scenario in pack.scenarios}
+    rejected = {Path(err.path).name for err in catalog.errors}
+    remove: dict[str, str] = {}
+    keep: dict[str, str] = {}
+    for key in current:
+        if key in wanted:
+            continue
+        owner = owners.get(key)
+        if packs_on_disk is None:
+            keep[key] = "the stress pack folder does not exist"
+        elif owner is None:
+            keep[key] = "no record of the pack that defined it"
+        elif owner not in packs_on_disk:
+            remove[key] = f"its pack {owner} was removed"
+        elif owner in rejected:
+            keep[key] = f"its pack {owner} is rejected"
+        else:
+            remove[key] = f"{owner} no longer defines it"
+        if key in keep and owner is not None:
+            new_owners[key] = owner
+    return PartitionSync(
+        add=tuple(key for key in wanted if key not in present),
+        remove=remove,
+        keep=keep,
+        owners=dict(sorted(new_owners.items())),
+    )
 
 
 def scenario_from_row(row: pd.Series | dict) -> Scenario:

@@ -1,16 +1,19 @@
 """The scenarios group: the catalog of stress packs and the stressed bars of each scenario."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from stress_pipeline.defs.checks import latest_metadata
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.market.symbols import discover_symbol_files
-from stress_pipeline.scenarios.catalog import BASELINE_KEY, build_catalog, scenario_for_key
+from stress_pipeline.scenarios.catalog import Catalog, PartitionSync, build_catalog, scenario_for_key, sync_partitions
 from stress_pipeline.scenarios.invariants import InvariantReport, check_stressed_bars
+from stress_pipeline.scenarios.packs import pack_files
 from stress_pipeline.scenarios.plots import scenario_plot_markdown
 from stress_pipeline.scenarios.stress_run import StressRun, stress_scenario
 
@@ -26,12 +29,11 @@ def scenario_catalog(context: dg.AssetExecutionContext, stress: StressResource) 
     known = list(discover_symbol_files(settings.bars_dir))
     catalog = build_catalog(settings.stress_packs_dir, known_symbols=known)
     table = catalog.table()
-    added, removed = _sync_partitions(context.instance, [BASELINE_KEY, *table["key"]])
-    if added or removed:
-        context.log.info(f"scenario partitions: added {added or 'none'}, removed {removed or 'none'}")
+    sync = _sync_partitions(context, catalog, settings.stress_packs_dir)
     return dg.Output(
         table,
         metadata={
+            **_sync_metadata(sync),
             "scenarios": dg.MetadataValue.int(len(table)),
             "packs": dg.MetadataValue.int(len(catalog.packs)),
             "rejected_packs": dg.MetadataValue.json([str(err) for err in catalog.errors]),
@@ -43,16 +45,36 @@ def scenario_catalog(context: dg.AssetExecutionContext, stress: StressResource) 
     )
 
 
-def _sync_partitions(instance: dg.DagsterInstance, keys: list[str]) -> tuple[list[str], list[str]]:
+# The catalog's metadata remembers which pack file defined each scenario partition.
+PARTITION_PACKS = "partition_packs"
+
+
+def _sync_partitions(context: dg.AssetExecutionContext, catalog: Catalog, packs_dir: Path) -> PartitionSync:
+    """Add the catalog's new keys; remove a key only when the pack that defined it removed it."""
     name = scenarios_partitions.name
-    existing = set(instance.get_dynamic_partitions(name))
-    added = sorted(set(keys) - existing)
-    removed = sorted(existing - set(keys))
-    if added:
-        instance.add_dynamic_partitions(name, added)
-    for key in removed:
+    instance = context.instance
+    owners = latest_metadata(instance, context.asset_key).get(PARTITION_PACKS) or {}
+    on_disk = [path.name for path in pack_files(packs_dir)] if packs_dir.is_dir() else None
+    sync = sync_partitions(instance.get_dynamic_partitions(name), owners, catalog, on_disk)
+    if sync.add:
+        instance.add_dynamic_partitions(name, list(sync.add))
+    for key, reason in sync.remove.items():
         instance.delete_dynamic_partition(name, key)
-    return added, removed
+        context.log.info(f"removed scenario partition {key}: {reason}")
+    for key, reason in sync.keep.items():
+        context.log.warning(f"kept scenario partition {key} although the catalog lacks it: {reason}")
+    if sync.add:
+        context.log.info(f"added scenario partitions: {', '.join(sync.add)}")
+    return sync
+
+
+def _sync_metadata(sync: PartitionSync) -> dict[str, object]:
+    return {
+        "partitions_added": dg.MetadataValue.json(list(sync.add)),
+        "partitions_removed": dg.MetadataValue.json(dict(sync.remove)),
+        "partitions_kept": dg.MetadataValue.json(dict(sync.keep)),
+        PARTITION_PACKS: dg.MetadataValue.json(dict(sync.owners)),
+    }
 
 
 @dg.asset(
