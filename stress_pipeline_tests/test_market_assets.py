@@ -1,8 +1,7 @@
-"""The market group through real Dagster runs: materialisation, the blocking check, the sensor."""
+"""The market group through real Dagster runs: materialisation, the blocking check, the runner."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 from stress_pipeline.defs import build_definitions
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.market.checks import MARKET_BARS_QUALITY, market_bars_quality
-from stress_pipeline.defs.market.sensors import market_files_sensor
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.defs.runner import register_symbols, resolve_selection, run_selection
 from stress_pipeline.settings import get_settings
@@ -118,28 +116,6 @@ def test_failing_quality_check_blocks_downstream(project: Path) -> None:
         failed = {f["name"]: f["unexpected_count"] for f in check.metadata["failed_expectations"].value}
         assert failed.get("high_ge_open") == 1 and failed.get("high_ge_close") == 1
         assert "downstream" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-
-
-def test_sensor_adds_partitions_and_requests_runs_for_new_and_changed_files(project: Path) -> None:
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance)
-        first = market_files_sensor(context)
-        assert sorted(r.partition_key for r in first.run_requests) == ["BTCUSDT", "ETHUSDT"]
-        (add,) = first.dynamic_partitions_requests
-        assert sorted(add.partition_keys) == ["BTCUSDT", "ETHUSDT"]
-        instance.add_dynamic_partitions(symbols_partitions.name, list(add.partition_keys))
-
-        # nothing changed: no run
-        again = market_files_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
-        assert again.run_requests == [] and again.dynamic_partitions_requests == []
-
-        # a new symbol and a new file for an existing one
-        write(project / "bars" / "SOLUSDT-1m-2024-01.csv", kline_rows(10, price=100.0))
-        write(project / "bars" / "BTCUSDT-1m-2024-02.csv", kline_rows(10, start_ms=1_706_745_600_000))
-        third = market_files_sensor(dg.build_sensor_context(instance=instance, cursor=again.cursor))
-        assert sorted(r.partition_key for r in third.run_requests) == ["BTCUSDT", "SOLUSDT"]
-        assert list(third.dynamic_partitions_requests[0].partition_keys) == ["SOLUSDT"]
-        assert set(json.loads(third.cursor)) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
 
 
 def test_runner_registers_symbols_and_runs_every_partition(project: Path) -> None:
