@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME := $(CURDIR)
+PORT ?= 3000
+# DAGSTER_HOME is left to the CLI, which applies one rule for `run` and `ui`: DAGSTER_HOME if set,
+# else the project root (this directory, where dagster.yaml is).
 
 .PHONY: run test ui lint bench services-stop clean
 
@@ -22,9 +24,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## ui: the Dagster UI (webserver and daemon) on workspace.yaml, http://127.0.0.1:3000
+## ui: the Dagster UI (webserver and daemon) on workspace.yaml, http://127.0.0.1:$(PORT) (make ui PORT=3001)
 ui: $(STAMP)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/stress-pipeline ui --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """The `stress-pipeline` command line.
 
-    stress-pipeline run [--select SELECTION] [--json] [--verbose]
+    stress-pipeline run [--select SELECTION] [--scenario KEY]... [--json] [--verbose]
+    stress-pipeline ui [--port N] [--host HOST]
     stress-pipeline services start|stop|status [--json]
     stress-pipeline data generate [--out DIR] [--days N] [--seed N] [--force]
     stress-pipeline scenarios list [--json] | validate FILE...
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ProjectError as exc:
+        print(f"stress-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # one clear line for the user; --verbose shows the traceback
         if getattr(args, "verbose", False):
             raise
@@ -44,9 +50,19 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="materialise assets in process on the local Dagster instance")
     run.add_argument("--select", help="Dagster asset selection, e.g. 'group:market' (default: every asset)")
+    run.add_argument(
+        "--scenario", action="append", metavar="KEY",
+        help="run only this scenario (partition key or name; repeatable) through every stage: the market bars "
+             "of its symbols, the catalog, then each scenario-partitioned asset for just these keys",
+    )  # fmt: skip
     run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     run.add_argument("--verbose", action="store_true", help="show Dagster's own log lines and tracebacks")
     run.set_defaults(handler=_cmd_run)
+
+    ui = commands.add_parser("ui", help="the Dagster UI (webserver and daemon) on this project's instance")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.set_defaults(handler=_cmd_ui)
 
     services = commands.add_parser("services", help="the embedded PostgreSQL and Redis")
     services.add_argument("action", choices=("start", "stop", "status"))
@@ -83,149 +99,156 @@ def _parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------- run
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from stress_pipeline.defs.runner import ensure_dagster_home
+class ProjectError(Exception):
+    """The command was started where it cannot find the project's data or Dagster instance."""
 
-    dagster_home = ensure_dagster_home()
+
+def dagster_home(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """The Dagster instance of the CLI, the UI and the make targets (one rule, here only).
+
+    DAGSTER_HOME when it is set; otherwise the project root, which is the working directory when it
+    holds ``dagster.yaml``. Anything else is an error that names both ways out.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("DAGSTER_HOME"):
+        home = Path(env["DAGSTER_HOME"]).expanduser().resolve()
+        if not home.is_dir():
+            raise ProjectError(f"DAGSTER_HOME={env['DAGSTER_HOME']} is not a directory")
+        return home
+    root = (cwd or Path.cwd()).resolve()
+    if not (root / "dagster.yaml").is_file():
+        raise ProjectError(
+            f"DAGSTER_HOME is not set and {root} is not a project directory (it has no dagster.yaml): "
+            "run from the project directory, or set DAGSTER_HOME to the Dagster instance to use"
+        )
+    return root
+
+
+def _project(environ: Mapping[str, str] | None = None):
+    """The settings and Dagster instance folder of a command that changes state, or a ProjectError.
+
+    Nothing is created or started here, so a command refused for being outside a project changes nothing.
+    """
+    from stress_pipeline.settings import get_settings
+
+    env = os.environ if environ is None else environ
+    settings = get_settings(dict(env))
+    if not settings.bars_dir.is_dir() and not settings.stress_packs_dir.is_dir():
+        where = "STRESS_DATA_DIR" if env.get("STRESS_DATA_DIR") else "the default ./data (STRESS_DATA_DIR is unset)"
+        raise ProjectError(
+            f"no data directory: {settings.data_dir} ({where}) has neither bars/ nor stress_packs/. "
+            "Run from the project directory, or set STRESS_DATA_DIR to a folder holding bars/ and stress_packs/"
+        )
+    return settings, dagster_home(env)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    settings, home = _project()
+    scenario_keys = _scenario_keys(settings, args.scenario) if args.scenario else None
+    os.environ["DAGSTER_HOME"] = str(home)
 
     import dagster as dg
 
     from stress_pipeline.defs import build_definitions
-    from stress_pipeline.defs.runner import register_symbols, resolve_selection, run_selection
+    from stress_pipeline.defs.partitions import SCENARIOS_PARTITIONS_NAME, SYMBOLS_PARTITIONS_NAME
+    from stress_pipeline.defs.runner import Runner, register_symbols, resolve_selection
     from stress_pipeline.services import resolve_service_urls, service_status
-    from stress_pipeline.settings import get_settings
 
-    settings = get_settings()
-    say = _progress_printer(quiet=args.json)
-    started = time.perf_counter()
-    say(f"DAGSTER_HOME={dagster_home}  STRESS_HOME={settings.home}  data={settings.data_dir}")
+    progress = RunProgress(quiet=args.json)
+    progress.say(f"DAGSTER_HOME={home}  STRESS_HOME={settings.home}  data={settings.data_dir}")
     resolve_service_urls(settings)
     instance = dg.DagsterInstance.get()
     new_symbols = register_symbols(instance, settings)
     if new_symbols:
-        say(f"registered symbols found on disk: {', '.join(new_symbols)}")
+        progress.say(f"registered symbols found on disk: {', '.join(new_symbols)}")
     defs = build_definitions()
     keys = resolve_selection(defs, args.select)
-    outcomes = run_selection(
-        defs,
-        instance,
-        keys,
-        on_step=lambda i, n, label: say(f"[group {i}/{n}] {label} ..."),
-        on_done=lambda steps: [say(f"      {_step_line(step)}") for step in steps],
-        verbose=args.verbose,
-    )
+    partitions = None
+    if scenario_keys is not None:
+        chosen, symbols = scenario_keys
+        partitions = {SCENARIOS_PARTITIONS_NAME: chosen, SYMBOLS_PARTITIONS_NAME: symbols}
+        progress.say(f"scenarios {', '.join(chosen)} on {', '.join(symbols)}")
+    setup = time.perf_counter() - started
+    runner = Runner(
+        defs, instance, verbose=args.verbose, on_run=progress.run_started, on_step=progress.step_done,
+        on_run_done=progress.run_done,
+    )  # fmt: skip
+    summary = runner.run(keys, partitions=partitions)
     elapsed = time.perf_counter() - started
-    ok = bool(outcomes) and all(step.ok for step in outcomes)
+    phases = {"setup": setup, **summary.group_seconds, "Dagster runs": summary.overhead_seconds}
     services = service_status(settings)
+    from stress_pipeline.run_report import run_json, run_report
+
     if args.json:
-        print(json.dumps(_run_json(outcomes, services, ok, elapsed), indent=2, default=str))
+        print(json.dumps(run_json(summary, services, phases, elapsed), indent=2, default=str))
     else:
-        print(_run_report(outcomes, services, ok, elapsed, settings))
-    return EXIT_OK if ok else EXIT_FAILED
+        print(run_report(summary, services, phases, elapsed, settings))
+    return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _progress_printer(*, quiet: bool):
-    def say(message: str) -> None:
-        if not quiet:
+def _scenario_keys(settings, wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The partition keys of the scenarios named on the command line, and the symbols they need."""
+    from stress_pipeline.market.symbols import discover_symbol_files
+    from stress_pipeline.scenarios import scenario_key
+    from stress_pipeline.scenarios.catalog import BASELINE_KEY, build_catalog
+
+    on_disk = sorted(discover_symbol_files(settings.bars_dir))
+    catalog = build_catalog(settings.stress_packs_dir, known_symbols=on_disk)
+    by_key = {scenario.key: scenario for scenario in catalog.scenarios}
+    keys, symbols = [], set()
+    for name in wanted:
+        key = BASELINE_KEY if name == BASELINE_KEY else scenario_key(name)
+        if key == BASELINE_KEY:
+            symbols.update(on_disk)
+        elif key in by_key:
+            symbols.update(by_key[key].symbols)
+        else:
+            known = ", ".join([BASELINE_KEY, *by_key]) or "none"
+            raise ProjectError(f"no scenario {name!r} in {settings.stress_packs_dir} (partition keys: {known})")
+        keys.append(key)
+    return list(dict.fromkeys(keys)), sorted(symbols)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    """Replace this process with `dagster dev` on the same instance `run` uses."""
+    _, home = _project()
+    dagster = Path(sys.executable).parent / "dagster"
+    workspace = Path.cwd() / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "stress_pipeline.definitions"]
+    command = [str(dagster), "dev", *target, "-h", args.host, "-p", str(args.port)]
+    print(f"DAGSTER_HOME={home}  UI at http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    os.execve(command[0], command, {**os.environ, "DAGSTER_HOME": str(home)})
+    return EXIT_OK  # not reached
+
+
+class RunProgress:
+    """Progress on stderr: each run as it starts, each step as it finishes, each verdict."""
+
+    def __init__(self, *, quiet: bool):
+        self.quiet = quiet
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    return say
+    def run_started(self, number: int, total: int, label: str, partitions) -> None:
+        from stress_pipeline.run_report import partition_list
 
+        self.say(f"[group {number}/{total}] {label}")
+        if len(partitions) > 1:
+            self.say(partition_list(partitions, indent="    "))
 
-def _check_word(step, name: str, passed: bool, *, short: bool = False) -> str:
-    if passed:
-        return "pass" if short else "passed"
-    return "warn" if name in step.warnings else ("FAIL" if short else "FAILED")
+    def step_done(self, step) -> None:
+        from stress_pipeline.run_report import step_done_line
 
+        self.say("  " + step_done_line(step))
 
-def _step_line(step) -> str:
-    checks = ", ".join(f"{name} {_check_word(step, name, passed)}" for name, passed in step.checks.items())
-    line = f"{step.status} in {step.seconds:.1f}s" + (f"; {checks}" if checks else "")
-    return line + (f"\n      error: {step.error}" if step.error else "")
+    def run_done(self, outcomes, verdicts) -> None:
+        from stress_pipeline.run_report import run_done_lines
 
-
-def _run_json(outcomes, services, ok: bool, elapsed: float) -> dict[str, object]:
-    return {
-        "ok": ok,
-        "seconds": round(elapsed, 3),
-        "steps": [
-            {
-                "asset": step.asset,
-                "partition": step.partition,
-                "status": step.status,
-                "seconds": round(step.seconds, 3),
-                "checks": step.checks,
-                "error": step.error,
-                "metadata": {k: v for k, v in step.metadata.items() if not _is_bulky(v)},
-                "check_metadata": step.check_metadata,
-            }
-            for step in outcomes
-        ],
-        "services": services,
-    }
-
-
-def _is_bulky(value: object) -> bool:
-    return isinstance(value, str) and len(value) > 500
-
-
-def _run_report(outcomes, services, ok: bool, elapsed: float, settings) -> str:
-    from stress_pipeline.services import format_status_table
-
-    rows = [("asset", "partition", "status", "rows", "first", "last", "interval", "gaps", "checks")]
-    for step in outcomes:
-        meta = step.metadata
-        checks = ", ".join(
-            f"{name}: {_check_word(step, name, passed, short=True)}" for name, passed in step.checks.items()
-        )
-        rows.append(
-            (
-                step.asset,
-                step.partition or "-",
-                step.status,
-                str(meta.get("rows", "")),
-                str(meta.get("first_ts", ""))[:16],
-                str(meta.get("last_ts", ""))[:16],
-                str(meta.get("bar_interval", "")),
-                str(meta.get("gaps", "")),
-                checks or "-",
-            )
-        )
-    lines = [_table(rows), ""]
-    for step in outcomes:
-        if step.error:
-            lines.append(f"{step.asset}[{step.partition}] {step.status}: {step.error}")
-        for name, passed in step.checks.items():
-            if not passed:
-                meta = step.check_metadata.get(name, {})
-                failed = meta.get("failed_expectations", [])
-                names = ", ".join(f"{f['name']} ({f['unexpected_count']})" for f in failed) if failed else ""
-                if isinstance(meta.get("failing"), dict):
-                    names = ", ".join(meta["failing"].get(step.partition, []))
-                verdict = "warns" if name in step.warnings else "failed"
-                lines.append(f"{step.asset}[{step.partition}] {name} {verdict}: {names}".rstrip(": "))
-    passed = sum(step.ok for step in outcomes)
-    verdict = "all passed" if ok else "FAILURES above"
-    lines.append(f"{passed}/{len(outcomes)} partitions ok (materialised, checks pass) in {elapsed:.1f}s: {verdict}")
-    lines.append("")
-    lines.append(format_status_table(services))
-    lines.append("")
-    lines.append("Next:")
-    lines.append("  make ui                            asset graph, runs, plots and checks: http://127.0.0.1:3000")
-    lines.append(f"  ls {settings.storage_dir}")
-    lines.append("                                     the materialised tables (Parquet, one file per partition)")
-    lines.append("  stress-pipeline run --json         this summary, machine-readable")
-    return "\n".join(lines)
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    out = []
-    for n, row in enumerate(rows):
-        out.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * width for width in widths))
-    return "\n".join(out)
+        for line in run_done_lines(outcomes, verdicts):
+            self.say("    " + line)
 
 
 # ----------------------------------------------------------------------------------------- services
@@ -285,8 +308,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.suite == "state":
         from stress_pipeline.bench.state import format_state_bench, run_state_bench, state_targets_met
+        from stress_pipeline.settings import get_settings
 
-        results = run_state_bench(repeat=args.repeat)
+        results = run_state_bench(get_settings(), repeat=args.repeat)
         if args.json:
             print(json.dumps({k: [m.as_dict() for m in v] for k, v in results.items()}, indent=2))
         else:
@@ -323,25 +347,49 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_scenarios_list(args: argparse.Namespace) -> int:
     from stress_pipeline.market.symbols import discover_symbol_files
-    from stress_pipeline.scenarios.catalog import build_catalog
+    from stress_pipeline.run_report import format_table
+    from stress_pipeline.scenarios.catalog import BASELINE_KEY, build_catalog
     from stress_pipeline.settings import get_settings
 
     settings = get_settings()
     directory = args.dir or settings.stress_packs_dir
     catalog = build_catalog(directory, known_symbols=list(discover_symbol_files(settings.bars_dir)) or None)
-    entries = [scenario.library_entry for scenario in catalog.scenarios]
+    entries = [
+        {"key": scenario.key, **scenario.library_entry, "faults": [_fault_entry(f) for f in scenario.faults]}
+        for scenario in catalog.scenarios
+    ]
     if args.json:
         print(json.dumps(entries, indent=2))
     else:
-        rows = [("name", "type", "severity", "symbols", "parameters")]
+        rows = [("key", "name", "type", "severity", "symbols", "faults", "parameters")]
         for entry in entries:
             params = ", ".join(f"{k}={v}" for k, v in entry["parameters"].items())
-            rows.append((entry["name"], entry["type"], entry["severity"], ",".join(entry["symbols"]), _clip(params)))
-        print(_table(rows))
-        print(f"\n{len(entries)} scenarios in {len(catalog.packs)} packs under {directory}")
+            faults = ", ".join(_fault_text(fault) for fault in entry["faults"]) or "-"
+            rows.append(
+                (entry["key"], entry["name"], entry["type"], entry["severity"], ",".join(entry["symbols"]), faults,
+                 _clip(params, 50))
+            )  # fmt: skip
+        print(format_table(rows))
+        print(f"\n{len(entries)} scenarios in {len(catalog.packs)} packs under {directory}; the partition key "
+              f"{BASELINE_KEY!r} is every symbol's unstressed data. Run one: stress-pipeline run --scenario KEY")
     for err in catalog.errors:
         print(f"rejected: {err}", file=sys.stderr)
     return EXIT_OK if not catalog.errors else EXIT_USAGE
+
+
+def _fault_entry(fault) -> dict[str, object]:
+    """A scenario's fault as plain values: kind, at_s, duration_s and any parameters it has."""
+    return {key: value for key, value in fault.model_dump(mode="json").items() if value not in ({}, None)}
+
+
+def _fault_text(fault: Mapping[str, object]) -> str:
+    """``redis_down@36000s+60s``: kind, start and duration in sim seconds."""
+    text = str(fault.get("kind", "?"))
+    if "at_s" in fault:
+        text += f"@{float(fault['at_s']):g}s"
+    if fault.get("duration_s"):
+        text += f"+{float(fault['duration_s']):g}s"
+    return text
 
 
 def _cmd_scenarios_validate(args: argparse.Namespace) -> int:

@@ -1,20 +1,20 @@
-"""Materialise an asset selection in process, partition by partition, on the local instance.
+"""Materialise an asset selection in process on the local Dagster instance (the CLI's ``run``).
 
 Dagster runs one partitions definition per run, so the selection is split into groups of assets that
-share one, taken in dependency order; each partition of a group is one in-process run. The outcome of
-every (asset, partition) step is collected for the CLI's summary.
+share one, in dependency order. A group whose assets all have a single-run backfill policy is one run
+over its partitions (one per contiguous span of the wanted keys: a run covers a range of keys);
+otherwise each partition is a run. Run hooks report each step as it finishes, with its time. Every
+(asset, partition) outcome, and every check evaluation with the partition it names, feeds the summary.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.market.symbols import discover_symbol_files
@@ -22,10 +22,43 @@ from stress_pipeline.settings import Settings
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
+# The run tags of a run over a range of partitions, as Dagster's single-run backfills and
+# `dagster asset materialize --partition-range` set them (documented names; Dagster exports no constant).
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+LAUNCHED_BY_TAG = "stress_pipeline/launched_by"
+
+# Check verdicts, as the CLI prints them and the UI shows them.
+PASSED, FAILED, WARNED, ERRORED, SKIPPED = "passed", "failed", "warn", "error", "skipped"
+
+
+@dataclass(frozen=True)
+class CheckVerdict:
+    """One check's verdict on one partition (``partition`` is None for an unpartitioned check).
+
+    ``status``: passed; failed; warn (failed with WARN severity); error (the check's step raised, so
+    nothing was evaluated); skipped (the step did not run, an upstream step failed).
+    """
+
+    asset: str
+    check: str
+    partition: str | None
+    status: str
+    description: str | None = None
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (PASSED, WARNED)
+
 
 @dataclass
 class StepOutcome:
-    """What happened to one asset partition in a run."""
+    """What happened to one asset partition in a run.
+
+    ``step_seconds`` is the time of the asset's step, which covers every partition of its run;
+    ``seconds`` is that time shared out over those partitions.
+    """
 
     asset: str
     partition: str | None
@@ -36,26 +69,62 @@ class StepOutcome:
     check_metadata: dict[str, dict[str, object]] = field(default_factory=dict)
     warnings: set[str] = field(default_factory=set)  # checks that failed with WARN severity
     error: str | None = None
+    step_seconds: float = 0.0
+    verdicts: list[CheckVerdict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Materialised, and every check passed or failed only with WARN severity."""
-        return self.status == "materialized" and all(
-            passed or name in self.warnings for name, passed in self.checks.items()
-        )
+        return self.status == "materialized" and all(verdict.ok for verdict in self.verdicts)
 
 
-def ensure_dagster_home(project_root: Path | None = None) -> Path:
-    """Point DAGSTER_HOME at the project root (where dagster.yaml is) unless it is already set."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    root = (project_root or Path.cwd()).resolve()
-    if not (root / "dagster.yaml").exists():
-        root = Path(os.environ.get("STRESS_HOME") or ".stress").resolve() / "dagster"
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(root)
-    return root
+@dataclass(frozen=True)
+class StepDone:
+    """A step that just finished: what it ran (assets or checks), for which partitions, in how long."""
+
+    names: tuple[str, ...]
+    kind: str  # asset | check
+    partitions: tuple[str | None, ...]
+    seconds: float
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """One in-process run: its label, wall time, and the time its steps took."""
+
+    label: str
+    seconds: float
+    step_seconds: float
+
+
+@dataclass
+class RunSummary:
+    """Everything a call of :meth:`Runner.run` did."""
+
+    steps: list[StepOutcome] = field(default_factory=list)
+    checks: list[CheckVerdict] = field(default_factory=list)
+    runs: list[RunTiming] = field(default_factory=list)
+    group_seconds: dict[str, float] = field(default_factory=dict)  # asset group -> its steps' time
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(step.ok for step in self.steps) and all(v.ok for v in self.checks)
+
+    @property
+    def overhead_seconds(self) -> float:
+        """Wall time of the runs not spent in a step: Dagster's run start, planning, event writes."""
+        return sum(run.seconds - run.step_seconds for run in self.runs)
+
+
+@dataclass(frozen=True)
+class _Node:
+    """One op of the asset graph: the assets or checks it computes."""
+
+    name: str
+    assets: tuple[dg.AssetKey, ...]
+    checks: tuple[dg.AssetCheckKey, ...]
 
 
 def register_symbols(instance: dg.DagsterInstance, settings: Settings) -> list[str]:
@@ -71,13 +140,248 @@ def register_symbols(instance: dg.DagsterInstance, settings: Settings) -> list[s
 def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.AssetKey]:
     """Asset keys of a Dagster selection string (default: every asset), in dependency order."""
     graph = defs.resolve_asset_graph()
-    wanted = (
-        dg.AssetSelection.all() if not selection else dg.AssetSelection.from_string(selection)
-    ).resolve(graph)
+    with warnings.catch_warnings():
+        # Dagster's selection parser passes a beta parameter (include_sources) to AssetSelection.groups.
+        warnings.filterwarnings("ignore", message="Parameter `include_sources`", category=dg.BetaWarning)
+        wanted = (
+            dg.AssetSelection.all() if not selection else dg.AssetSelection.from_string(selection)
+        ).resolve(graph)
     ordered = [key for level in graph.toposorted_asset_keys_by_level for key in sorted(level) if key in wanted]
     if not ordered:
         raise ValueError(f"the selection {selection!r} matches no asset")
     return ordered
+
+
+class Runner:
+    """Runs selections of one Definitions object on one instance, reporting as it goes.
+
+    ``on_run(number, total, label, partitions)`` is called as each run starts (``number`` of ``total``
+    groups), ``on_step(StepDone)`` as each of its
+    steps finishes, and ``on_run_done(outcomes, verdicts)`` when the run has ended.
+    """
+
+    def __init__(
+        self,
+        defs: dg.Definitions,
+        instance: dg.DagsterInstance,
+        *,
+        verbose: bool = False,
+        on_run: Callable[[int, int, str, list[str | None]], None] | None = None,
+        on_step: Callable[[StepDone], None] | None = None,
+        on_run_done: Callable[[list[StepOutcome], list[CheckVerdict]], None] | None = None,
+    ):
+        self._defs = defs
+        self._instance = instance
+        self._verbose = verbose
+        self._on_run, self._on_step, self._on_run_done = on_run, on_step, on_run_done
+        self._graph = defs.resolve_asset_graph()
+        definitions = [d for d in (*defs.assets, *(defs.asset_checks or [])) if isinstance(d, dg.AssetsDefinition)]
+        self._nodes = {
+            d.node_def.name: _Node(d.node_def.name, tuple(d.keys), tuple(d.check_keys)) for d in definitions
+        }
+        self._node_of = {key: node.name for node in self._nodes.values() for key in (*node.assets, *node.checks)}
+        self._partitioned_checks = {
+            spec.key for d in definitions for spec in d.check_specs if spec.partitions_def is not None
+        }
+        self._mark = 0.0
+        self._partitions: tuple[str | None, ...] = ()
+        self._step_seconds: dict[str, float] = {}  # op -> seconds, in the current run
+        self._totals: dict[str, float] = {}  # op -> seconds, over the current call of run()
+
+    def run(
+        self, keys: Sequence[dg.AssetKey], *, partitions: Mapping[str, Sequence[str]] | None = None
+    ) -> RunSummary:
+        """Materialise ``keys`` with their checks, group by group in dependency order.
+
+        ``partitions`` restricts a dynamic partitions definition (by name) to the given keys. A group's
+        partitions are read when the group starts, so a catalog run earlier in the same call can add them.
+        """
+        groups = _groups(self._graph, keys)
+        jobs = self._jobs(groups)
+        self._totals = {}
+        summary = RunSummary()
+        for number, (group_keys, partitions_def) in enumerate(groups, start=1):
+            wanted = None if partitions_def is None else (partitions or {}).get(_dynamic_name(partitions_def))
+            for run_partitions, tags in self._runs(group_keys, partitions_def, wanted):
+                label = ", ".join(k.to_user_string() for k in group_keys) + _partition_label(run_partitions)
+                if self._on_run:
+                    self._on_run(number, len(groups), label, run_partitions)
+                outcomes, verdicts, timing = self._execute(jobs[number - 1], group_keys, run_partitions, tags, label)
+                summary.steps.extend(outcomes)
+                summary.checks.extend(verdicts)
+                summary.runs.append(timing)
+                if self._on_run_done:
+                    self._on_run_done(outcomes, verdicts)
+            for missing in _missing(self._instance, partitions_def, wanted):
+                summary.steps.extend(
+                    StepOutcome(key.to_user_string(), missing, "failed", 0.0, error=f"no partition {missing!r}")
+                    for key in group_keys
+                )
+        for key in keys:
+            group = self._graph.get(key).group_name or "default"
+            node_names = {self._node_of[key], *(self._node_of[c] for c in self._graph.get(key).check_keys)}
+            seconds = sum(self._totals.get(name, 0.0) for name in node_names)
+            summary.group_seconds[group] = summary.group_seconds.get(group, 0.0) + seconds
+        return summary
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _jobs(self, groups) -> list[dg.JobDefinition]:
+        """One asset job per group, with the hooks that report finished steps."""
+
+        @dg.success_hook(name="stress_pipeline_step_succeeded")
+        def succeeded(context: dg.HookContext) -> None:
+            self._finished(context.op.name, None)
+
+        @dg.failure_hook(name="stress_pipeline_step_failed")
+        def failed(context: dg.HookContext) -> None:
+            self._finished(context.op.name, _exception_text(context.op_exception))
+
+        names = [f"stress_pipeline_run_{number}" for number in range(1, len(groups) + 1)]
+        job_defs = dg.Definitions(
+            assets=self._defs.assets,
+            asset_checks=self._defs.asset_checks,
+            resources=self._defs.resources,
+            jobs=[
+                dg.define_asset_job(name, selection=dg.AssetSelection.assets(*group_keys), hooks={succeeded, failed})
+                for name, (group_keys, _) in zip(names, groups, strict=True)
+            ],
+        )
+        return [job_defs.resolve_job_def(name) for name in names]
+
+    def _finished(self, node_name: str, error: str | None) -> None:
+        now = time.perf_counter()
+        seconds, self._mark = now - self._mark, now
+        self._step_seconds[node_name] = self._step_seconds.get(node_name, 0.0) + seconds
+        self._totals[node_name] = self._totals.get(node_name, 0.0) + seconds
+        if self._on_step is None:
+            return
+        node = self._nodes.get(node_name)
+        if node is None:
+            node = _Node(node_name, (dg.AssetKey(node_name),), ())
+        if node.assets:
+            names, kind = tuple(k.to_user_string() for k in node.assets), "asset"
+        else:
+            names, kind = tuple(c.name for c in node.checks), "check"
+        partitioned = kind == "asset" or any(c in self._partitioned_checks for c in node.checks)
+        partitions = self._partitions if partitioned else (None,)
+        self._on_step(StepDone(names, kind, partitions, seconds, error is None, error))
+
+    def _runs(
+        self, keys: list[dg.AssetKey], partitions_def: dg.PartitionsDefinition | None, wanted: Sequence[str] | None
+    ) -> list[tuple[list[str | None], dict[str, str]]]:
+        """The runs that materialise ``keys``: (partition keys, extra run tags) for each."""
+        if partitions_def is None:
+            return [([None], {})]
+        every = list(partitions_def.get_partition_keys(dynamic_partitions_store=self._instance))
+        chosen = every if wanted is None else [key for key in every if key in set(wanted)]
+        if not chosen:
+            return []
+        single_run = all(
+            (policy := self._graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
+            for key in keys
+        )
+        if not single_run:
+            return [([key], {}) for key in chosen]
+        runs: list[tuple[list[str | None], dict[str, str]]] = []
+        for span in _spans(every, chosen):
+            tags = {} if len(span) == 1 else {PARTITION_RANGE_START_TAG: span[0], PARTITION_RANGE_END_TAG: span[-1]}
+            runs.append((list(span), tags))
+        return runs
+
+    def _execute(
+        self, job: dg.JobDefinition, keys: list[dg.AssetKey], partitions: list[str | None], tags: dict[str, str],
+        label: str,
+    ) -> tuple[list[StepOutcome], list[CheckVerdict], RunTiming]:
+        self._partitions = tuple(partitions)
+        self._step_seconds = {}
+        started = self._mark = time.perf_counter()
+        result = job.execute_in_process(
+            instance=self._instance,
+            partition_key=partitions[0] if len(partitions) == 1 else None,
+            raise_on_error=False,
+            run_config=None if self._verbose else QUIET_RUN_CONFIG,
+            tags={LAUNCHED_BY_TAG: "cli", **tags},
+        )
+        seconds = time.perf_counter() - started
+        verdicts = self._verdicts(result, keys, partitions)
+        outcomes = self._outcomes(result, keys, partitions, verdicts)
+        return outcomes, verdicts, RunTiming(label, seconds, sum(self._step_seconds.values()))
+
+    def _failures(self, result: dg.ExecuteInProcessResult) -> dict[str, str]:
+        """Failed op -> its message (the step key of an asset or check op is the op's name)."""
+        return {event.step_key: _failure_message(event) for event in result.get_step_failure_events()}
+
+    def _verdicts(
+        self, result: dg.ExecuteInProcessResult, keys: list[dg.AssetKey], partitions: list[str | None]
+    ) -> list[CheckVerdict]:
+        verdicts: dict[tuple[dg.AssetCheckKey, str | None], CheckVerdict] = {}
+        for evaluation in result.get_asset_check_evaluations():
+            check_key = dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name)
+            status = PASSED if evaluation.passed else (
+                WARNED if evaluation.severity == dg.AssetCheckSeverity.WARN else FAILED
+            )
+            verdicts[(check_key, evaluation.partition)] = CheckVerdict(
+                asset=evaluation.asset_key.to_user_string(),
+                check=evaluation.check_name,
+                partition=evaluation.partition,
+                status=status,
+                description=evaluation.description,
+                metadata={k: v.value for k, v in evaluation.metadata.items()},
+            )
+        failures = self._failures(result)
+        for key in keys:
+            for check_key in sorted(self._graph.get(key).check_keys, key=lambda c: c.name):
+                covered = partitions if check_key in self._partitioned_checks else [None]
+                error = failures.get(self._node_of.get(check_key, ""))
+                for partition in covered:
+                    if (check_key, partition) not in verdicts:
+                        verdicts[(check_key, partition)] = CheckVerdict(
+                            asset=key.to_user_string(), check=check_key.name, partition=partition,
+                            status=ERRORED if error else SKIPPED, description=error,
+                        )  # fmt: skip
+        return list(verdicts.values())
+
+    def _outcomes(
+        self, result: dg.ExecuteInProcessResult, keys: list[dg.AssetKey], partitions: list[str | None],
+        verdicts: list[CheckVerdict],
+    ) -> list[StepOutcome]:
+        materialized = {
+            (event.asset_key, event.partition): event.materialization.metadata
+            for event in result.get_asset_materialization_events()
+            if event.asset_key is not None
+        }
+        failures = self._failures(result)
+        out = []
+        for key in keys:
+            name = key.to_user_string()
+            node = self._node_of.get(key, "")
+            step_error = failures.get(node)
+            step_seconds = self._step_seconds.get(node, 0.0)
+            for partition in partitions:
+                if (key, partition) in materialized:
+                    status, error = "materialized", None
+                elif step_error:
+                    status, error = "failed", step_error
+                else:
+                    status, error = "skipped", _first_failure(failures)
+                mine = [v for v in verdicts if v.asset == name and v.partition in (partition, None)]
+                out.append(
+                    StepOutcome(
+                        asset=name,
+                        partition=partition,
+                        status=status,
+                        seconds=step_seconds / len(partitions),
+                        metadata={k: v.value for k, v in materialized.get((key, partition), {}).items()},
+                        checks={v.check: v.status == PASSED for v in mine},
+                        check_metadata={v.check: dict(v.metadata) for v in mine},
+                        warnings={v.check for v in mine if v.status == WARNED},
+                        error=error,
+                        step_seconds=step_seconds,
+                        verdicts=mine,
+                    )
+                )
+        return out
 
 
 def run_selection(
@@ -88,65 +392,63 @@ def run_selection(
     on_step: Callable[[int, int, str], None] | None = None,
     on_done: Callable[[list[StepOutcome]], None] | None = None,
     verbose: bool = False,
+    partitions: Mapping[str, Sequence[str]] | None = None,
 ) -> list[StepOutcome]:
-    """Materialise ``keys`` (with their checks), group by group in dependency order.
+    """Materialise ``keys`` (with their checks) and return the outcome of every asset partition.
 
-    A group's partitions are read when the group starts, so a catalog run earlier in the same call can
-    add partitions. A group whose assets all have a single-run backfill policy runs all its partitions
-    in one run; otherwise each partition is a run of its own.
+    ``on_step(number, total, label)`` is called as each run starts, ``on_done(outcomes)`` as it ends.
     """
-    graph = defs.resolve_asset_graph()
-    groups = _groups(graph, keys)
-    assets = [*defs.assets, *(defs.asset_checks or [])]
-    outcomes: list[StepOutcome] = []
-    for number, (group_keys, partitions_def) in enumerate(groups, start=1):
-        for partitions, tags in _runs(graph, group_keys, partitions_def, instance):
-            label = ", ".join(k.to_user_string() for k in group_keys) + _partition_label(partitions)
-            if on_step:
-                on_step(number, len(groups), label)
-            started = time.perf_counter()
-            result = dg.materialize(
-                assets,
-                selection=list(group_keys),
-                partition_key=partitions[0] if len(partitions) == 1 else None,
-                instance=instance,
-                resources=defs.resources,
-                raise_on_error=False,
-                run_config=None if verbose else QUIET_RUN_CONFIG,
-                tags={"stress_pipeline/launched_by": "cli", **tags},
-            )
-            step_outcomes = _outcomes(result, group_keys, partitions, time.perf_counter() - started)
-            outcomes.extend(step_outcomes)
-            if on_done:
-                on_done(step_outcomes)
-    return outcomes
+    runner = Runner(
+        defs, instance, verbose=verbose,
+        on_run=(lambda number, total, label, _partitions: on_step(number, total, label)) if on_step else None,
+        on_run_done=(lambda outcomes, _verdicts: on_done(outcomes)) if on_done else None,
+    )  # fmt: skip
+    return runner.run(keys, partitions=partitions).steps
 
 
 def _groups(graph, keys: Sequence[dg.AssetKey]) -> list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]]:
-    groups: dict[str, tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]] = {}
+    """Split ``keys`` (in dependency order) into groups of one partitions definition each.
+
+    A key joins the first group, at or after the groups of its parents, that has its partitions
+    definition; otherwise it starts a new group. Every group then runs after the groups it reads from.
+    """
+    selected = set(keys)
+    groups: list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]] = []
+    names: list[str] = []
+    group_of: dict[dg.AssetKey, int] = {}
     for key in keys:
         partitions_def = graph.get(key).partitions_def
-        groups.setdefault(_partitions_name(partitions_def), ([], partitions_def))[0].append(key)
-    return list(groups.values())
+        name = _partitions_name(partitions_def)
+        lowest = max((group_of[p] for p in graph.get(key).parent_keys if p in selected), default=0)
+        index = next((i for i in range(lowest, len(groups)) if names[i] == name), None)
+        if index is None:
+            groups.append(([], partitions_def))
+            names.append(name)
+            index = len(groups) - 1
+        groups[index][0].append(key)
+        group_of[key] = index
+    return groups
 
 
-def _runs(
-    graph, keys: list[dg.AssetKey], partitions_def: dg.PartitionsDefinition | None, instance: dg.DagsterInstance
-) -> list[tuple[list[str | None], dict[str, str]]]:
-    """The runs that materialise ``keys``: (partition keys, extra run tags) for each."""
-    if partitions_def is None:
-        return [([None], {})]
-    partition_keys = list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
-    if not partition_keys:
+def _spans(every: Sequence[str], chosen: Sequence[str]) -> list[list[str]]:
+    """``chosen`` cut into runs of keys that are contiguous in ``every``."""
+    position = {key: i for i, key in enumerate(every)}
+    spans: list[list[str]] = []
+    for key in sorted(chosen, key=position.__getitem__):
+        if spans and position[spans[-1][-1]] == position[key] - 1:
+            spans[-1].append(key)
+        else:
+            spans.append([key])
+    return spans
+
+
+def _missing(
+    instance: dg.DagsterInstance, partitions_def: dg.PartitionsDefinition | None, wanted: Sequence[str] | None
+) -> list[str]:
+    if partitions_def is None or wanted is None:
         return []
-    single_run = all(
-        (policy := graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
-        for key in keys
-    )
-    if single_run and len(partition_keys) > 1:
-        tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1]}
-        return [(partition_keys, tags)]
-    return [([partition], {}) for partition in partition_keys]
+    every = set(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
+    return [key for key in wanted if key not in every]
 
 
 def _partition_label(partitions: list[str | None]) -> str:
@@ -165,69 +467,8 @@ def _partitions_name(partitions_def: dg.PartitionsDefinition | None) -> str:
     return repr(partitions_def)
 
 
-def _outcomes(
-    result: dg.ExecuteInProcessResult, keys: Sequence[dg.AssetKey], partitions: list[str | None], seconds: float
-) -> list[StepOutcome]:
-    materialized = {
-        (event.asset_key, event.partition): event.materialization.metadata
-        for event in result.get_asset_materialization_events()
-        if event.asset_key is not None
-    }
-    failures = {event.step_key: _failure_message(event) for event in result.get_step_failure_events()}
-    checks: dict[tuple[dg.AssetKey, str | None], dict[str, bool]] = {}
-    check_metadata: dict[tuple[dg.AssetKey, str | None], dict[str, dict[str, object]]] = {}
-    warned: dict[tuple[dg.AssetKey, str | None], set[str]] = {}
-    for evaluation in result.get_asset_check_evaluations():
-        # A check in a run over a partition range reports once, for every partition of the range.
-        covered = [evaluation.partition] if evaluation.partition is not None else partitions
-        failed_partitions = _failed_partitions(evaluation) if len(covered) > 1 else None
-        for partition in covered:
-            where = (evaluation.asset_key, partition)
-            passed = evaluation.passed or (failed_partitions is not None and partition not in failed_partitions)
-            checks.setdefault(where, {})[evaluation.check_name] = passed
-            check_metadata.setdefault(where, {})[evaluation.check_name] = {
-                k: v.value for k, v in evaluation.metadata.items()
-            }
-            if not passed and evaluation.severity == dg.AssetCheckSeverity.WARN:
-                warned.setdefault(where, set()).add(evaluation.check_name)
-    share = seconds / max(len(partitions), 1)
-    out = []
-    for key in keys:
-        step_error = next((msg for step, msg in failures.items() if step.startswith(key.path[-1])), None)
-        for partition in partitions:
-            if (key, partition) in materialized:
-                status, error = "materialized", None
-            elif step_error:
-                status, error = "failed", step_error
-            else:
-                status, error = "skipped", _first_failure(failures)
-            out.append(
-                StepOutcome(
-                    asset=key.to_user_string(),
-                    partition=partition,
-                    status=status,
-                    seconds=share,
-                    metadata={k: v.value for k, v in materialized.get((key, partition), {}).items()},
-                    checks=checks.get((key, partition), {}),
-                    check_metadata=check_metadata.get((key, partition), {}),
-                    warnings=warned.get((key, partition), set()),
-                    error=error,
-                )
-            )
-    return out
-
-
-# Checks over a partition range name the partitions that failed under one of these metadata keys.
-FAILED_PARTITIONS_KEYS = ("failed_scenarios", "failing", "violations")
-
-
-def _failed_partitions(evaluation) -> set[str] | None:
-    """The partitions a range check failed for, when it says so; None when it does not."""
-    for name in FAILED_PARTITIONS_KEYS:
-        if name in evaluation.metadata:
-            value = evaluation.metadata[name].value
-            return set(value) if isinstance(value, dict | list) else None
-    return None
+def _dynamic_name(partitions_def: dg.PartitionsDefinition) -> str | None:
+    return partitions_def.name if isinstance(partitions_def, dg.DynamicPartitionsDefinition) else None
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:
@@ -238,6 +479,13 @@ def _failure_message(event: dg.DagsterEvent) -> str:
         cause = data.error.cause or data.error
         return cause.message.strip()
     return "step failed"
+
+
+def _exception_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return "step failed"
+    description = getattr(exc, "description", None)  # dg.Failure
+    return str(description or exc).strip() or type(exc).__name__
 
 
 def _first_failure(failures: dict[str, str]) -> str | None:
