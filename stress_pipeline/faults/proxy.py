@@ -7,6 +7,8 @@ ships this proxy: the run connects to ``proxy.url_for(url)`` instead of ``url`` 
 on and off at runtime from synchronous code.
 
 The proxy is an asyncio server on 127.0.0.1 running in a background thread with its own event loop.
+This module is its control side (lifecycle, up/down, setting toxics from synchronous code); the data
+path is :mod:`~stress_pipeline.faults.proxy_links` and the toxics :mod:`~stress_pipeline.faults.toxics`.
 Each accepted client gets its own upstream connection and two one-way links: ``upstream`` (client to
 server) and ``downstream`` (server to client), Toxiproxy's names. A link reads chunks as they arrive,
 stamped with their arrival time, into a bounded queue (the bound is the backpressure), and a second
@@ -36,9 +38,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ipaddress
-import random
 import socket
-import struct
 import threading
 import time
 from collections.abc import Coroutine
@@ -46,62 +46,31 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from stress_pipeline.faults.proxy_links import Connection, ProxyState
+from stress_pipeline.faults.toxics import (
+    DIRECTIONS,
+    DOWNSTREAM,
+    REMOVED,
+    TOXICS,
+    UPSTREAM,
+    Slicer,
+    Stream,
+    Toxics,
+    check_direction,
+    directions,
+    non_negative,
+)
+
 HOST = "127.0.0.1"
-UPSTREAM = "upstream"
-DOWNSTREAM = "downstream"
-DIRECTIONS = (UPSTREAM, DOWNSTREAM)
-TOXICS = ("latency", "timeout", "reset_peer", "bandwidth", "slicer")
 
-Stream = Literal["upstream", "downstream", "both"]
-
-#: Bytes read from a socket at a time, and chunks queued per link before reading pauses.
-READ_SIZE = 64 * 1024
-QUEUE_CHUNKS = 64
 #: Seconds allowed for the upstream connect, for a call into the proxy thread, and to rebind on up().
 CONNECT_TIMEOUT = 5.0
 CALL_TIMEOUT = 10.0
 REBIND_TIMEOUT = 2.0
-#: The bandwidth toxic writes at most this many seconds' worth of data at once (Toxiproxy: 100 ms).
-BANDWIDTH_SLICE_S = 0.1
 
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
 
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Slicer:
-    average_bytes: int
-    variation: int
-    delay_us: float
-
-
-@dataclass(frozen=True)
-class Toxics:
-    """The toxics of one direction. ``*_since`` are ``time.monotonic()`` stamps of when a timer toxic
-    was installed: its timer runs from there, or from the connection's accept if that is later."""
-
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    timeout_ms: float | None = None
-    timeout_since: float = 0.0
-    reset_after_ms: float | None = None
-    reset_since: float = 0.0
-    bandwidth_kb_per_s: float | None = None
-    slicer: Slicer | None = None
-
-    def delay_s(self, jitter_draw: float) -> float:
-        """Latency of a chunk whose jitter draw (in [-1, 1]) is ``jitter_draw``."""
-        return max(0.0, self.latency_ms + jitter_draw * self.jitter_ms) / 1000.0
-
-
-_REMOVED = {
-    "latency": {"latency_ms": 0.0, "jitter_ms": 0.0},
-    "timeout": {"timeout_ms": None},
-    "reset_peer": {"reset_after_ms": None},
-    "bandwidth": {"bandwidth_kb_per_s": None},
-    "slicer": {"slicer": None},
-}
 
 
 @dataclass(frozen=True)
@@ -135,15 +104,10 @@ class FaultProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._changed: asyncio.Event | None = None
         self._enabled = True
         self._closing = False
-        self._toxics: dict[str, Toxics] = {d: Toxics() for d in DIRECTIONS}
-        self._connections: set[_Connection] = set()
-        self._rng = random.Random(seed)
-        self._counts = dict.fromkeys(
-            ("accepted", "upstream_failures", "timed_out", "reset", UPSTREAM, DOWNSTREAM, "dropped"), 0
-        )
+        self._state = ProxyState(seed)
+        self._connections: set[Connection] = set()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -224,7 +188,7 @@ class FaultProxy:
         return urlunsplit(parts._replace(netloc=netloc))
 
     def stats(self) -> ProxyStats:
-        counts = dict(self._counts)
+        counts = dict(self._state.counts)
         return ProxyStats(
             accepted=counts["accepted"],
             active=len(self._connections),
@@ -238,7 +202,7 @@ class FaultProxy:
 
     def toxics(self, direction: Literal["upstream", "downstream"]) -> Toxics:
         """The toxics in force on one direction."""
-        return self._toxics[_check_direction(direction)]
+        return self._state.toxics[check_direction(direction)]
 
     # ---------------------------------------------------------------------------------- up and down
 
@@ -256,17 +220,17 @@ class FaultProxy:
 
     def latency(self, ms: float, jitter_ms: float = 0.0, *, stream: Stream = "both") -> None:
         """Delay every chunk by ``ms`` ± ``jitter_ms`` (0 removes the toxic)."""
-        _non_negative(ms=ms, jitter_ms=jitter_ms)
+        non_negative(ms=ms, jitter_ms=jitter_ms)
         self._set(stream, latency_ms=float(ms), jitter_ms=float(jitter_ms))
 
     def timeout(self, ms: float, *, stream: Stream = "both") -> None:
         """Drop data and close the connection after ``ms``; 0 holds it open until the toxic is removed."""
-        _non_negative(ms=ms)
+        non_negative(ms=ms)
         self._set(stream, timeout_ms=float(ms), timeout_since=time.monotonic())
 
     def reset_peer(self, after_ms: float = 0.0, *, stream: Stream = "both") -> None:
         """Close connections with a TCP RST ``after_ms`` after the toxic meets them."""
-        _non_negative(after_ms=after_ms)
+        non_negative(after_ms=after_ms)
         self._set(stream, reset_after_ms=float(after_ms), reset_since=time.monotonic())
 
     def bandwidth(self, kb_per_s: float, *, stream: Stream = "both") -> None:
@@ -279,49 +243,35 @@ class FaultProxy:
         """Split data into pieces of ``average_bytes`` ± ``variation`` with ``delay_us`` between them."""
         if int(average_bytes) < 1:
             raise ValueError(f"average_bytes must be >= 1, got {average_bytes!r}")
-        _non_negative(variation=variation, delay_us=delay_us)
+        non_negative(variation=variation, delay_us=delay_us)
         self._set(stream, slicer=Slicer(int(average_bytes), int(variation), float(delay_us)))
 
     def remove(self, toxic: str, *, stream: Stream = "both") -> None:
         """Remove one toxic (a name from ``TOXICS``)."""
-        if toxic not in _REMOVED:
+        if toxic not in REMOVED:
             raise ValueError(f"unknown toxic {toxic!r}; expected one of {', '.join(TOXICS)}")
-        self._set(stream, **_REMOVED[toxic])
+        self._set(stream, **REMOVED[toxic])
 
     def clear(self, *, stream: Stream = "both") -> None:
         """Remove every toxic (up/down is left as it is)."""
         with self._lock:
-            for direction in _directions(stream):
-                self._toxics[direction] = Toxics()
+            for direction in directions(stream):
+                self._state.toxics[direction] = Toxics()
         self._wake()
 
     # ------------------------------------------------------------------------ thread-side machinery
 
     def _set(self, stream: Stream, **changes: Any) -> None:
         with self._lock:
-            for direction in _directions(stream):
-                self._toxics[direction] = dataclasses.replace(self._toxics[direction], **changes)
+            for direction in directions(stream):
+                self._state.toxics[direction] = dataclasses.replace(self._state.toxics[direction], **changes)
         self._wake()
 
     def _wake(self) -> None:
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
-                loop.call_soon_threadsafe(self._notify)
-
-    def _notify(self) -> None:
-        """Wake every task waiting in :meth:`_wait_change` (runs in the proxy thread)."""
-        if self._changed is not None:
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
-
-    async def _wait_change(self, timeout: float | None) -> None:
-        """Sleep ``timeout`` seconds (None: forever), or less if a toxic changes meanwhile."""
-        if timeout is not None and timeout <= 0:
-            return
-        assert self._changed is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+                loop.call_soon_threadsafe(self._state.notify)
 
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
         loop, thread = self._loop, self._thread
@@ -334,7 +284,7 @@ class FaultProxy:
         return asyncio.run_coroutine_threadsafe(coro, loop).result(CALL_TIMEOUT)
 
     async def _open(self) -> None:
-        self._changed = asyncio.Event()
+        self._state.open()
         await self._listen()
 
     async def _listen(self) -> None:
@@ -390,7 +340,7 @@ class FaultProxy:
     async def _on_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         """The task of one accepted client. It is the top of its task and ends normally even when the
         proxy stops and cancels it: asyncio 3.11's stream callback logs an error for a cancelled one."""
-        self._counts["accepted"] += 1
+        self._state.counts["accepted"] += 1
         try:
             await self._serve_client(client_reader, client_writer)
         except asyncio.CancelledError:
@@ -405,10 +355,10 @@ class FaultProxy:
                 asyncio.open_connection(self.upstream_host, self.upstream_port), CONNECT_TIMEOUT
             )
         except (OSError, TimeoutError):
-            self._counts["upstream_failures"] += 1
+            self._state.counts["upstream_failures"] += 1
             client_writer.transport.abort()
             return
-        conn = _Connection(self, client_reader, client_writer, upstream_reader, upstream_writer)
+        conn = Connection(self._state, client_reader, client_writer, upstream_reader, upstream_writer)
         if not self._enabled or self._closing:  # went down while connecting upstream
             conn.close()
             return
@@ -417,177 +367,6 @@ class FaultProxy:
             await conn.run()
         finally:
             self._connections.discard(conn)
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    arrived: float
-    jitter_draw: float
-    data: bytes
-
-
-class _Connection:
-    """One client connection and its upstream connection: two links and a supervisor for the timer
-    toxics (timeout, reset_peer), which end the whole connection."""
-
-    def __init__(
-        self,
-        proxy: FaultProxy,
-        client_reader: asyncio.StreamReader,
-        client_writer: asyncio.StreamWriter,
-        upstream_reader: asyncio.StreamReader,
-        upstream_writer: asyncio.StreamWriter,
-    ):
-        self.proxy = proxy
-        self.accepted = time.monotonic()
-        self.closed = False
-        # Each direction writes to one peer: upstream to the server, downstream to the client.
-        self.writers = {UPSTREAM: upstream_writer, DOWNSTREAM: client_writer}
-        self.links = [
-            _Link(self, UPSTREAM, client_reader, upstream_writer),
-            _Link(self, DOWNSTREAM, upstream_reader, client_writer),
-        ]
-        self._finished: set[str] = set()
-        self._done = asyncio.Event()
-        for writer in self.writers.values():
-            _set_nodelay(writer)
-
-    async def run(self) -> None:
-        tasks = [asyncio.create_task(self._supervise())]
-        for link in self.links:
-            tasks += [asyncio.create_task(link.read()), asyncio.create_task(link.write())]
-        try:
-            await self._done.wait()
-        finally:
-            self.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    def link_finished(self, direction: str) -> None:
-        """A link passed its peer's EOF on; once both have, the connection ends normally."""
-        self._finished.add(direction)
-        if len(self._finished) == len(DIRECTIONS):
-            self.close(graceful=True)
-
-    def close(self, *, reset: frozenset[str] | set[str] = frozenset(), graceful: bool = False) -> None:
-        """End both sockets; the peers of the directions in ``reset`` get a TCP RST."""
-        if self.closed:
-            return
-        self.closed = True
-        for direction, writer in self.writers.items():
-            if direction in reset:
-                _set_linger_zero(writer)
-                writer.transport.abort()
-            elif graceful:
-                writer.close()
-            else:
-                writer.transport.abort()
-        self._done.set()
-
-    async def _supervise(self) -> None:
-        """Close the connection when a timeout or reset_peer toxic's timer runs out."""
-        while not self.closed:
-            timers: list[tuple[float, str, str]] = []
-            for direction in DIRECTIONS:
-                toxics = self.proxy._toxics[direction]
-                if toxics.timeout_ms:  # 0 stalls without closing
-                    start = max(toxics.timeout_since, self.accepted)
-                    timers.append((start + toxics.timeout_ms / 1000.0, "timed_out", direction))
-                if toxics.reset_after_ms is not None:
-                    start = max(toxics.reset_since, self.accepted)
-                    timers.append((start + toxics.reset_after_ms / 1000.0, "reset", direction))
-            now = time.monotonic()
-            due = [(kind, direction) for at, kind, direction in timers if at <= now]
-            if due:
-                resets = {direction for kind, direction in due if kind == "reset"}
-                self.proxy._counts["reset" if resets else "timed_out"] += 1
-                self.close(reset=resets)
-                return
-            wake = min((at for at, _, _ in timers), default=None)
-            await self.proxy._wait_change(None if wake is None else wake - now)
-
-
-class _Link:
-    """One direction of a connection: a reader task queues chunks, a writer task applies the toxics."""
-
-    def __init__(self, conn: _Connection, direction: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.conn = conn
-        self.proxy = conn.proxy
-        self.direction = direction
-        self.reader = reader
-        self.writer = writer
-        self.queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(QUEUE_CHUNKS)
-        self.paced_until = 0.0
-
-    async def read(self) -> None:
-        try:
-            while data := await self.reader.read(READ_SIZE):
-                await self.queue.put(_Chunk(time.monotonic(), self.proxy._rng.uniform(-1.0, 1.0), data))
-        except OSError:  # the peer reset the connection: cut the other side too
-            self.conn.close()
-            return
-        await self.queue.put(None)
-
-    async def write(self) -> None:
-        try:
-            while (chunk := await self.queue.get()) is not None:
-                await self._forward(chunk)
-            if self.writer.can_write_eof():
-                self.writer.write_eof()
-        except OSError:
-            self.conn.close()
-            return
-        self.conn.link_finished(self.direction)
-
-    def _toxics(self) -> Toxics:
-        return self.proxy._toxics[self.direction]
-
-    def _drop(self, size: int) -> None:
-        self.proxy._counts["dropped"] += size
-
-    async def _forward(self, chunk: _Chunk) -> None:
-        # Latency: wait until arrival + delay; re-evaluated when a toxic changes.
-        while True:
-            toxics = self._toxics()
-            if toxics.timeout_ms is not None:
-                self._drop(len(chunk.data))
-                return
-            wait = chunk.arrived + toxics.delay_s(chunk.jitter_draw) - time.monotonic()
-            if wait <= 0:
-                break
-            await self.proxy._wait_change(wait)
-        data = chunk.data
-        while data:
-            toxics = self._toxics()
-            if toxics.timeout_ms is not None:
-                self._drop(len(data))
-                return
-            size = len(data)
-            if toxics.slicer is not None:
-                slicer = toxics.slicer
-                size = max(1, slicer.average_bytes + self.proxy._rng.randint(-slicer.variation, slicer.variation))
-            if toxics.bandwidth_kb_per_s is not None:
-                size = min(size, max(1, int(toxics.bandwidth_kb_per_s * 1000 * BANDWIDTH_SLICE_S)))
-            piece, data = data[:size], data[size:]
-            self.writer.write(piece)
-            await self.writer.drain()
-            self.proxy._counts[self.direction] += len(piece)
-            if toxics.bandwidth_kb_per_s is not None:
-                await self._pace(len(piece), toxics.bandwidth_kb_per_s)
-            if toxics.slicer is not None and toxics.slicer.delay_us and data:
-                await asyncio.sleep(toxics.slicer.delay_us / 1e6)
-
-    async def _pace(self, size: int, kb_per_s: float) -> None:
-        """Hold the link until ``size`` bytes at ``kb_per_s`` have had their time; no credit builds up
-        while the link is idle, so a burst never exceeds one slice."""
-        self.paced_until = max(self.paced_until, time.monotonic()) + size / (kb_per_s * 1000.0)
-        while self._toxics().bandwidth_kb_per_s is not None:
-            wait = self.paced_until - time.monotonic()
-            if wait <= 0:
-                return
-            await self.proxy._wait_change(wait)
-        self.paced_until = 0.0
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -601,24 +380,6 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _directions(stream: str) -> tuple[str, ...]:
-    if stream == "both":
-        return DIRECTIONS
-    return (_check_direction(stream),)
-
-
-def _check_direction(direction: str) -> str:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"stream must be 'upstream', 'downstream' or 'both', got {direction!r}")
-    return direction
-
-
-def _non_negative(**values: float) -> None:
-    for name, value in values.items():
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-
-
 def _is_loopback(host: str, port: int) -> bool:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -630,21 +391,6 @@ def _is_loopback(host: str, port: int) -> bool:
 def _require_loopback(host: str, port: int) -> None:
     if not _is_loopback(host, port):
         raise ValueError(f"the fault proxy only forwards to loopback addresses, not {host!r}")
-
-
-def _set_nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _set_linger_zero(writer: asyncio.StreamWriter) -> None:
-    """SO_LINGER on with a 0 s timeout: close() then discards unsent data and sends RST, not FIN."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 __all__ = ["DIRECTIONS", "HOST", "TOXICS", "FaultProxy", "ProxyStats", "Slicer", "Stream", "Toxics"]
