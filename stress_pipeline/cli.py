@@ -218,7 +218,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "stress_pipeline.definitions"]
     command = [str(dagster), "dev", *target, "-h", args.host, "-p", str(args.port)]
     print(f"DAGSTER_HOME={home}  UI at http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    os.execve(command[0], command, {**os.environ, "DAGSTER_HOME": str(home)})
+    # `dagster dev` is superseded by `dg dev` (a separate package this project does not install): say so
+    # once here rather than warn in every process the UI starts.
+    quiet = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"]))
+    os.execve(command[0], command, {**os.environ, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": quiet})
     return EXIT_OK  # not reached
 
 
