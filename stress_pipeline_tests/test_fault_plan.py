@@ -3,6 +3,7 @@ deterministic and never lose a fill."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stress_pipeline.faults import FaultPlan, duplicate, shuffle_window
-from stress_pipeline.scenarios.model import FaultSpec
+from stress_pipeline.scenarios.model import FaultSpecError, RedisDownFault
 from stress_pipeline.state.records import Fill, fill_from_values
 
 START = 1_700_000_000_000_000_000
@@ -32,7 +33,7 @@ def test_actions_are_ordered_in_sim_time_and_handed_out_once() -> None:
     plan = FaultPlan.from_scenario(
         [
             {"kind": "postgres_down", "at_s": 30, "duration_s": 10},
-            FaultSpec(kind="redis_down", at_s=10, duration_s=20),
+            RedisDownFault(at_s=10, duration_s=20),
             {"kind": "exchange_outage", "at_s": 5, "duration_s": 5},  # the exchange's, not the plan's
             {"kind": "writer_crash", "at_s": 30, "params": {"point": "after_ledger_before_redis"}},
         ],
@@ -85,16 +86,24 @@ def test_writer_crash_fires_once_at_its_point() -> None:
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
-        ({"kind": "writer_crash", "at_s": 1, "params": {"point": "nowhere"}}, "params.point"),
-        ({"kind": "duplicate_fills", "at_s": 1, "duration_s": 1, "params": {"rate": 1.5}}, "params.rate"),
+        ({"kind": "writer_crash", "at_s": 1, "params": {"point": "nowhere"}}, "(writer_crash): params.point"),
+        ({"kind": "writer_crash", "at_s": 1, "duration_s": 5}, "(writer_crash): duration_s: a writer crash is inst"),
+        (
+            {"kind": "duplicate_fills", "at_s": 1, "duration_s": 1, "params": {"rate": 1.5}},
+            "params.rate: Input should be less than or equal to 1 (got 1.5)",
+        ),
         ({"kind": "duplicate_fills", "at_s": 1, "duration_s": 1, "params": {"rate": True}}, "params.rate"),
         ({"kind": "out_of_order_fills", "at_s": 1, "duration_s": 1, "params": {"window": 2.5}}, "params.window"),
         ({"kind": "out_of_order_fills", "at_s": 1, "duration_s": 1, "params": {"window": 0}}, "params.window"),
-        ({"kind": "redis_down", "at_s": 1}, "duration_s must be > 0"),
+        ({"kind": "redis_down", "at_s": 1}, "faults[0] (redis_down): duration_s: missing (required)"),
+        ({"kind": "redis_down", "at_s": 1, "duration_s": 0}, "duration_s: Input should be greater than or equal to 0.000000001 (got 0)"),
+        ({"kind": "redis_down", "at_s": -1, "duration_s": 1}, "at_s: Input should be greater than or equal to 0"),
+        ({"kind": "redis_down", "at_s": 1, "duration_s": 1, "params": {"rate": 1}}, "params.rate: unknown field"),
+        ({"kind": "redis_gone", "at_s": 1, "duration_s": 1}, "kind: expected one of redis_down, postgres_down"),
     ],
 )
-def test_bad_faults_fail_when_the_plan_is_built(fault: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_faults_fail_when_the_plan_is_built_naming_the_field(fault: dict, message: str) -> None:
+    with pytest.raises(FaultSpecError, match=re.escape(message)):
         FaultPlan.from_scenario([fault], START)
 
 

@@ -19,7 +19,17 @@ from redis.retry import Retry
 
 from stress_pipeline.faults.proxy import FaultProxy
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.scenarios.model import FaultSpec
+from stress_pipeline.scenarios.model import (
+    DuplicateFillsFault,
+    DuplicateFillsParams,
+    OutOfOrderFillsFault,
+    OutOfOrderFillsParams,
+    PostgresDownFault,
+    RedisDownFault,
+    WriterCrashFault,
+    WriterCrashParams,
+    parse_faults,
+)
 from stress_pipeline.services import embedded, postgres_engine, redis_client, resolve_service_urls
 from stress_pipeline.services.errors import ServiceUnavailableError
 from stress_pipeline.settings import Settings, get_settings
@@ -70,7 +80,8 @@ def test_no_fault_run_is_clean(paper, home: Settings, tmp_path: Path) -> None:
 @pytest.mark.services
 @pytest.mark.parametrize("target", ["redis", "postgres"])
 def test_sixty_second_outage_buffers_and_flushes(paper, home: Settings, tmp_path: Path, target: str) -> None:
-    outcome = live(paper, home, [FaultSpec(kind=f"{target}_down", at_s=10 * HOUR, duration_s=60)], tmp_path)
+    faults = parse_faults([{"kind": f"{target}_down", "at_s": 10 * HOUR, "duration_s": 60}])
+    outcome = live(paper, home, faults, tmp_path)
     report = outcome.report
     assert report.passed and report.breaks.empty, report.summary()
     assert outcome.writer["buffered"][target] >= 10
@@ -84,7 +95,7 @@ def test_sixty_second_outage_buffers_and_flushes(paper, home: Settings, tmp_path
 
 @pytest.mark.services
 def test_writer_crash_between_the_two_writes_loses_nothing(paper, home: Settings, tmp_path: Path) -> None:
-    crash = FaultSpec(kind="writer_crash", at_s=5 * HOUR, params={"point": CRASH_POINT})
+    crash = WriterCrashFault(at_s=5 * HOUR, params=WriterCrashParams(point=CRASH_POINT))
     outcome = live(paper, home, [crash], tmp_path)
     assert outcome.writer["crashes"] == 1
     assert outcome.report.passed, outcome.report.summary()
@@ -93,8 +104,8 @@ def test_writer_crash_between_the_two_writes_loses_nothing(paper, home: Settings
 @pytest.mark.services
 def test_duplicate_and_out_of_order_delivery(paper, home: Settings, tmp_path: Path) -> None:
     faults = [
-        FaultSpec(kind="duplicate_fills", at_s=0, duration_s=72 * HOUR, params={"rate": 0.3}),
-        FaultSpec(kind="out_of_order_fills", at_s=0, duration_s=72 * HOUR, params={"window": 5}),
+        DuplicateFillsFault(at_s=0, duration_s=72 * HOUR, params=DuplicateFillsParams(rate=0.3)),
+        OutOfOrderFillsFault(at_s=0, duration_s=72 * HOUR, params=OutOfOrderFillsParams(window=5)),
     ]
     outcome = live(paper, home, faults, tmp_path)
     assert outcome.report.passed and not outcome.report.duplicated_fills
@@ -107,8 +118,7 @@ def test_outages_through_the_fault_proxy_on_configured_servers(
     monkeypatch.setenv("STRESS_POSTGRES_URL", external_service_urls.postgres_url)
     monkeypatch.setenv("STRESS_REDIS_URL", external_service_urls.redis_url)
     settings = get_settings({**os.environ, "STRESS_HOME": str(tmp_path / "home")})
-    faults = [FaultSpec(kind="redis_down", at_s=10 * HOUR, duration_s=60),
-              FaultSpec(kind="postgres_down", at_s=20 * HOUR, duration_s=60)]  # fmt: skip
+    faults = [RedisDownFault(at_s=10 * HOUR, duration_s=60), PostgresDownFault(at_s=20 * HOUR, duration_s=60)]
     outcome = live(paper, settings, faults, tmp_path)
     assert outcome.report.passed, outcome.report.summary()
     assert outcome.writer["buffered"]["redis"] >= 10 and outcome.writer["buffered"]["postgres"] >= 10

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.scenarios import apply_scenario, load_packs
-from stress_pipeline.scenarios.model import FaultSpec
+from stress_pipeline.scenarios.model import PostgresDownFault
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.backtest import run_backtest
 from stress_pipeline.simulation.config import SimConfig
@@ -235,7 +235,7 @@ def test_no_position_opens_while_the_ledger_is_down_and_trading_resumes_after() 
     start = base.fills["ts"].min().floor("D")
     at = (base.fills["ts"].iloc[0] - start).total_seconds() - 120  # two minutes before the first entry
     window = (start + pd.Timedelta(seconds=at), start + pd.Timedelta(seconds=at + 3600))
-    blocked = run_paper(bars, None, cfg, faults=[FaultSpec(kind="postgres_down", at_s=at, duration_s=3600)])
+    blocked = run_paper(bars, None, cfg, faults=[PostgresDownFault(at_s=at, duration_s=3600)])
     events = blocked.events
     assert (events.loc[events["kind"] == "risk_block", "reason"] == "LEDGER_DOWN").sum() == 3  # one per symbol
     inside = blocked.fills[(blocked.fills["ts"] >= window[0]) & (blocked.fills["ts"] < window[1])]
@@ -243,6 +243,6 @@ def test_no_position_opens_while_the_ledger_is_down_and_trading_resumes_after() 
     assert (blocked.fills["ts"] >= window[1]).any()  # the targets are taken again once the ledger is back
     policy = load_policy()
     off = policy.model_copy(update={"risk": policy.risk.model_copy(update={"block_openings_when_ledger_down": False})})
-    outage = FaultSpec(kind="postgres_down", at_s=at, duration_s=3600)
+    outage = PostgresDownFault(at_s=at, duration_s=3600)
     unblocked = run_paper(bars, None, cfg, policy=off, faults=[outage])
     assert not (unblocked.events["reason"] == "LEDGER_DOWN").any()

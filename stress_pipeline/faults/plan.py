@@ -1,15 +1,16 @@
 """Fault schedules in sim time: when each state-layer fault of a scenario begins and ends.
 
-A scenario lists its faults as ``FaultSpec`` (kind, ``at_s`` seconds after the first bar,
-``duration_s``, ``params``). The replay loop that drives the state layer works in sim nanoseconds, so
-:class:`FaultPlan` turns the specs into one ordered list of begin/end actions and hands out the ones
-that fell due (:meth:`FaultPlan.due`) as sim time advances. The kinds:
+A scenario lists its faults as typed ``FaultSpec`` (one model per kind, see
+:mod:`stress_pipeline.scenarios.model`), each with its window in sim time (``window_ns``, the one rule
+the exchange simulator and the event log use too). The replay loop that drives the state layer works in
+sim nanoseconds, so :class:`FaultPlan` turns the specs into one ordered list of begin/end actions and
+hands out the ones that fell due (:meth:`FaultPlan.due`) as sim time advances. The kinds:
 
 * ``redis_down``, ``postgres_down``: server outages; the loop begins and ends a
   :func:`~stress_pipeline.faults.servers.outage` of the target on the actions.
 * ``writer_crash``: the writer dies at a named point of its write path (``params.point``, one of
-  ``CRASH_POINTS``); the writer asks :meth:`FaultPlan.take_crash` at that point, which fires once per
-  fault, at the first write at or after ``at_s``.
+  ``CRASH_POINTS``), instantaneously (an empty window); the writer asks :meth:`FaultPlan.take_crash`
+  at that point, which fires once per fault, at the first write at or after ``at_s``.
 * ``duplicate_fills`` (``params.rate``: probability a fill is delivered twice) and
   ``out_of_order_fills`` (``params.window``: fills are permuted within blocks of that many): delivery
   faults on the fills whose ``ts_ns`` falls in the window, applied by the pure functions
@@ -25,19 +26,26 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, get_args
 
 import numpy as np
+from pydantic import BaseModel
 
-from stress_pipeline.scenarios.model import FaultSpec
+from stress_pipeline.scenarios.model import (
+    CrashPoint,
+    DuplicateFillsFault,
+    FaultBase,
+    FaultSpec,
+    OutOfOrderFillsFault,
+    WriterCrashFault,
+    parse_faults,
+)
 
 OUTAGE_TARGETS = {"redis_down": "redis", "postgres_down": "postgres"}
 DELIVERY_KINDS = ("duplicate_fills", "out_of_order_fills")
 STATE_KINDS = ("redis_down", "postgres_down", "writer_crash", *DELIVERY_KINDS)
 #: Where in its write path the writer can be made to crash.
-CRASH_POINTS = ("after_ledger_before_redis",)
-DEFAULT_DUPLICATE_RATE = 0.1
-DEFAULT_SHUFFLE_WINDOW = 5
+CRASH_POINTS: tuple[str, ...] = get_args(CrashPoint)
 
 Phase = Literal["begin", "end"]
 _T = TypeVar("_T")
@@ -64,7 +72,8 @@ class FaultAction:
     spec: FaultSpec
 
     @property
-    def params(self) -> Mapping[str, float | int | bool | str]:
+    def params(self) -> BaseModel:
+        """The fault's typed parameters (``spec.params``)."""
         return self.spec.params
 
     @property
@@ -74,7 +83,7 @@ class FaultAction:
 
     @property
     def crash_point(self) -> str | None:
-        return _crash_point(self.spec) if self.kind == "writer_crash" else None
+        return self.spec.params.point if isinstance(self.spec, WriterCrashFault) else None
 
 
 class FaultPlan:
@@ -89,22 +98,19 @@ class FaultPlan:
     @classmethod
     def from_scenario(
         cls,
-        faults: Sequence[FaultSpec | Mapping],
+        faults: Sequence[FaultBase | Mapping],
         start_ns: int,
         *,
         seed: int = 0,
         kinds: Sequence[str] = STATE_KINDS,
     ) -> FaultPlan:
         """The plan of ``faults`` (specs or mappings as in a stress pack) timed from ``start_ns`` (the
-        first bar, as the exchange's fault windows are). Bad params fail here, naming the fault."""
-        specs = [f if isinstance(f, FaultSpec) else FaultSpec.model_validate(f) for f in faults]
+        first bar, as every fault window is). A bad fault fails here, naming it and the field."""
         actions = []
-        for index, spec in enumerate(specs):
+        for index, spec in enumerate(parse_faults(faults)):
             if spec.kind not in kinds:
                 continue
-            _validate(spec)
-            begin = int(start_ns) + round(spec.at_s * 1e9)
-            end = begin + round(spec.duration_s * 1e9)
+            begin, end = spec.window_ns(start_ns)
             actions += [
                 FaultAction(begin, "begin", spec.kind, index, begin, end, spec),
                 FaultAction(end, "end", spec.kind, index, begin, end, spec),
@@ -124,6 +130,12 @@ class FaultPlan:
     @property
     def pending(self) -> tuple[FaultAction, ...]:
         return self.actions[self._cursor :]
+
+    @property
+    def reorder_window(self) -> int:
+        """The widest out-of-order delivery window of the plan (0: fills arrive in order)."""
+        windows = [a.spec.params.window for a in self.actions if isinstance(a.spec, OutOfOrderFillsFault)]
+        return max(windows, default=0)
 
     def reset(self) -> None:
         """Start over: every action is due again and every crash armed again (a replay from scratch)."""
@@ -168,10 +180,10 @@ class FaultPlan:
                 continue
             lo, hi = inside[0], inside[-1] + 1
             rng = self.rng(action)
-            if action.kind == "duplicate_fills":
-                out[lo:hi] = duplicate(out[lo:hi], _rate(action.spec), rng)
-            else:
-                out[lo:hi] = shuffle_window(out[lo:hi], _window(action.spec), rng)
+            if isinstance(action.spec, DuplicateFillsFault):
+                out[lo:hi] = duplicate(out[lo:hi], action.spec.params.rate, rng)
+            elif isinstance(action.spec, OutOfOrderFillsFault):
+                out[lo:hi] = shuffle_window(out[lo:hi], action.spec.params.window, rng)
         return out
 
 
@@ -214,38 +226,6 @@ def _order(action: FaultAction) -> tuple[int, int, int, int]:
 
 def _where(spec: FaultSpec) -> str:
     return f"fault {spec.kind} at {spec.at_s} s"
-
-
-def _validate(spec: FaultSpec) -> None:
-    if (spec.kind in OUTAGE_TARGETS or spec.kind in DELIVERY_KINDS) and spec.duration_s <= 0:
-        raise ValueError(f"{_where(spec)}: duration_s must be > 0")
-    if spec.kind == "writer_crash":
-        _crash_point(spec)
-    elif spec.kind == "duplicate_fills":
-        _rate(spec)
-    elif spec.kind == "out_of_order_fills":
-        _window(spec)
-
-
-def _crash_point(spec: FaultSpec) -> str:
-    point = spec.params.get("point", CRASH_POINTS[0])
-    if point not in CRASH_POINTS:
-        raise ValueError(f"{_where(spec)}: params.point must be one of {', '.join(CRASH_POINTS)}, got {point!r}")
-    return str(point)
-
-
-def _rate(spec: FaultSpec) -> float:
-    rate = spec.params.get("rate", DEFAULT_DUPLICATE_RATE)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-        raise ValueError(f"{_where(spec)}: params.rate must be a number in [0, 1], got {rate!r}")
-    return float(rate)
-
-
-def _window(spec: FaultSpec) -> int:
-    window = spec.params.get("window", DEFAULT_SHUFFLE_WINDOW)
-    if isinstance(window, bool) or not isinstance(window, int | float) or int(window) != window or window < 1:
-        raise ValueError(f"{_where(spec)}: params.window must be an integer >= 1, got {window!r}")
-    return int(window)
 
 
 def _reject_overlapping_outages(actions: list[FaultAction]) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from stress_pipeline.faults.plan import DEFAULT_SHUFFLE_WINDOW, FaultPlan
+from stress_pipeline.faults.plan import FaultPlan
 from stress_pipeline.faults.proxy import FaultProxy
 from stress_pipeline.faults.servers import outage
 from stress_pipeline.services import postgres_engine, redis_client, resolve_service_urls
@@ -116,7 +116,7 @@ def run_live_state(
             run_id, equity, start_ns, config, plan, settings, proxies,
             writer=lambda recovering: _writer(run_id, ledger, hot, buffer_dir, cash0, plan, recovering=recovering),
         )  # fmt: skip
-        for now_ns, batch in _batches(plan.deliver(truth), config, end_ns, _reorder_capacity(plan)):
+        for now_ns, batch in _batches(plan.deliver(truth), config, end_ns, plan.reorder_window):
             clock.advance(now_ns)
             clock.write(batch, now_ns)
         clock.advance(end_ns + 1)
@@ -257,16 +257,6 @@ class _Clock:
             self.run_id, self.equity, self.last_mark_ns, now_ns, self.config.heartbeat_s, dense=dense
         )
         return marks
-
-
-def _reorder_capacity(plan: FaultPlan) -> int:
-    """How many fills the reorder buffer holds: enough to undo the plan's out-of-order delivery."""
-    windows = [
-        int(action.params.get("window", DEFAULT_SHUFFLE_WINDOW))
-        for action in plan.actions
-        if action.kind == "out_of_order_fills"
-    ]
-    return max(windows, default=0)
 
 
 def _batches(

@@ -1,7 +1,7 @@
 """Scenario faults as time windows the exchange simulator can look up.
 
-A scenario's ``faults`` (``FaultSpec``: kind, ``at_s`` seconds after the first bar, ``duration_s``,
-``params``) become arrays of [start, end) windows in nanoseconds. The exchange models three kinds:
+A scenario's ``faults`` (typed ``FaultSpec``s, one model per kind) become arrays of their [start, end)
+windows in nanoseconds (``FaultSpec.window_ns``, the one window rule). The exchange models three kinds:
 
 * ``exchange_outage``: orders arriving in the window are rejected (EXCHANGE_OUTAGE) and working
   orders do not fill in bars that overlap it.
@@ -24,11 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from stress_pipeline.scenarios.model import FaultSpec
+from stress_pipeline.scenarios.model import FaultBase, FaultSpec, LatencySpikeFault, RateLimitFault, parse_faults
 
 MODELLED = ("exchange_outage", "rate_limit", "latency_spike", "postgres_down")
-DEFAULT_RATE_LIMIT_MULT = 0.0
-DEFAULT_LATENCY_MULT = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +41,9 @@ class FaultWindows:
     ledger_down: np.ndarray
 
 
-def as_fault_specs(faults: Iterable[FaultSpec | Mapping]) -> tuple[FaultSpec, ...]:
-    """Validate ``faults`` (specs or plain mappings, as in a stress pack) into ``FaultSpec``s."""
-    return tuple(f if isinstance(f, FaultSpec) else FaultSpec.model_validate(f) for f in faults)
+def as_fault_specs(faults: Iterable[FaultBase | Mapping]) -> tuple[FaultSpec, ...]:
+    """Validate ``faults`` (specs or plain mappings, as in a stress pack) into typed ``FaultSpec``s."""
+    return parse_faults(faults)
 
 
 def fault_windows(
@@ -59,12 +57,11 @@ def fault_windows(
     for fault in faults:
         if fault.kind not in rows or not enabled[fault.kind]:
             continue
-        begin = int(start_ns) + round(fault.at_s * 1e9)
-        end = begin + round(fault.duration_s * 1e9)
-        if fault.kind == "rate_limit":
-            mult = _param(fault, "limit_mult", DEFAULT_RATE_LIMIT_MULT)
-        elif fault.kind == "latency_spike":
-            mult = _param(fault, "mult", DEFAULT_LATENCY_MULT)
+        begin, end = fault.window_ns(start_ns)
+        if isinstance(fault, RateLimitFault):
+            mult = fault.params.limit_mult
+        elif isinstance(fault, LatencySpikeFault):
+            mult = fault.params.mult
         else:
             mult = 1.0
         rows[fault.kind].append((begin, end, mult))
@@ -104,13 +101,6 @@ def overlaps(windows: np.ndarray, begin_ns: int, end_ns: int) -> bool:
         if windows[i, 0] <= end_ns and windows[i, 1] > begin_ns:
             return True
     return False
-
-
-def _param(fault: FaultSpec, name: str, default: float) -> float:
-    value = fault.params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"fault {fault.kind} at {fault.at_s} s: params.{name} must be a number >= 0, got {value!r}")
-    return float(value)
 
 
 def _windows(rows: list[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
