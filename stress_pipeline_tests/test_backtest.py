@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from stress_pipeline.bench.sim import (
     BACKTEST_TARGET_BAR_SYMBOLS_PER_S,
-    format_backtest_bench,
+    PAPER_TARGET_BAR_SYMBOLS_PER_S,
+    format_sim_bench,
     run_backtest_bench,
+    run_paper_bench,
 )
 from stress_pipeline.market.panel import MarketPanel
 from stress_pipeline.market.synthetic import generate_bars
@@ -21,7 +23,7 @@ from stress_pipeline.simulation.config import SimConfig
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline_tests.test_strategies import make_panel, random_walk
 
-FREE = SimConfig(backtest_fee_bps=0.0, backtest_slippage_bps=0.0, periods_per_year=365)
+FREE = SimConfig(backtest_fee_bps=0.0, backtest_slippage_bps=0.0, periods_per_year=365, position_scale=1.0)
 
 
 class FixedWeights:
@@ -58,7 +60,7 @@ def test_a_long_round_trip_without_costs():
 
 
 def test_fees_and_slippage_are_paid_on_traded_notional():
-    config = SimConfig(backtest_fee_bps=10.0, backtest_slippage_bps=5.0)
+    config = SimConfig(backtest_fee_bps=10.0, backtest_slippage_bps=5.0, position_scale=1.0)
     panel = make_panel([100.0, 110.0])
     result = run_backtest(panel, FixedWeights([-1, 0]), config)
     sell, buy = result.fills.iloc[0], result.fills.iloc[1]
@@ -104,7 +106,7 @@ def test_untradable_bars_hold_and_a_missed_change_trades_at_the_next_tradable_ba
 
 
 def test_target_quantities_is_the_sizing_the_backtest_applies():
-    config = SimConfig(max_weight=0.8)
+    config = SimConfig(max_weight=0.8, position_scale=1.0)
     qty = target_quantities(np.array([1.0, -0.5, 0.0, 1.0]), 120_000.0, np.array([100.0, 50.0, 10.0, 0.0]), config, 4)
     np.testing.assert_allclose(qty, [0.8 * 30_000 / 100, -0.5 * 30_000 / 50, 0.0, 0.0])
     assert not target_quantities(np.array([1.0]), -5.0, np.array([100.0]), config, 1).any()
@@ -175,10 +177,17 @@ def test_a_strategy_with_the_wrong_shape_is_refused():
         run_backtest(make_panel([1.0, 2.0, 3.0]), FixedWeights([1.0, 0.0]), FREE)
 
 
-def test_backtest_bench_reports_each_strategy_in_bar_symbols_per_second():
-    measurements = run_backtest_bench(repeat=1, n_symbols=4)
-    assert [m.name for m in measurements] == ["backtest trend", "backtest mean_reversion", "backtest breakout"]
-    for m in measurements:
-        assert m.items == 4 * 1_440 and m.unit == "bar-symbols" and m.seconds > 0
-    table = format_backtest_bench(measurements)
-    assert "met" in table.splitlines()[0] and f"{BACKTEST_TARGET_BAR_SYMBOLS_PER_S / 1e6:g} M" in table
+def test_sim_bench_times_the_public_calls_with_the_kernel_beside_them():
+    rows = run_backtest_bench(repeat=1, n_symbols=2, days=1) + run_paper_bench(repeat=1, n_symbols=2, days=1)
+    assert [row.name for row in rows] == ['run_backtest(bars, "trend")', 'run_paper(bars, "trend")']
+    for row in rows:
+        assert row.call.items == row.kernel.items == 2 * 1_440 and row.call.unit == "bar-symbols"
+        assert row.call.seconds > 0 and row.kernel.seconds > 0
+        assert row.met == (row.call.items_per_second >= row.target_items_per_s)
+        summary = row.as_dict()
+        assert summary["met"] == row.met and summary["kernel"]["bar-symbols"] == 2 * 1_440
+    assert rows[0].target_items_per_s == BACKTEST_TARGET_BAR_SYMBOLS_PER_S == 10_000_000
+    assert rows[1].target_items_per_s == PAPER_TARGET_BAR_SYMBOLS_PER_S == 4_000_000
+    table = format_sim_bench(rows)
+    assert table.splitlines()[0].split()[-3:] == ["kernel", "target", "met"]
+    assert ">= 10.0 M" in table and ">= 4.0 M" in table

@@ -82,8 +82,11 @@ def policy(**sections) -> TradingPolicy:
     return TradingPolicy(**sections)
 
 
+FULL = SimConfig(position_scale=1.0)  # weight 1 = the whole equity, as the figures here are worked out
+
+
 def run(panel, weights, toggles, pol=None, faults=(), config=None):
-    return run_paper(panel, FixedWeights(weights), config or SimConfig(), policy=pol or policy(), faults=faults,
+    return run_paper(panel, FixedWeights(weights), config or FULL, policy=pol or policy(), faults=faults,
                      toggles=toggles)  # fmt: skip
 
 

@@ -16,8 +16,9 @@ from stress_pipeline.simulation.metrics import (
     equity_frame,
     estimate_bars_per_day,
     historical_var,
+    infer_periods_per_year,
+    periods_per_year,
     profit_factor,
-    resolve_periods_per_year,
     sample_curve,
     sharpe_ratio,
     sortino_ratio,
@@ -162,17 +163,46 @@ def test_bars_per_day_for_round_the_clock_and_session_markets():
     assert estimate_bars_per_day(session, 252) == 390
 
 
-def test_periods_per_year_from_config_or_asset_class(tmp_path):
-    assert resolve_periods_per_year(["BTCUSDT"], 100) == 100
-    symbols = tmp_path / "symbols.yaml"
-    symbols.write_text(
-        "defaults: {asset_class: crypto}\nsymbols:\n  BTCUSDT: {asset_class: crypto}\n  NVDA: {asset_class: equity}\n"
-    )
-    assert resolve_periods_per_year(["BTCUSDT", "XYZUSDT"], symbols_file=symbols) == 365
-    assert resolve_periods_per_year(["BTCUSDT", "NVDA"], symbols_file=symbols) == 252
-    symbols.write_text("defaults: {asset_class: equity}\n")  # an edit is picked up
-    assert resolve_periods_per_year(["BTCUSDT"], symbols_file=symbols) == 252
-    assert resolve_periods_per_year(["BTCUSDT", "ETHUSDT", "SOLUSDT"]) == 365  # the shipped data/symbols.yaml
+def test_bars_per_day_takes_the_given_bar_interval():
+    minutes = stamps(600, pd.Timedelta(minutes=1))
+    assert estimate_bars_per_day(minutes, 365, interval_ns=300_000_000_000) == pytest.approx(288)
+    assert estimate_bars_per_day(minutes[:1], 365) == 1.0
+
+
+def test_periods_per_year_is_the_configured_value_when_set():
+    weekdays = stamps(5)  # 2024-01-01 is a Monday
+    assert periods_per_year(weekdays, 100) == 100
+    assert periods_per_year(weekdays, None) == infer_periods_per_year(weekdays)
+
+
+def test_periods_per_year_is_inferred_from_weekend_bars():
+    minutes = pd.Timedelta(minutes=1)
+    assert infer_periods_per_year(stamps(7 * 1_440, minutes)) == 365  # round the clock, a whole week
+    saturday = pd.Timestamp("2024-01-06 10:00", tz="UTC").value
+    assert infer_periods_per_year(np.array([saturday])) == 365  # one weekend bar is enough
+    sessions = [pd.date_range(f"2024-01-{d:02d} 14:30", periods=390, freq="1min", tz="UTC") for d in (4, 5, 8, 9)]
+    weekday_only = np.concatenate([s.as_unit("ns").asi8 for s in sessions])  # Thu, Fri, Mon, Tue
+    assert infer_periods_per_year(weekday_only) == 252  # spans a weekend with no bar on it
+    daily = pd.bdate_range("2024-01-01", periods=30, tz="UTC").as_unit("ns").asi8
+    assert infer_periods_per_year(daily) == 252
+    assert infer_periods_per_year(weekday_only[:390]) == 365  # one weekday cannot tell: round the clock
+    assert infer_periods_per_year(np.zeros(0, dtype=np.int64)) == 365
+
+
+@settings(max_examples=50, deadline=None)
+@given(start=st.integers(0, 3_000), days=st.integers(1, 60), weekend=st.booleans())
+def test_inferred_periods_follow_the_weekend_rule(start, days, weekend):
+    day = pd.Timedelta(days=1).value
+    ts = (np.arange(days, dtype=np.int64) + 19_000 + start) * day + 3_600_000_000_000
+    weekdays = (ts // day + 3) % 7
+    if not weekend:
+        ts = ts[weekdays < 5]
+    if len(ts) == 0:
+        return
+    got = infer_periods_per_year(ts)
+    has_weekend_bar = bool(((ts // day + 3) % 7 >= 5).any())
+    span_has_weekend = any((d + 3) % 7 >= 5 for d in range(int(ts[0] // day), int(ts[-1] // day) + 1))
+    assert got == (365 if has_weekend_bar or not span_has_weekend else 252)
 
 
 # ------------------------------------------------------------------------------- round trips

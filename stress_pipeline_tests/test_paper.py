@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.scenarios import apply_scenario, load_packs
-from stress_pipeline.scenarios.model import PostgresDownFault
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.backtest import run_backtest
 from stress_pipeline.simulation.config import SimConfig
@@ -23,7 +22,7 @@ from stress_pipeline.simulation.events import EVENT_COLUMNS, FILL_COLUMNS
 from stress_pipeline.simulation.paper import RealismToggles, run_paper
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline.trading import get_strategy
-from stress_pipeline.trading.risk.policy import GuardLimits, RiskPolicy, TradingPolicy, load_policy
+from stress_pipeline.trading.risk.policy import GuardLimits, RiskPolicy, TradingPolicy
 from stress_pipeline_tests.test_exchange import MIN, T0, FixedWeights
 
 NONE = RealismToggles.none()
@@ -96,8 +95,9 @@ def test_rate_limits_and_outages_change_nothing_without_faults(panel):
 def test_risk_toggle_switches_the_whole_risk_stack(panel):
     strategy = get_strategy("trend", **INTRADAY["trend"])
     tight = TradingPolicy(risk=RiskPolicy(guard=GuardLimits(max_position_notional=10_000)))
-    on = run_paper(panel, strategy, SimConfig(), policy=tight, toggles=_only("risk"))
-    off = run_paper(panel, strategy, SimConfig(), policy=tight, toggles=NONE)
+    full = SimConfig(position_scale=1.0)
+    on = run_paper(panel, strategy, full, policy=tight, toggles=_only("risk"))
+    off = run_paper(panel, strategy, full, policy=tight, toggles=NONE)
     assert (on.events.kind == "risk_block").any() and not (off.events.kind == "risk_block").any()
     held = on.details["positions"].abs() * panel.close
     at_fills = [held.loc[f.ts - pd.Timedelta(minutes=1), f.symbol] for f in on.fills.itertuples()]  # no latency
@@ -118,7 +118,8 @@ def test_result_has_the_documented_shape():
         {"kind": "exchange_outage", "at_s": 3_600, "duration_s": 300},
         {"kind": "redis_down", "at_s": 86_400 * 5, "duration_s": 60},  # after the run: not in the log
     ]
-    result = run_paper(bars, None, config, policy="default", faults=faults, scenario_name="shape")
+    result = run_paper(bars, None, config, policy=get_settings().policies_dir / "default.yaml", faults=faults,
+                       scenario_name="shape")
     assert result.kind == "paper" and result.scenario_name == "shape"
     assert tuple(result.events.columns) == EVENT_COLUMNS
     assert tuple(result.fills.columns) == FILL_COLUMNS
@@ -235,14 +236,14 @@ def test_no_position_opens_while_the_ledger_is_down_and_trading_resumes_after() 
     start = base.fills["ts"].min().floor("D")
     at = (base.fills["ts"].iloc[0] - start).total_seconds() - 120  # two minutes before the first entry
     window = (start + pd.Timedelta(seconds=at), start + pd.Timedelta(seconds=at + 3600))
-    blocked = run_paper(bars, None, cfg, faults=[PostgresDownFault(at_s=at, duration_s=3600)])
+    outage = {"kind": "postgres_down", "at_s": at, "duration_s": 3600}
+    blocked = run_paper(bars, None, cfg, faults=[outage])
     events = blocked.events
     assert (events.loc[events["kind"] == "risk_block", "reason"] == "LEDGER_DOWN").sum() == 3  # one per symbol
     inside = blocked.fills[(blocked.fills["ts"] >= window[0]) & (blocked.fills["ts"] < window[1])]
     assert inside.empty
     assert (blocked.fills["ts"] >= window[1]).any()  # the targets are taken again once the ledger is back
-    policy = load_policy()
+    policy = TradingPolicy()
     off = policy.model_copy(update={"risk": policy.risk.model_copy(update={"block_openings_when_ledger_down": False})})
-    outage = PostgresDownFault(at_s=at, duration_s=3600)
     unblocked = run_paper(bars, None, cfg, policy=off, faults=[outage])
     assert not (unblocked.events["reason"] == "LEDGER_DOWN").any()

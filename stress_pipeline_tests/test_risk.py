@@ -35,6 +35,8 @@ LIMITS = GuardLimits(max_order_notional=100_000, max_position_notional=120_000, 
                      max_gross_exposure=1.5)  # fmt: skip
 RISK_ONLY = RealismToggles(**{**RealismToggles.none().__dict__, "risk": True})
 
+FULL = SimConfig(position_scale=1.0)  # weight 1 = the whole equity, as the figures below are worked out
+
 
 # ------------------------------------------------------------------------------------------- guard
 
@@ -136,7 +138,7 @@ def test_balancer_blocks_a_new_position_while_the_market_is_stressed_and_retries
     risk = RiskPolicy(balancer=BalancerConfig(stressed_max_positions=1))
     panel = make_panel([[100.0, 100.1, 99.9, 100.0]] * n, spread=0.0, symbols=("BTCUSDT", "ETHUSDT"))
     panel = panel.__class__(**{**panel.__dict__, "spread_bps": spread})
-    result = run_paper(panel, FixedWeights(weights), SimConfig(), policy=TradingPolicy(risk=risk), toggles=RISK_ONLY)
+    result = run_paper(panel, FixedWeights(weights), FULL, policy=TradingPolicy(risk=risk), toggles=RISK_ONLY)
     blocks = result.events[result.events.kind == "risk_block"]
     assert blocks.reason.tolist() == ["BALANCER_STRESS_MAX_POSITIONS"]
     assert blocks.ts.iloc[0] == pd.Timestamp(T0 + 12 * MIN, tz="UTC")
@@ -194,7 +196,7 @@ def _falling_panel(closes):
 def test_engine_trips_flattens_blocks_and_rearms():
     closes = [100.0, 100.0, 100.0, 97.0, 89.9] + [89.9] * 30
     risk = RiskPolicy(stop_loss=StopLossConfig(enabled=False))
-    result = run_paper(_falling_panel(closes), FixedWeights(1.0), SimConfig(), policy=TradingPolicy(risk=risk),
+    result = run_paper(_falling_panel(closes), FixedWeights(1.0), FULL, policy=TradingPolicy(risk=risk),
                        toggles=RISK_ONLY)  # fmt: skip
     ev = result.events
     ess = ev[ev.kind == "ess_transition"]
@@ -215,7 +217,7 @@ def test_engine_blocks_orders_that_add_risk_while_tripped_without_flatten():
     weights = np.r_[np.ones(5), -np.ones(8)]  # flips short at bar 5, while tripped
     risk = RiskPolicy(safety=SafetyConfig(flatten_on_trip=False, operator_reset_delay_s=None),
                       stop_loss=StopLossConfig(enabled=False))  # fmt: skip
-    result = run_paper(_falling_panel(closes), FixedWeights(weights), SimConfig(), policy=TradingPolicy(risk=risk),
+    result = run_paper(_falling_panel(closes), FixedWeights(weights), FULL, policy=TradingPolicy(risk=risk),
                        toggles=RISK_ONLY)  # fmt: skip
     blocks = result.events[result.events.kind == "risk_block"]
     assert blocks.reason.tolist() == ["ESS_BLOCKED"]
@@ -226,7 +228,7 @@ def test_engine_blocks_orders_that_add_risk_while_tripped_without_flatten():
 def test_engine_hard_stop_halts_trading_for_the_rest_of_the_run():
     closes = [100.0, 100.0, 69.0] + [100.0] * 10
     weights = np.r_[np.ones(6), -np.ones(7)]
-    result = run_paper(_falling_panel(closes), FixedWeights(weights), SimConfig(),
+    result = run_paper(_falling_panel(closes), FixedWeights(weights), FULL,
                        policy=TradingPolicy(risk=RiskPolicy(stop_loss=StopLossConfig(enabled=False))),
                        toggles=RISK_ONLY)  # fmt: skip
     ess = result.events[result.events.kind == "ess_transition"]
@@ -261,7 +263,7 @@ def test_engine_sizes_new_positions_by_the_policy_mode():
     weights = np.array([1.0 if i % 2 == 0 else 0.0 for i in range(n)])  # buy at 100, sell at 99: losers
     risk = RiskPolicy(controller=PolicyControllerConfig(window=3, min_trades=3),
                       stop_loss=StopLossConfig(enabled=False))  # fmt: skip
-    result = run_paper(_falling_panel(closes), FixedWeights(weights), SimConfig(), policy=TradingPolicy(risk=risk),
+    result = run_paper(_falling_panel(closes), FixedWeights(weights), FULL, policy=TradingPolicy(risk=risk),
                        toggles=RISK_ONLY)  # fmt: skip
     change = result.events[result.events.kind == "policy_change"]
     assert json.loads(change.details.iloc[0])["to"] == "DEFENSIVE"
@@ -287,7 +289,7 @@ def test_engine_stop_loss_closes_and_does_not_reenter_until_the_signal_turns():
     rows = [[100.0] * 4, [100.0] * 4, [100.0, 100.5, 94.0, 95.0]] + [[95.0] * 4] * 4 + [[95.0] * 4] * 3
     weights = np.r_[np.ones(7), -np.ones(3)]
     risk = RiskPolicy(stop_loss=StopLossConfig(pct=0.05))
-    result = run_paper(make_panel(rows), FixedWeights(weights), SimConfig(), policy=TradingPolicy(risk=risk),
+    result = run_paper(make_panel(rows), FixedWeights(weights), FULL, policy=TradingPolicy(risk=risk),
                        toggles=RISK_ONLY)  # fmt: skip
     ev = result.events
     stop = ev[ev.kind == "stop_loss"].iloc[0]
@@ -304,16 +306,25 @@ def test_engine_stop_loss_closes_and_does_not_reenter_until_the_signal_turns():
 # -------------------------------------------------------------------------------- policy files
 
 
-def test_default_policy_file_matches_the_documented_defaults():
-    loaded = load_policy()
-    defaults = TradingPolicy()
-    assert loaded.risk == defaults.risk and loaded.router == defaults.router and loaded.exchange == defaults.exchange
+def test_default_policy_file_is_the_model_defaults_field_for_field():
+    from stress_pipeline.settings import get_settings
+
+    loaded = load_policy("default", policies_dir=get_settings().policies_dir)
+    assert loaded == TradingPolicy()  # so run_paper without a policy trades as the pipeline's default run
+    assert load_policy(get_settings().policies_dir / "default.yaml") == loaded
+
+
+def test_a_policy_name_needs_the_policies_folder():
+    with pytest.raises(PolicyFileError, match="policies_dir"):
+        load_policy("default")
+    with pytest.raises(PolicyFileError, match="policies_dir"):
+        load_policy()
 
 
 def test_every_shipped_policy_file_validates():
     from stress_pipeline.settings import get_settings
 
-    files = sorted((get_settings().data_dir / "policies").glob("*.yaml"))
+    files = sorted(get_settings().policies_dir.glob("*.yaml"))
     assert files
     for path in files:
         assert load_policy(path).name == path.stem

@@ -1,6 +1,8 @@
 """Where the PnL goes between the backtest and the paper run: a waterfall whose parts sum to the gap.
 
-The paper engine is run again with its realism switched on one source at a time, in this order:
+The paper engine is run again on the scenario's prepared panel (cleaned once, signals and market
+stress computed once; each run is the compiled engine alone, no tables) with its realism switched on
+one source at a time, in this order:
 everything off (the paper engine as an idealised simulator), then risk blocks, latency and timing,
 partial and rejected fills (participation cap, rate limits, outages), spread, market impact, fees.
 Each part is the PnL change its source causes given the ones before it, so the parts telescope:
@@ -11,9 +13,17 @@ difference between the vectorised and the event-driven model.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
 import pandas as pd
+
+from stress_pipeline.market.panel import MarketPanel
+from stress_pipeline.scenarios.model import FaultSpec
+from stress_pipeline.simulation.config import SimConfig
+from stress_pipeline.simulation.paper import RealismToggles, paper_weights, simulate
+from stress_pipeline.trading.risk.balancer import detect_stress
+from stress_pipeline.trading.risk.policy import TradingPolicy
 
 LADDER = (
     ("risk blocks", ("risk",)),
@@ -68,3 +78,19 @@ def attribute_pnl(run_paper_with, toggles_type, *, backtest_pnl: float) -> Attri
         parts.append(("other", current - previous))
         previous = current
     return Attribution(backtest_pnl=backtest_pnl, paper_pnl=previous, parts=tuple(parts))
+
+
+def paper_pnl_runner(
+    panel: MarketPanel, strategy, config: SimConfig, policy: TradingPolicy, faults: Iterable[FaultSpec] = ()
+) -> Callable[[RealismToggles], float]:
+    """``toggles -> paper total PnL`` on a prepared ``panel``, for :func:`attribute_pnl`: the strategy's
+    weights and the market stress flags are computed once, each call runs only the compiled engine."""
+    weights = paper_weights(strategy, panel, config)
+    stressed = detect_stress(panel.high, panel.low, panel.spread_bps, panel.tradable, policy.risk.stress)
+    faults = tuple(faults)
+
+    def paper_pnl(toggles: RealismToggles) -> float:
+        run = simulate(panel, weights, config, policy, faults=faults, toggles=toggles, stressed=stressed)
+        return float(run.equity[-1]) - float(config.initial_capital)
+
+    return paper_pnl

@@ -17,11 +17,12 @@ What it models, bar by bar (every symbol of the panel, in one compiled pass over
 So the weight at t is traded at the close of t and held from bar t+1: a strategy that uses only
 bars up to t (the lookahead guard checks it) cannot see the return it earns.
 
-Sizing convention, shared with the paper engine (which calls :func:`target_quantities` too):
-equal allocation, a weight w of a symbol means w x equity / n_symbols of notional, equity being
-marked to market at the decision bar's close. A position is re-sized only when its target weight
-changes, never to follow price drift: a weight held for a week is one trade, not 10,000 small
-rebalances, in both simulations. A ruined account (equity <= 0) sizes everything to 0.
+Sizing and booking are the compiled rules of ``simulation/booking.py``, which the paper engine
+calls too: equal allocation, a weight w of a symbol means clip(w x position_scale, +-max_weight) x
+equity / n_symbols of notional, equity being marked to market at the decision bar's close; fills
+are booked at average cost. A position is re-sized only when its target weight changes, never to
+follow price drift: a weight held for a week is one trade, not 10,000 small rebalances, in both
+simulations. A ruined account (equity <= 0) sizes everything to 0.
 
 Fills carry ``slippage_cost`` (|qty| x close x slippage), the backtest's only execution cost beyond
 fees, so ``metrics.slippage_cost`` compares with the paper run's spread and impact costs.
@@ -33,14 +34,22 @@ import time
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
+from stress_pipeline.simulation.booking import (
+    BOOK_DTYPE,
+    book_fill,
+    sized_weight,
+    sized_weights,
+    sizing_of,
+    target_quantity,
+)
 from stress_pipeline.simulation.config import SimConfig
-from stress_pipeline.simulation.metrics import compute_metrics, equity_frame, resolve_periods_per_year
+from stress_pipeline.simulation.metrics import compute_metrics, equity_frame, periods_per_year
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.trades import round_trips_from_arrays, utc_stamps
 from stress_pipeline.trading import as_strategy, get_strategy
+from stress_pipeline.trading.compiled import compiled
 
 
 def run_backtest(
@@ -60,27 +69,15 @@ def run_backtest(
         panel, guard = prepare_panel(bars)
         details["data_guard"] = guard
     strat = resolve_strategy(strategy, config)
-    weights = np.asarray(strat.target_weights(panel), dtype=np.float64)
-    if weights.shape != panel.shape:
-        raise ValueError(f"strategy {strat.name!r} returned weights of shape {weights.shape}, expected {panel.shape}")
-    weights = scale_weights(weights, config)
-    sim = _simulate(
-        np.ascontiguousarray(panel.close, dtype=np.float64),
-        np.ascontiguousarray(weights),
-        np.ascontiguousarray(panel.tradable, dtype=np.bool_),
-        float(config.initial_capital),
-        float(config.max_weight),
-        config.backtest_fee_bps / 1e4,
-        config.backtest_slippage_bps / 1e4,
-    )
-    equity, cash, gross, fill_t, fill_s, qty, price, fee, slip = sim
+    equity, cash, gross, fill_t, fill_s, qty, price, fee, slip = simulate(panel, strategy_weights(strat, panel), config)
     names = np.asarray(panel.symbols, dtype=object)
+    ids = np.arange(1, len(qty) + 1, dtype=np.int64)
     fills = pd.DataFrame(
         {
             "ts": utc_stamps(panel.ts[fill_t]),
             "symbol": pd.array(names[fill_s], dtype="str"),
-            "order_id": np.arange(1, len(qty) + 1, dtype=np.int64),
-            "fill_id": np.arange(1, len(qty) + 1, dtype=np.int64),
+            "order_id": ids,
+            "fill_id": ids.copy(),
             "qty": qty,
             "price": price,
             "fee": fee,
@@ -95,11 +92,11 @@ def run_backtest(
         trades,
         fills,
         initial_capital=config.initial_capital,
-        periods_per_year=resolve_periods_per_year(panel.symbols, config.periods_per_year),
+        periods_per_year=periods_per_year(panel.ts, config.periods_per_year),
         scenario_name=scenario_name,
         duration_sec=time.perf_counter() - started,
         equity_sample_points=config.equity_sample_points,
-        bars_per_day=None,
+        interval_ns=panel_interval_ns(panel),
     )
     return SimResult(
         kind="backtest",
@@ -113,27 +110,52 @@ def run_backtest(
     )
 
 
+def simulate(panel: MarketPanel, weights: np.ndarray, config: SimConfig) -> tuple[np.ndarray, ...]:
+    """The compiled pass on prepared inputs (``weights``: the strategy's raw weights, as from
+    :func:`strategy_weights`): (equity, cash, gross exposure per bar; fill bar, symbol, qty, price,
+    fee, slippage cost per fill). Tables and metrics are left out: this is what the kernel bench times."""
+    return _simulate(
+        np.ascontiguousarray(panel.close, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(panel.tradable, dtype=np.bool_),
+        float(config.initial_capital),
+        sizing_of(config, panel.shape[1]),
+        config.backtest_fee_bps / 1e4,
+        config.backtest_slippage_bps / 1e4,
+    )
+
+
+def strategy_weights(strategy, panel: MarketPanel) -> np.ndarray:
+    """The strategy's raw target weights on the panel, checked for shape, float64 and C-contiguous;
+    both simulations size them with ``booking.sized_weight``."""
+    weights = np.ascontiguousarray(strategy.target_weights(panel), dtype=np.float64)
+    if weights.shape != panel.shape:
+        raise ValueError(
+            f"strategy {strategy.name!r} returned weights of shape {weights.shape}, expected {panel.shape}"
+        )
+    return weights
+
+
 def scale_weights(weights: np.ndarray, config: SimConfig) -> np.ndarray:
-    """Strategy weights as both simulations size them: finite, times ``position_scale``, clipped to
-    +-``max_weight``."""
-    weights = np.nan_to_num(np.asarray(weights, dtype=np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
-    return np.clip(weights * config.position_scale, -config.max_weight, config.max_weight)
+    """Strategy weights as both simulations size them (``booking.sized_weight`` of each): finite,
+    times ``position_scale``, clipped to +-``max_weight``."""
+    values = np.asarray(weights, dtype=np.float64)
+    shaped = values.reshape(values.shape[0], -1) if values.ndim else values.reshape(1, 1)
+    out = sized_weights(np.ascontiguousarray(shaped), sizing_of(config, 1))
+    return out.reshape(values.shape)
 
 
 def target_quantities(
     weights: np.ndarray | float, equity: float, close: np.ndarray | float, config: SimConfig, n_symbols: int
 ) -> np.ndarray:
-    """Signed quantities for target ``weights`` (one per symbol): clip(w, +-max_weight) x equity /
-    n_symbols / close. 0 where the close is not a positive number or the equity is not positive.
-
-    The backtest's compiled loop applies this same formula (tests hold the two equal); the paper
-    engine calls it directly on the bars where :func:`rebalance_mask` is True."""
-    w = np.clip(np.asarray(weights, dtype=np.float64), -config.max_weight, config.max_weight)
-    price = np.asarray(close, dtype=np.float64)
-    allocation = max(float(equity), 0.0) / n_symbols
-    with np.errstate(divide="ignore", invalid="ignore"):
-        qty = w * allocation / price
-    return np.where(np.isfinite(qty) & (price > 0), qty, 0.0)
+    """Signed quantities for a strategy's ``weights`` (one per symbol), as both simulations size them:
+    ``booking.target_quantity`` of ``booking.sized_weight``, that is clip(w x position_scale,
+    +-max_weight) x equity / n_symbols / close; 0 where the close is not a positive number or the
+    equity is not positive."""
+    w, price = np.broadcast_arrays(np.asarray(weights, dtype=np.float64), np.asarray(close, dtype=np.float64))
+    sizing = sizing_of(config, n_symbols)
+    out = [_target(float(wi), float(equity), float(p), sizing) for wi, p in zip(w.ravel(), price.ravel(), strict=True)]
+    return np.array(out, dtype=np.float64).reshape(w.shape)
 
 
 def rebalance_mask(weights: np.ndarray, last_traded: np.ndarray, tradable: np.ndarray, config: SimConfig) -> np.ndarray:
@@ -152,12 +174,22 @@ def resolve_strategy(strategy, config: SimConfig):
     return as_strategy(strategy)
 
 
-@njit(cache=True)
-def _simulate(close, weights, tradable, capital, max_weight, fee_rate, slip_rate):
-    """The bar loop: time outer, symbols inner. Fill arrays grow by doubling (a few hundred fills
-    for a day of 100 symbols)."""
+def panel_interval_ns(panel: MarketPanel) -> int:
+    """The panel's bar interval in ns (the market layer measures it with its one rule)."""
+    return round(panel.bar_seconds * 1e9)
+
+
+@compiled
+def _target(raw, equity, price, sizing):
+    return target_quantity(sized_weight(raw, sizing), equity, price, sizing, 1.0)
+
+
+@compiled
+def _simulate(close, weights, tradable, capital, sizing, fee_rate, slip_rate):
+    """The bar loop: time outer, symbols inner. ``weights`` are the strategy's raw weights, sized here
+    bar by bar; fill arrays grow by doubling (a few hundred fills for a day of 100 symbols)."""
     n, m = close.shape
-    position = np.zeros(m)
+    book = np.zeros(m, dtype=BOOK_DTYPE)
     last_weight = np.zeros(m)
     cash = capital
     equity = np.empty(n)
@@ -175,21 +207,19 @@ def _simulate(close, weights, tradable, capital, max_weight, fee_rate, slip_rate
         row = close[t]
         value = 0.0
         for j in range(m):
-            value += position[j] * row[j]
-        allocation = max(cash + value, 0.0) / m
+            value += book[j].position * row[j]
+        marked = cash + value
         for j in range(m):
-            w = min(max(weights[t, j], -max_weight), max_weight)
+            w = sized_weight(weights[t, j], sizing)
             if not tradable[t, j] or w == last_weight[j] or not row[j] > 0.0:
                 continue
             last_weight[j] = w
-            target = w * allocation / row[j]
-            dq = target - position[j]
+            dq = target_quantity(w, marked, row[j], sizing, 1.0) - book[j].position
             if dq == 0.0:
                 continue
             price = row[j] * (1.0 + slip_rate) if dq > 0.0 else row[j] * (1.0 - slip_rate)
             fee = abs(dq) * price * fee_rate
-            cash -= dq * price + fee
-            position[j] = target
+            cash, _ = book_fill(book[j], cash, t, dq, price, fee)
             if k == capacity:
                 capacity *= 2
                 f_t = _grow_int(f_t, capacity)
@@ -208,22 +238,23 @@ def _simulate(close, weights, tradable, capital, max_weight, fee_rate, slip_rate
         value = 0.0
         exposure = 0.0
         for j in range(m):
-            value += position[j] * row[j]
-            exposure += abs(position[j]) * row[j]
+            position = book[j].position
+            value += position * row[j]
+            exposure += abs(position) * row[j]
         equity[t] = cash + value
         cash_curve[t] = cash
         gross[t] = exposure
     return equity, cash_curve, gross, f_t[:k], f_s[:k], f_qty[:k], f_price[:k], f_fee[:k], f_slip[:k]
 
 
-@njit(cache=True)
+@compiled
 def _grow(values, capacity):
     out = np.empty(capacity)
     out[: values.shape[0]] = values
     return out
 
 
-@njit(cache=True)
+@compiled
 def _grow_int(values, capacity):
     out = np.empty(capacity, np.int64)
     out[: values.shape[0]] = values

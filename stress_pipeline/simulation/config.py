@@ -16,8 +16,10 @@ class SimConfig(BaseModel):
     strategy: str = "trend"  # "trend" | "mean_reversion" | "breakout" | "package.module:callable"
     strategy_params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     # Equal allocation: a strategy weight w of a symbol means clip(w * position_scale, +-max_weight)
-    # * equity / n_symbols of notional.
-    position_scale: float = Field(default=1.0, gt=0, le=5)
+    # * equity / n_symbols of notional (``simulation.booking``, shared by both simulations).
+    # 0.5, half the equity at full conviction: keeps the default trend book on three coins inside the
+    # emergency stop's 10% drawdown in calm markets, so the baseline shows the system, not its stops.
+    position_scale: float = Field(default=0.5, gt=0, le=5)
     max_weight: float = Field(default=1.0, gt=0, le=5)  # |w| cap per symbol after scaling
     # The backtest's fixed costs per side: the default policy's taker fee (Binance USD-M futures,
     # 0.05%) and a fixed slippage of about half the spread of a liquid major. The paper run models
@@ -25,6 +27,8 @@ class SimConfig(BaseModel):
     # honest paper run costs about as much as the backtest assumes, or a little more.
     backtest_fee_bps: float = Field(default=5.0, ge=0)
     backtest_slippage_bps: float = Field(default=2.0, ge=0)
-    periods_per_year: int | None = Field(default=None, ge=1)  # None: 365 crypto, 252 equity (data/symbols.yaml)
+    # Sharpe and Sortino annualisation. None: inferred from the bars (metrics.infer_periods_per_year):
+    # 365 with bars at weekends, 252 for a market closed at weekends.
+    periods_per_year: int | None = Field(default=None, ge=1)
     seed: int = Field(default=0, ge=0)
     equity_sample_points: int = Field(default=50, ge=2, le=10_000)

@@ -1,11 +1,10 @@
 """The paper run's event log: event kinds, reason names, and the table built from the engine's arrays.
 
-The compiled engine writes events into two preallocated arrays, one row per event:
-
-* integers ``EV_TS`` (sim time, ns), ``EV_KIND``, ``EV_SYMBOL`` (-1 for portfolio events),
-  ``EV_ORDER`` (-1 when no order), ``EV_REASON`` (a code of ``trading.risk.reasons`` or
-  ``trading.exchange.reasons``), ``EV_AUX`` (the fill id for fills);
-* floats ``EV_QTY``, ``EV_PRICE`` and four kind-specific values ``EV_A`` .. ``EV_D``:
+The compiled engine writes events into a preallocated record array (``EVENT_DTYPE``), one record
+per event: integers ``ts`` (sim time, ns), ``kind``, ``symbol`` (-1 for portfolio events),
+``order_id`` (-1 when no order), ``reason`` (a code of ``trading.risk.reasons`` or
+``trading.exchange.reasons``), ``aux`` (the fill id for fills); floats ``qty``, ``price`` and four
+kind-specific values ``a`` .. ``d``:
 
   ============== ======================= =========================== ==================================
   kind           qty                     price                       A, B, C, D
@@ -31,7 +30,6 @@ start and end events. Ids are positions in that order, so the same inputs and se
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -53,10 +51,14 @@ KINDS = (
     FAULT_START, FAULT_END, EXECUTION_FAILURE,
 ) = range(len(KINDS))  # fmt: skip
 
-EV_TS, EV_KIND, EV_SYMBOL, EV_ORDER, EV_REASON, EV_AUX = range(6)
-EV_INT_COLUMNS = 6
-EV_QTY, EV_PRICE, EV_A, EV_B, EV_C, EV_D = range(6)
-EV_FLOAT_COLUMNS = 6
+EVENT_DTYPE = np.dtype(
+    [
+        ("ts", np.int64), ("kind", np.int64), ("symbol", np.int64), ("order_id", np.int64), ("reason", np.int64),
+        ("aux", np.int64), ("qty", np.float64), ("price", np.float64), ("a", np.float64), ("b", np.float64),
+        ("c", np.float64), ("d", np.float64),
+    ],
+    align=True,
+)  # fmt: skip
 
 REASON_NAMES: dict[int, str] = {0: "", **risk_reasons.REASON_NAMES, **order_reasons.REASON_NAMES}
 EVENT_COLUMNS = ("event_id", "ts", "kind", "symbol", "order_id", "qty", "price", "reason", "details")
@@ -65,61 +67,64 @@ FILL_COLUMNS = (
 )  # fmt: skip
 
 
-def event_table(ev_i: np.ndarray, ev_f: np.ndarray, symbols: Sequence[str], faults: Iterable[FaultSpec] = (),
-                start_ns: int = 0, end_ns: int | None = None) -> pd.DataFrame:  # fmt: skip
-    """The ordered event log: engine events and the start and end of each fault that fall within
-    [``start_ns``, ``end_ns``] (the simulated span), stably sorted by time."""
-    fault_i, fault_f, fault_details = _fault_rows(list(faults), start_ns, end_ns)
-    ints = np.concatenate([fault_i, ev_i]) if len(fault_i) else ev_i
-    floats = np.concatenate([fault_f, ev_f]) if len(fault_i) else ev_f
+def event_table(log: np.ndarray, symbols: Sequence[str], faults: Iterable[FaultSpec] = (), start_ns: int = 0,
+                end_ns: int | None = None) -> pd.DataFrame:  # fmt: skip
+    """The ordered event log: engine events (``EVENT_DTYPE`` records) and the start and end of each
+    fault that fall within [``start_ns``, ``end_ns``] (the simulated span), stably sorted by time."""
+    fault_log, fault_details = _fault_rows(list(faults), start_ns, end_ns)
+    rows = np.concatenate([fault_log, log]) if len(fault_log) else log
     # Faults first at equal times (a fault that starts at a bar close is in force for that close).
-    order = np.argsort(ints[:, EV_TS], kind="stable")
-    ints, floats = ints[order], floats[order]
-    details = _details(ints, floats, [*fault_details, *([None] * len(ev_i))], order)
+    order = np.argsort(rows["ts"], kind="stable")
+    rows = rows[order]
+    kind = rows["kind"]
+    details = np.empty(len(rows), dtype=object)
+    reasons = _reason_names(rows["reason"])
+    is_fault = order < len(fault_log)
+    if is_fault.any():
+        picked = order[is_fault]
+        details[is_fault] = [fault_details[i] for i in picked]
+        reasons[is_fault] = [json.loads(fault_details[i])["kind"] for i in picked]
+    engine = ~is_fault
+    details[engine] = _details(rows[engine])
     sym_names = np.array([*symbols, None], dtype=object)
-    kinds = np.array(KINDS, dtype=object)[ints[:, EV_KIND]]
-    reason_lookup = np.vectorize(lambda code: REASON_NAMES.get(int(code), str(code)), otypes=[object])
-    reasons = reason_lookup(ints[:, EV_REASON]) if len(ints) else np.array([], dtype=object)
-    fault_rows = ints[:, EV_KIND] >= FAULT_START
-    fault_rows &= ints[:, EV_KIND] <= FAULT_END
-    if fault_rows.any():
-        reasons[fault_rows] = [json.loads(d)["kind"] for d in np.asarray(details, dtype=object)[fault_rows]]
-    order_ids = pd.array(np.where(ints[:, EV_ORDER] >= 0, ints[:, EV_ORDER], 0), dtype="Int64")
-    order_ids[ints[:, EV_ORDER] < 0] = pd.NA
+    order_ids = pd.array(np.where(rows["order_id"] >= 0, rows["order_id"], 0), dtype="Int64")
+    order_ids[rows["order_id"] < 0] = pd.NA
     return pd.DataFrame(
         {
-            "event_id": np.arange(len(ints), dtype=np.int64),
-            "ts": pd.to_datetime(ints[:, EV_TS], unit="ns", utc=True),
-            "kind": pd.array(kinds, dtype="str"),
-            "symbol": pd.array(sym_names[ints[:, EV_SYMBOL]], dtype="str"),
+            "event_id": np.arange(len(rows), dtype=np.int64),
+            "ts": _utc(rows["ts"]),
+            "kind": pd.array(np.array(KINDS, dtype=object)[kind], dtype="str"),
+            "symbol": pd.array(sym_names[rows["symbol"]], dtype="str"),
             "order_id": order_ids,
-            "qty": floats[:, EV_QTY],
-            "price": floats[:, EV_PRICE],
+            "qty": rows["qty"],
+            "price": rows["price"],
             "reason": pd.array(reasons, dtype="str"),
             "details": pd.array(details, dtype="str"),
         }
     )
 
 
-def fill_table(ev_i: np.ndarray, ev_f: np.ndarray, symbols: Sequence[str]) -> pd.DataFrame:
-    """Every execution, in time order, with its costs (``SimResult.fills``)."""
-    rows = ev_i[:, EV_KIND] == FILL
-    ints, floats = ev_i[rows], ev_f[rows]
-    order = np.argsort(ints[:, EV_TS], kind="stable")
-    ints, floats = ints[order], floats[order]
+def fill_rows(log: np.ndarray) -> np.ndarray:
+    """The fill events of an engine log, in time order (stable: equal times keep the log's order)."""
+    rows = log[log["kind"] == FILL]
+    return rows[np.argsort(rows["ts"], kind="stable")]
+
+
+def fill_table(rows: np.ndarray, symbols: Sequence[str]) -> pd.DataFrame:
+    """Every execution, in time order, with its costs (``SimResult.fills``), from :func:`fill_rows`."""
     return pd.DataFrame(
         {
-            "ts": pd.to_datetime(ints[:, EV_TS], unit="ns", utc=True),
-            "symbol": pd.array(np.array(symbols, dtype=object)[ints[:, EV_SYMBOL]], dtype="str"),
-            "order_id": ints[:, EV_ORDER],
-            "fill_id": ints[:, EV_AUX],
-            "qty": floats[:, EV_QTY],
-            "price": floats[:, EV_PRICE],
-            "fee": floats[:, EV_C],
-            "spread_cost": floats[:, EV_A],
-            "impact_cost": floats[:, EV_B],
-            "liquidity": pd.array(np.where(floats[:, EV_D] > 0, "maker", "taker"), dtype="str"),
-            "reason": pd.array([REASON_NAMES.get(int(c), "") for c in ints[:, EV_REASON]], dtype="str"),
+            "ts": _utc(rows["ts"]),
+            "symbol": pd.array(np.array(symbols, dtype=object)[rows["symbol"]], dtype="str"),
+            "order_id": rows["order_id"],
+            "fill_id": rows["aux"],
+            "qty": rows["qty"],
+            "price": rows["price"],
+            "fee": rows["c"],
+            "spread_cost": rows["a"],
+            "impact_cost": rows["b"],
+            "liquidity": pd.array(np.where(rows["d"] > 0, "maker", "taker"), dtype="str"),
+            "reason": pd.array(_reason_names(rows["reason"]), dtype="str"),
         }
     )
 
@@ -127,58 +132,112 @@ def fill_table(ev_i: np.ndarray, ev_f: np.ndarray, symbols: Sequence[str]) -> pd
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _fault_rows(faults: list[FaultSpec], start_ns: int, end_ns: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(np.ascontiguousarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
+
+
+def _reason_names(codes: np.ndarray) -> np.ndarray:
+    """Reason names of codes (an unknown code shows as its number)."""
+    unique, inverse = np.unique(codes, return_inverse=True)
+    names = np.array([REASON_NAMES.get(int(code), str(code)) for code in unique], dtype=object)
+    return names[inverse.reshape(-1)] if len(codes) else np.array([], dtype=object)
+
+
+def _fault_rows(faults: list[FaultSpec], start_ns: int, end_ns: int | None) -> tuple[np.ndarray, list[str]]:
     rows, details = [], []
     for i, fault in enumerate(faults):
-        begin, end = fault.window_ns(start_ns)
+        begin = int(start_ns) + round(fault.at_s * 1e9)
+        end = begin + round(fault.duration_s * 1e9)
         info = {
             "kind": fault.kind, "at_s": fault.at_s, "duration_s": fault.duration_s, "params": dict(fault.params),
             "modelled_by_exchange": fault.kind in MODELLED,
         }  # fmt: skip
         for t, kind in ((begin, FAULT_START), (end, FAULT_END)):
             if end_ns is None or t <= end_ns:
-                rows.append((t, kind, -1, -1, 0, i))
+                rows.append((t, kind, -1, -1, 0, i, *([np.nan] * 6)))
                 details.append(json.dumps(info, sort_keys=True))
-    ints = np.array(rows, dtype=np.int64).reshape(-1, EV_INT_COLUMNS)
-    return ints, np.full((len(rows), EV_FLOAT_COLUMNS), np.nan), details
+    return np.array(rows, dtype=EVENT_DTYPE), details
 
 
-def _details(ints: np.ndarray, floats: np.ndarray, given: list[str | None], order: np.ndarray) -> list[str]:
-    given_sorted = [given[i] for i in order]
-    out = []
-    for row, fl, prior in zip(ints, floats, given_sorted, strict=True):
-        out.append(prior if prior is not None else json.dumps(_detail(int(row[EV_KIND]), row, fl), sort_keys=True))
+def _details(rows: np.ndarray) -> np.ndarray:
+    """The JSON details of engine events, built per kind over whole columns (sorted keys, as
+    ``json.dumps(..., sort_keys=True)`` writes them; NaN as null)."""
+    out = np.full(len(rows), "{}", dtype=object)
+    kind = rows["kind"]
+    for code, build in _DETAIL_BUILDERS.items():
+        pick = np.flatnonzero(kind == code)
+        if len(pick):
+            out[pick] = build(rows[pick])
     return out
 
 
-def _detail(kind: int, row: np.ndarray, fl: np.ndarray) -> dict[str, object]:
-    a, b, c, d = (_num(x) for x in fl[EV_A:])
-    if kind == SIGNAL:
-        return {"previous_weight": a}
-    if kind == ORDER:
-        return {"latency_ms": a, "attempt": _int(b), "type": "limit" if c else "market", "tif": "IOC" if d else "GTC"}
-    if kind == REJECT:
-        code = order_reasons.BINANCE_CODES.get(int(row[EV_REASON]))
-        return {"retry_after_s": a, "attempt": _int(b), "code": code, "will_retry": bool(d)}
-    if kind == FILL:
-        return {"spread_cost": a, "impact_cost": b, "fee": c, "liquidity": "maker" if d else "taker",
-                "fill_id": int(row[EV_AUX])}  # fmt: skip
-    if kind == RISK_BLOCK:
-        return {"approved_qty": a}
-    if kind == ESS_TRANSITION:
-        return {"from": STATE_NAMES[_int(a)], "to": STATE_NAMES[_int(b)], "drawdown": c, "equity": d}
-    if kind == POLICY_CHANGE:
-        return {"from": MODE_NAMES[_int(a)], "to": MODE_NAMES[_int(b)], "winrate": c, "closed_trades": _int(d)}
-    if kind == STOP_LOSS:
-        return {"entry_price": a}
-    if kind == EXECUTION_FAILURE:
-        return {"attempts": _int(a), "last_code": _int(b)}
-    return {}
+def _num(values: np.ndarray) -> list[str]:
+    """Each float as ``json.dumps`` writes it (the shortest repr; Infinity), except NaN: null."""
+    return [_SPECIAL.get(text, text) for text in map(repr, values.tolist())]
 
 
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
+def _int(values: np.ndarray) -> list[str]:
+    return [str(int(v)) if v == v else "null" for v in values.tolist()]
 
 
-def _int(x: float | None) -> int | None:
-    return None if x is None else int(x)
+def _flag(values: np.ndarray, yes: str, no: str) -> np.ndarray:
+    return np.where(values != 0, yes, no)
+
+
+def _names(values: np.ndarray, names: Sequence[str]) -> list[str]:
+    return [json.dumps(names[int(v)]) if v == v else "null" for v in values.tolist()]
+
+
+def _signal(rows):
+    return [f'{{"previous_weight": {x}}}' for x in _num(rows["a"])]
+
+
+def _order(rows):
+    kinds, tifs = _flag(rows["c"], '"limit"', '"market"'), _flag(rows["d"], '"IOC"', '"GTC"')
+    return [f'{{"attempt": {n}, "latency_ms": {x}, "tif": {f}, "type": {k}}}'
+            for x, n, k, f in zip(_num(rows["a"]), _int(rows["b"]), kinds, tifs, strict=True)]  # fmt: skip
+
+
+def _reject(rows):
+    codes = [json.dumps(order_reasons.BINANCE_CODES.get(int(r))) for r in rows["reason"].tolist()]
+    retry = _flag(rows["d"], "true", "false")
+    return [f'{{"attempt": {n}, "code": {k}, "retry_after_s": {x}, "will_retry": {r}}}'
+            for x, n, k, r in zip(_num(rows["a"]), _int(rows["b"]), codes, retry, strict=True)]  # fmt: skip
+
+
+def _fill(rows):
+    liquidity = _flag(rows["d"], '"maker"', '"taker"')
+    return [f'{{"fee": {fee}, "fill_id": {i}, "impact_cost": {imp}, "liquidity": {liq}, "spread_cost": {spr}}}'
+            for spr, imp, fee, liq, i in zip(_num(rows["a"]), _num(rows["b"]), _num(rows["c"]), liquidity,
+                                             rows["aux"].tolist(), strict=True)]  # fmt: skip
+
+
+def _risk_block(rows):
+    return [f'{{"approved_qty": {x}}}' for x in _num(rows["a"])]
+
+
+def _ess(rows):
+    return [f'{{"drawdown": {dd}, "equity": {eq}, "from": {f}, "to": {t}}}'
+            for f, t, dd, eq in zip(_names(rows["a"], STATE_NAMES), _names(rows["b"], STATE_NAMES), _num(rows["c"]),
+                                    _num(rows["d"]), strict=True)]  # fmt: skip
+
+
+def _policy(rows):
+    return [f'{{"closed_trades": {n}, "from": {f}, "to": {t}, "winrate": {w}}}'
+            for f, t, w, n in zip(_names(rows["a"], MODE_NAMES), _names(rows["b"], MODE_NAMES), _num(rows["c"]),
+                                  _int(rows["d"]), strict=True)]  # fmt: skip
+
+
+def _stop(rows):
+    return [f'{{"entry_price": {x}}}' for x in _num(rows["a"])]
+
+
+def _failure(rows):
+    return [f'{{"attempts": {n}, "last_code": {k}}}' for n, k in zip(_int(rows["a"]), _int(rows["b"]), strict=True)]
+
+
+_SPECIAL = {"nan": "null", "inf": "Infinity", "-inf": "-Infinity"}  # repr -> JSON for what is not a number
+_DETAIL_BUILDERS = {
+    SIGNAL: _signal, ORDER: _order, REJECT: _reject, FILL: _fill, RISK_BLOCK: _risk_block, ESS_TRANSITION: _ess,
+    POLICY_CHANGE: _policy, STOP_LOSS: _stop, EXECUTION_FAILURE: _failure,
+}  # fmt: skip

@@ -20,10 +20,13 @@ Conventions (the seed result record's units: percentages as numbers, 3.2 means 3
   risk-free rate 0. ``sortino_ratio`` = mean / downside deviation x sqrt(periods per year), the
   downside deviation being sqrt(mean(min(r, 0)^2)) over all periods. Both are 0.0 when undefined
   (fewer than two returns, no dispersion, no downside).
-* periods per year: the configured value, else 365 when every symbol is crypto in
-  data/symbols.yaml (round the clock) and 252 otherwise (see :func:`resolve_periods_per_year`).
-  Bars per day: 86,400 s / bar spacing when the market trades every day (365), else the most bars
-  seen in one UTC day (a session).
+* periods per year: ``SimConfig.periods_per_year`` when set, else inferred from the bars
+  (:func:`infer_periods_per_year`): 365 when a bar falls on a Saturday or a Sunday (UTC; a market
+  that trades every day), 252 when the bars span a weekend and none falls on it (a weekday-only
+  market), and 365 when the span holds no weekend day to tell (a window of a few weekdays: set the
+  configuration for equities there). No settings or symbol files are read here.
+  Bars per day: 86,400 s / the bar interval (``market.intervals.bar_interval_ns``, the one rule)
+  when the market trades every day (365), else the most bars seen in one UTC day (a session).
 * ``var_95``, ``cvar_95``, ``var_99``, ``cvar_99``: historical, on the same returns, in percent,
   positive = loss. With n returns sorted ascending and k = ceil(n x (1 - level)) (at least 1), VaR
   is minus the k-th worst return and CVaR minus the mean of the k worst.
@@ -43,20 +46,20 @@ Conventions (the seed result record's units: percentages as numbers, 3.2 means 3
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.intervals import bar_interval_ns
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline.simulation.trades import utc_stamps
 
 MIN_DAILY_RETURNS = 30  # fewer daily returns than this: statistics on bar returns instead
 DAY_NS = 86_400 * 1_000_000_000
 CONTINUOUS_PERIODS = 365  # a market that trades every day of the year, round the clock
-ASSET_CLASS_PERIODS = {"crypto": 365, "equity": 252}
+WEEKDAY_PERIODS = 252  # a market closed at weekends (and on a few holidays)
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 COST_COLUMNS = ("spread_cost", "impact_cost", "slippage_cost")
 
 
@@ -77,15 +80,17 @@ def compute_metrics(
     failed_models: Iterable[str] = (),
     failed_strategies: Iterable[str] = (),
     bars_per_day: float | None = None,
+    interval_ns: int | None = None,
 ) -> dict[str, object]:
     """The result record (every key of RESULT_FIELDS, in order) plus the extra metrics, as plain
-    Python values ready for JSON. Conventions: the module docstring."""
+    Python values ready for JSON. Conventions: the module docstring. ``bars_per_day`` None: estimated
+    from the equity index and ``interval_ns`` (the bar interval; None: measured on the index)."""
     capital = float(initial_capital)
     values = equity["equity"].to_numpy(dtype=np.float64) if len(equity) else np.zeros(0)
     ts = _index_ns(equity.index) if len(equity) else np.zeros(0, dtype=np.int64)
     curve = np.concatenate(([capital], values))
     final = float(curve[-1])
-    per_day = bars_per_day if bars_per_day is not None else estimate_bars_per_day(ts, periods_per_year)
+    per_day = bars_per_day if bars_per_day is not None else estimate_bars_per_day(ts, periods_per_year, interval_ns)
     returns, basis, annual = period_returns(values, ts, capital, periods_per_year, per_day)
     pnl = trades["pnl"].to_numpy(dtype=np.float64) if len(trades) else np.zeros(0)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
@@ -230,51 +235,35 @@ def sample_curve(curve: np.ndarray, points: int) -> list[float]:
     return [float(v) for v in curve[index]]
 
 
-def estimate_bars_per_day(ts: np.ndarray, periods_per_year: int) -> float:
-    """Bars in a trading day: 86,400 s / median spacing for a market open every day (365 periods),
-    else the most bars seen in one UTC day (a session)."""
+def estimate_bars_per_day(ts: np.ndarray, periods_per_year: int, interval_ns: int | None = None) -> float:
+    """Bars in a trading day: 86,400 s / the bar interval for a market open every day (365 periods),
+    else the most bars seen in one UTC day (a session). ``interval_ns`` None: ``bar_interval_ns(ts)``."""
+    ts = np.asarray(ts, dtype=np.int64)
     if len(ts) < 2:
         return 1.0
     if periods_per_year >= CONTINUOUS_PERIODS:
-        spacing = float(np.median(np.diff(ts)))
-        return DAY_NS / spacing if spacing > 0 else 1.0
+        interval = bar_interval_ns(ts) if interval_ns is None else int(interval_ns)
+        return DAY_NS / interval if interval > 0 else 1.0
     return float(np.unique(ts // DAY_NS, return_counts=True)[1].max())
 
 
-def resolve_periods_per_year(
-    symbols: Sequence[str], configured: int | None = None, symbols_file: Path | None = None
-) -> int:
-    """``configured`` when set; else 365 when every symbol's asset_class in data/symbols.yaml
-    (a symbol it does not list takes the file's defaults) is crypto, 252 otherwise."""
-    if configured is not None:
-        return int(configured)
-    if symbols_file is None:
-        from stress_pipeline.settings import get_settings
-
-        symbols_file = get_settings().symbols_file
-    path = Path(symbols_file)
-    mtime = path.stat().st_mtime_ns if path.exists() else 0
-    classes, default = _asset_classes(str(path), mtime)
-    crypto = all(classes.get(str(s).upper(), default) == "crypto" for s in symbols)
-    return ASSET_CLASS_PERIODS["crypto"] if crypto else ASSET_CLASS_PERIODS["equity"]
+def periods_per_year(ts: np.ndarray, configured: int | None = None) -> int:
+    """``configured`` when set, else :func:`infer_periods_per_year` of the bar timestamps."""
+    return int(configured) if configured is not None else infer_periods_per_year(ts)
 
 
-@lru_cache(maxsize=8)
-def _asset_classes(path: str, mtime: int) -> tuple[dict[str, str], str]:
-    """Asset class per listed symbol and the default, read once per file version (``mtime`` is in
-    the cache key so an edited file is read again)."""
-    import yaml
-
-    from stress_pipeline.market.symbols import load_symbol_info
-
-    del mtime
-    file = Path(path)
-    info = load_symbol_info(file)
-    default = "crypto"
-    if file.exists():
-        raw = yaml.safe_load(file.read_text()) or {}
-        default = str((raw.get("defaults") or {}).get("asset_class", default))
-    return {name: entry.asset_class for name, entry in info.items()}, default
+def infer_periods_per_year(ts: np.ndarray) -> int:
+    """365 when a bar falls on a Saturday or Sunday (UTC); 252 when the bars span a weekend day and
+    none falls on it; 365 when the span (first to last bar) holds no weekend day to tell."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if len(ts) == 0:
+        return CONTINUOUS_PERIODS
+    day = ts // DAY_NS
+    if ((day + _EPOCH_WEEKDAY) % 7 >= 5).any():
+        return CONTINUOUS_PERIODS
+    first, last = int(day.min()), int(day.max())
+    spans_weekend = last - first >= 6 or any((d + _EPOCH_WEEKDAY) % 7 >= 5 for d in range(first, last + 1))
+    return WEEKDAY_PERIODS if spans_weekend else CONTINUOUS_PERIODS
 
 
 def _index_ns(index: pd.Index) -> np.ndarray:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stress_pipeline.market.panel import prepare_panel
-from stress_pipeline.simulation.attribution import Attribution, attribute_pnl
+from stress_pipeline.market.panel import MarketPanel, prepare_panel
+from stress_pipeline.simulation.attribution import Attribution, attribute_pnl, paper_pnl_runner
 from stress_pipeline.simulation.backtest import resolve_strategy, run_backtest
 from stress_pipeline.simulation.config import SimConfig
 from stress_pipeline.simulation.divergence import MetricDivergence, compare_metrics
@@ -78,17 +78,14 @@ class ScenarioComparison:
 
 
 def compare_scenario(
-    backtest: SimResult, paper: SimResult, stressed: pd.DataFrame, scenario, config: SimConfig,
+    backtest: SimResult, paper: SimResult, stressed: pd.DataFrame | MarketPanel, scenario, config: SimConfig,
     policy: TradingPolicy,
 ) -> ScenarioComparison:
-    """Divergence of the two records and the PnL attribution ladder (on path 0 for Monte Carlo)."""
+    """Divergence of the two records and the PnL attribution ladder (on path 0 for Monte Carlo).
+    ``stressed``: the scenario's bars, or path 0 already prepared as a panel (then nothing is cleaned
+    again)."""
     rows = compare_metrics(backtest.metrics, paper.metrics, initial_capital=config.initial_capital)
-    panel, _ = prepare_panel(paths_of(stressed)[0])
-    strategy = resolve_strategy(None, config)
-
-    def paper_pnl(toggles: RealismToggles) -> float:
-        result = run_paper(panel, strategy, config, policy=policy, faults=scenario.faults, toggles=toggles)
-        return float(result.metrics["total_pnl"])
-
-    attribution = attribute_pnl(paper_pnl, RealismToggles, backtest_pnl=float(backtest.metrics["total_pnl"]))
+    panel = stressed if isinstance(stressed, MarketPanel) else prepare_panel(paths_of(stressed)[0])[0]
+    runner = paper_pnl_runner(panel, resolve_strategy(None, config), config, policy, scenario.faults)
+    attribution = attribute_pnl(runner, RealismToggles, backtest_pnl=float(backtest.metrics["total_pnl"]))
     return ScenarioComparison(divergence=rows, attribution=attribution)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.exchange.config import RateLimitConfig
 from stress_pipeline.trading.exchange.rate_limits import new_state, rate_check
 from stress_pipeline.trading.exchange.reasons import BINANCE_CODES, NONE
@@ -47,7 +47,7 @@ def replay_submission(
     return attempts, False
 
 
-@njit(cache=True)
+@compiled
 def retry_delay_ns(attempt: int, retry_after_ns: int, backoff_base_ns: int) -> int:
     """How long to wait before retry number ``attempt + 1``."""
     return max(retry_after_ns, backoff_base_ns * (1 << attempt))

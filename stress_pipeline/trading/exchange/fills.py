@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from stress_pipeline.trading.compiled import compiled
 
 TAKER = 0
 MAKER = 1
 _PARKINSON = 2.0 * math.sqrt(math.log(2.0))
 
 
-@njit(cache=True)
+@compiled
 def path_price(o: float, h: float, lo: float, c: float, frac: float) -> float:
     """The path price ``frac`` (0 = open, 1 = close) of the way through the bar."""
     p1, p2 = _extremes(o, h, lo, c)
@@ -33,13 +33,13 @@ def path_price(o: float, h: float, lo: float, c: float, frac: float) -> float:
     return p2 + (c - p2) * (f - 2.0)
 
 
-@njit(cache=True)
+@compiled
 def path_mean(o: float, h: float, lo: float, c: float) -> float:
     """The time-average of the path: the price of an order worked evenly through the bar."""
     return (o + 2.0 * h + 2.0 * lo + c) / 6.0
 
 
-@njit(cache=True)
+@compiled
 def first_touch(o: float, h: float, lo: float, c: float, f0: float, level: float, below: bool) -> float:
     """The first fraction >= ``f0`` at which the path is at or beyond ``level`` (at or below it when
     ``below``, else at or above it); -1 when it never gets there in this bar."""
@@ -61,7 +61,7 @@ def first_touch(o: float, h: float, lo: float, c: float, f0: float, level: float
     return -1.0
 
 
-@njit(cache=True)
+@compiled
 def parkinson_bps(h: float, lo: float) -> float:
     """The bar's volatility from its range (Parkinson), in basis points; 0 for a flat bar."""
     if lo <= 0.0 or h <= lo:
@@ -69,7 +69,7 @@ def parkinson_bps(h: float, lo: float) -> float:
     return 1e4 * math.log(h / lo) / _PARKINSON
 
 
-@njit(cache=True)
+@compiled
 def impact_bps(qty: float, volume: float, sigma_bps: float, k: float, cap_bps: float) -> float:
     """Square-root impact of filling ``qty`` (absolute) against a bar of ``volume``."""
     if volume <= 0.0:
@@ -77,13 +77,13 @@ def impact_bps(qty: float, volume: float, sigma_bps: float, k: float, cap_bps: f
     return min(k * sigma_bps * math.sqrt(qty / volume), cap_bps)
 
 
-@njit(cache=True)
+@compiled
 def taker_price(mid: float, side: float, half_spread_bps: float, impact: float) -> float:
     """What a taker pays (buy, side +1) or receives (sell, side -1) around the path price ``mid``."""
     return mid * (1.0 + side * (half_spread_bps + impact) * 1e-4)
 
 
-@njit(cache=True)
+@compiled
 def participation_cap(volume: float, participation: float, used: float) -> float:
     """How much more may fill in this bar: ``participation`` of its volume, less what already filled.
     An infinite ``participation`` (the cap switched off) leaves no limit."""
@@ -92,7 +92,7 @@ def participation_cap(volume: float, participation: float, used: float) -> float
     return max(participation * volume - used, 0.0)
 
 
-@njit(cache=True)
+@compiled
 def _extremes(o: float, h: float, lo: float, c: float) -> tuple[float, float]:
     if c >= o:
         return lo, h

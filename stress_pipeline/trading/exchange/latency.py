@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from stress_pipeline.trading.compiled import compiled
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -19,7 +20,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _TWO_53 = 9007199254740992.0
 
 
-@njit(cache=True)
+@compiled
 def latency_ns(
     seed: int, symbol: int, send_ns: int, attempt: int, median_ns: float, sigma: float, mult: float, max_ns: float
 ) -> int:
@@ -35,7 +36,7 @@ def latency_ns(
     return int(min(value, max_ns))
 
 
-@njit(cache=True)
+@compiled
 def _normal(key: np.uint64) -> float:
     """A standard normal from two hashed uniforms (Box-Muller)."""
     u1 = (float(_mix(key) >> np.uint64(11)) + 1.0) / (_TWO_53 + 1.0)  # (0, 1]
@@ -43,7 +44,7 @@ def _normal(key: np.uint64) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(cache=True)
+@compiled
 def _mix(x: np.uint64) -> np.uint64:
     """splitmix64's finaliser: a bijective scramble of 64 bits."""
     z = x + _GOLDEN

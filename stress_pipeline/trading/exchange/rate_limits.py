@@ -9,8 +9,8 @@ piles weight onto a full window). State is a small int64 array so the compiled e
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.exchange.reasons import NONE, TOO_MANY_ORDERS, TOO_MANY_REQUESTS
 
 MINUTE_NS = 60_000_000_000
@@ -25,7 +25,7 @@ def new_state() -> np.ndarray:
     return state
 
 
-@njit(cache=True)
+@compiled
 def rate_check(state: np.ndarray, t_ns: int, weight: int, is_order: bool, weight_limit: int, order_limit: int):
     """Count a request at ``t_ns`` if it fits; return (reason, retry_after_ns), reason 0 when it does.
 

@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.risk.policy import BalancerConfig, StressConfig
 from stress_pipeline.trading.risk.reasons import (
     BALANCER_CONCENTRATION,
@@ -68,7 +68,7 @@ def detect_stress(high: np.ndarray, low: np.ndarray, spread_bps: np.ndarray, tra
     )  # fmt: skip
 
 
-@njit(cache=True)
+@compiled
 def balance_target(
     qty: float, price: float, equity: float, max_concentration: float, stressed: bool, is_open: bool,
     open_positions: int, stressed_max_positions: int,
@@ -84,7 +84,7 @@ def balance_target(
     return qty, NONE
 
 
-@njit(cache=True)
+@compiled
 def stress_flags(
     high: np.ndarray, low: np.ndarray, spread_bps: np.ndarray, tradable: np.ndarray, spread_mult: float,
     range_mult: float, halflife_bars: float,
@@ -92,19 +92,19 @@ def stress_flags(
     n_bars, n_symbols = high.shape
     alpha = 1.0 - 0.5 ** (1.0 / halflife_bars)
     out = np.zeros((n_bars, n_symbols), dtype=np.bool_)
-    for s in range(n_symbols):
-        seeded = False
-        base_spread = 0.0
-        base_range = 0.0
-        for t in range(n_bars):
+    seeded = np.zeros(n_symbols, dtype=np.bool_)
+    base_spread = np.zeros(n_symbols)
+    base_range = np.zeros(n_symbols)
+    for t in range(n_bars):  # time outer, symbols inner: the arrays are read in memory order
+        for s in range(n_symbols):
             if not tradable[t, s] or low[t, s] <= 0.0:
                 continue
             rng = 1e4 * math.log(high[t, s] / low[t, s])
             spread = spread_bps[t, s]
-            if not seeded:
-                base_spread, base_range, seeded = spread, rng, True
+            if not seeded[s]:
+                base_spread[s], base_range[s], seeded[s] = spread, rng, True
                 continue
-            out[t, s] = spread > spread_mult * base_spread or rng > range_mult * base_range
-            base_spread += alpha * (spread - base_spread)
-            base_range += alpha * (rng - base_range)
+            out[t, s] = spread > spread_mult * base_spread[s] or rng > range_mult * base_range[s]
+            base_spread[s] += alpha * (spread - base_spread[s])
+            base_range[s] += alpha * (rng - base_range[s])
     return out

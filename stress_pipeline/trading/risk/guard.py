@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from numba import njit
-
+from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.risk.policy import GuardLimits
 from stress_pipeline.trading.risk.reasons import (
     NONE,
@@ -67,7 +66,7 @@ class RiskGuard:
         return GuardDecision(float(qty), float(approved), REASON_NAMES.get(int(reason), ""))
 
 
-@njit(cache=True)
+@compiled
 def guard_check(
     qty: float, price: float, position: float, equity: float, open_positions: int, gross_notional: float,
     max_order: float, max_position: float, max_open: int, max_gross: float,

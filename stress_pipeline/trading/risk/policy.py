@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stress_pipeline.trading.exchange.config import ExchangeConfig, RouterConfig
 
@@ -122,23 +122,39 @@ class RiskPolicy(_Strict):
     block_openings_when_ledger_down: bool = True
 
 
+DEFAULT_DESCRIPTION = (
+    "A Binance USD-M futures account of 100,000 USDT at the regular fee tier, with the emergency stop system "
+    "and meta strategy controller of the reference trading system (seeds 000 and 004)."
+)
+
+
 class TradingPolicy(_Strict):
-    """One policy file: the risk stack, the order router and the simulated venue."""
+    """One policy file: the risk stack, the order router and the simulated venue.
+
+    ``TradingPolicy()`` is data/policies/default.yaml field for field (a test holds the two equal), so a
+    run without a policy file trades exactly as the pipeline's default run does."""
 
     name: str = "default"
-    description: str = ""
+    description: str = DEFAULT_DESCRIPTION
     risk: RiskPolicy = RiskPolicy()
     router: RouterConfig = RouterConfig()
     exchange: ExchangeConfig = ExchangeConfig()
+
+    @field_validator("description")
+    @classmethod
+    def _trim(cls, value: str) -> str:
+        return value.strip()  # a folded YAML block ends with a newline that means nothing
 
 
 class PolicyFileError(ValueError):
     """A policy file is missing or does not validate; the message names the file and the field."""
 
 
-def load_policy(source: str | Path | None = None, *, policies_dir: Path | None = None) -> TradingPolicy:
-    """The policy at ``source``: a path to a YAML file, or a name under ``policies_dir`` (default
-    ``<STRESS_DATA_DIR>/policies``), or None for ``default``."""
+def load_policy(source: str | Path | None = None, *, policies_dir: str | Path | None = None) -> TradingPolicy:
+    """The policy at ``source``: a path to a YAML file (``.yaml``/``.yml``), or a policy name (None:
+    ``default``) looked up as ``<policies_dir>/<name>.yaml``. A name needs ``policies_dir``: this module
+    reads no settings; callers pass the directory (the Dagster resource and the CLI pass
+    ``<STRESS_DATA_DIR>/policies``)."""
     path = _resolve(source, policies_dir)
     if not path.is_file():
         raise PolicyFileError(f"{path}: no such policy file")
@@ -158,11 +174,12 @@ def load_policy(source: str | Path | None = None, *, policies_dir: Path | None =
         raise PolicyFileError(f"{path}: {problems}") from None
 
 
-def _resolve(source: str | Path | None, policies_dir: Path | None) -> Path:
+def _resolve(source: str | Path | None, policies_dir: str | Path | None) -> Path:
     if isinstance(source, Path) or (isinstance(source, str) and source.endswith((".yaml", ".yml"))):
         return Path(source).expanduser()
+    name = source or "default"
     if policies_dir is None:
-        from stress_pipeline.settings import get_settings
-
-        policies_dir = get_settings().data_dir / "policies"
-    return policies_dir / f"{source or 'default'}.yaml"
+        raise PolicyFileError(
+            f"policy {name!r} is a name: pass policies_dir (the folder of <name>.yaml files) or a path to a YAML file"
+        )
+    return Path(policies_dir).expanduser() / f"{name}.yaml"

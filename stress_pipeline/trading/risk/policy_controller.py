@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.risk.policy import PolicyControllerConfig
 
 NORMAL, DEFENSIVE, AGGRESSIVE = 0, 1, 2
@@ -60,13 +60,13 @@ class PolicyController:
         return changes, modes
 
 
-@njit(cache=True)
+@compiled
 def record_trade(ring: np.ndarray, count: int, pnl: float) -> None:
     """Store the outcome of closed trade number ``count`` (0-based)."""
     ring[count % ring.shape[0]] = 1 if pnl > 0.0 else 0
 
 
-@njit(cache=True)
+@compiled
 def policy_mode(ring: np.ndarray, count: int, min_trades: int, defensive_below: float,
                 aggressive_above: float) -> tuple[int, float]:  # fmt: skip
     """(mode, rolling win rate) after ``count`` closed trades; the rate is NaN before ``min_trades``."""

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.risk.policy import SafetyConfig
 from stress_pipeline.trading.risk.reasons import (
     CATASTROPHIC_DRAWDOWN,
@@ -96,7 +96,7 @@ def safety_params(cfg: SafetyConfig) -> tuple[float, float, int, int, bool]:
     return cfg.trip_drawdown, cfg.halt_drawdown, round(cfg.cooldown_s * 1e9), reset, cfg.flatten_on_trip
 
 
-@njit(cache=True)
+@compiled
 def ess_step(
     state_i: np.ndarray, state_f: np.ndarray, t_ns: int, equity: float, flat: bool, trip_drawdown: float,
     halt_drawdown: float, cooldown_ns: int, reset_delay_ns: int, require_flat: bool,
@@ -130,13 +130,13 @@ def ess_step(
     return state, state, NONE, drawdown
 
 
-@njit(cache=True)
+@compiled
 def _beyond(drawdown: float, threshold: float) -> bool:
     """Strictly past the threshold; a drawdown equal to it up to float rounding (1e-12) is not."""
     return drawdown - threshold > _TOLERANCE
 
 
-@njit(cache=True)
+@compiled
 def _move(state_i: np.ndarray, to: int, entered_ns: int, reason: int, drawdown: float) -> tuple[int, int, int, float]:
     before = state_i[0]
     state_i[0] = to

@@ -10,8 +10,7 @@ during a bar is protected from its fill onward.
 
 from __future__ import annotations
 
-from numba import njit
-
+from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.exchange.fills import first_touch
 
 
@@ -22,12 +21,12 @@ def stop_trigger(o: float, h: float, lo: float, c: float, *, side: float, entry:
     return None if frac < 0 else float(frac)
 
 
-@njit(cache=True)
+@compiled
 def stop_level(entry: float, side: float, pct: float) -> float:
     return entry * (1.0 - pct) if side > 0.0 else entry * (1.0 + pct)
 
 
-@njit(cache=True)
+@compiled
 def stop_fraction(o: float, h: float, lo: float, c: float, from_frac: float, side: float, level: float) -> float:
     """First fraction >= ``from_frac`` where the path reaches ``level`` against the position; -1 if never."""
     return first_touch(o, h, lo, c, from_frac, level, side > 0.0)
