@@ -146,8 +146,7 @@ def _reason_names(codes: np.ndarray) -> np.ndarray:
 def _fault_rows(faults: list[FaultSpec], start_ns: int, end_ns: int | None) -> tuple[np.ndarray, list[str]]:
     rows, details = [], []
     for i, fault in enumerate(faults):
-        begin = int(start_ns) + round(fault.at_s * 1e9)
-        end = begin + round(fault.duration_s * 1e9)
+        begin, end = fault.window_ns(start_ns)
         info = {
             "kind": fault.kind, "at_s": fault.at_s, "duration_s": fault.duration_s, "params": dict(fault.params),
             "modelled_by_exchange": fault.kind in MODELLED,
