@@ -9,6 +9,8 @@ call the one sizing and booking function, and their numbers agree with it.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -182,3 +184,20 @@ def test_backtest_and_paper_fills_are_the_shared_sizing_and_booking():
             assert book[j]["position"] + fill["qty"] == pytest.approx(target, rel=1e-9), name
             cash, _ = book_fill(book[j], cash, int(k), fill["qty"], fill["price"], fill["fee"])
         assert cash == pytest.approx(result.equity["cash"].iloc[-1], rel=1e-12), name
+
+
+def test_the_win_rate_controller_counts_the_round_trips_the_metrics_count():
+    bars = generate_bars(days=4, seed=8)
+    config = SimConfig(strategy_params={"fast": 10, "slow": 60, "band": 0.0})
+    result = run_paper(bars, None, config)
+    window = 20  # the default policy controller's window
+    changes = result.events[result.events["kind"] == "policy_change"]
+    assert len(changes) >= 1 and len(result.trades) >= 20
+    pnl = result.trades.sort_values("exit_ts", kind="stable")["pnl"].to_numpy()
+    exits = result.trades.sort_values("exit_ts", kind="stable")["exit_ts"]
+    for _, change in changes.iterrows():
+        detail = json.loads(change["details"])
+        closed = int(detail["closed_trades"])
+        assert closed == int((exits <= change["ts"]).sum())  # the same trades, closed by then
+        recent = pnl[:closed][-window:]
+        assert float(detail["winrate"]) == pytest.approx((recent > 0).mean())

@@ -63,11 +63,7 @@ def run_backtest(
     started = time.perf_counter()
     config = config or SimConfig()
     details: dict[str, object] = {}
-    if isinstance(bars, MarketPanel):
-        panel = bars
-    else:
-        panel, guard = prepare_panel(bars)
-        details["data_guard"] = guard
+    panel = as_panel(bars, details)
     strat = resolve_strategy(strategy, config)
     equity, cash, gross, fill_t, fill_s, qty, price, fee, slip = simulate(panel, strategy_weights(strat, panel), config)
     names = np.asarray(panel.symbols, dtype=object)
@@ -163,6 +159,15 @@ def rebalance_mask(weights: np.ndarray, last_traded: np.ndarray, tradable: np.nd
     differs from ``last_traded``, the clipped weight each symbol last traded to (0 at the start)."""
     w = np.clip(np.asarray(weights, dtype=np.float64), -config.max_weight, config.max_weight)
     return np.asarray(tradable, dtype=bool) & (w != np.asarray(last_traded, dtype=np.float64))
+
+
+def as_panel(bars: pd.DataFrame | MarketPanel, details: dict[str, object]) -> MarketPanel:
+    """``bars`` as a panel: canonical bars are cleaned here (the guard's report goes into
+    ``details["data_guard"]``); a prepared panel is used as it is."""
+    if isinstance(bars, MarketPanel):
+        return bars
+    panel, details["data_guard"] = prepare_panel(bars)
+    return panel
 
 
 def resolve_strategy(strategy, config: SimConfig):

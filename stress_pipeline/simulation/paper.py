@@ -35,9 +35,15 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from stress_pipeline.market.panel import MarketPanel, prepare_panel
+from stress_pipeline.market.panel import MarketPanel
 from stress_pipeline.scenarios.model import FaultSpec
-from stress_pipeline.simulation.backtest import panel_interval_ns, resolve_strategy, scale_weights, strategy_weights
+from stress_pipeline.simulation.backtest import (
+    as_panel,
+    panel_interval_ns,
+    resolve_strategy,
+    scale_weights,
+    strategy_weights,
+)
 from stress_pipeline.simulation.config import SimConfig
 from stress_pipeline.simulation.engine import (
     EngineState,
@@ -104,11 +110,7 @@ def run_paper(
     policy = as_policy(policy)
     faults = as_fault_specs(faults)
     details: dict[str, object] = {"policy": policy.name, "toggles": asdict(toggles)}
-    if isinstance(bars, MarketPanel):
-        panel = bars
-    else:
-        panel, guard = prepare_panel(bars)
-        details["data_guard"] = guard
+    panel = as_panel(bars, details)
     strat = resolve_strategy(strategy, config)
     run = simulate(panel, paper_weights(strat, panel, config), config, policy, faults=faults, toggles=toggles)
 
