@@ -251,3 +251,18 @@ def test_one_bad_file_fails_the_load_whole(tmp_path: Path, symbols_file: Path) -
     with pytest.raises(BarFileError) as info:
         load_bars([good, bad], symbols_file=symbols_file)
     assert info.value.path == str(bad)
+
+
+def test_without_a_symbols_file_the_data_directory_s_one_gives_the_spreads(tmp_path: Path, symbols_file: Path) -> None:
+    # symbols_file sits in tmp_path, the data directory; the files in its bars/ folder.
+    (tmp_path / "bars").mkdir()
+    btc = write(tmp_path / "bars" / "BTCUSDT-1m-2024-01.csv", kline_rows(3))
+    eth = write(tmp_path / "bars" / "ETHUSDT-1m-2024-01.csv", kline_rows(3, price=2300.0))
+    bars = load_bars([eth, btc])
+    assert bars["symbol"].cat.categories.tolist() == ["BTCUSDT", "ETHUSDT"]
+    assert bars.groupby("symbol")["spread_bps"].first().to_dict() == {"BTCUSDT": 1.0, "ETHUSDT": 7.0}
+    pd.testing.assert_frame_equal(bars, load_bars([btc, eth], symbols_file=symbols_file))
+    elsewhere = tmp_path / "x" / "y"
+    elsewhere.mkdir(parents=True)
+    alone = load_bars(write(elsewhere / "BTCUSDT.csv", kline_rows(2)))
+    assert (alone["spread_bps"] == 5.0).all()  # no symbols.yaml: the built-in default

@@ -43,26 +43,33 @@ BINANCE_COLUMNS = (
     "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
 )  # fmt: skip
 TIMESTAMP_ALIASES = ("timestamp", "ts", "open_time")
+SYMBOLS_FILE_NAME = "symbols.yaml"
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 # Epoch magnitudes used to tell units apart (2001-09-09 in seconds is 1e9, in ms 1e12, ...).
 _MS_MIN, _US_MIN, _NS_MIN = 10**11, 10**14, 10**17
 
 
-def load_bars(paths: str | Path | Iterable[str | Path], *, symbols_file: Path) -> pd.DataFrame:
+def load_bars(paths: str | Path | Iterable[str | Path], *, symbols_file: Path | None = None) -> pd.DataFrame:
     """Load one or several market data files into canonical bars.
 
     Files of one symbol concatenate; identical duplicate rows drop; rows sort by symbol and time (when
     they are not in that order already). ``spread_bps`` comes from the data when a file has it, else
     from ``symbols_file`` (data/symbols.yaml: per-symbol and default spreads; a missing file means the
-    built-in default). Raises :class:`BarFileError` for the first bad file.
+    built-in default). Without ``symbols_file``, a file's ``symbols.yaml`` is the one of its data
+    directory, found beside the file or one folder up (``data/bars/X.csv.gz`` -> ``data/symbols.yaml``),
+    the layout the pipeline reads, so a notebook and the assets see the same spreads. Raises
+    :class:`BarFileError` for the first bad file.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("load_bars: no files given")
-    frames = [read_bar_file(path, symbols_file=Path(symbols_file)) for path in paths]
+    frames = [
+        read_bar_file(path, symbols_file=Path(symbols_file) if symbols_file else data_symbols_file(path))
+        for path in paths
+    ]
     bars = concat_bars(frames) if len(frames) > 1 else frames[0]
     codes, _ = symbol_codes(bars)
     ts = bars["ts"].array.asi8
@@ -74,6 +81,13 @@ def load_bars(paths: str | Path | Iterable[str | Path], *, symbols_file: Path) -
     if len(ts) > 1 and bool(np.any((codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1]))):
         bars = bars.drop_duplicates(ignore_index=True)
     return conform_bars(bars)
+
+
+def data_symbols_file(path: Path) -> Path:
+    """The ``symbols.yaml`` of the data directory holding ``path``: beside it, else one folder up (it
+    may not exist: then the built-in default spread applies)."""
+    beside = path.parent / SYMBOLS_FILE_NAME
+    return beside if beside.exists() else path.parent.parent / SYMBOLS_FILE_NAME
 
 
 def read_bar_file(path: str | Path, *, symbols_file: Path) -> pd.DataFrame:
