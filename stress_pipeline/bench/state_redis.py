@@ -67,13 +67,3 @@ def run_redis_bench(
 
 def target_met(measurement: Measurement) -> bool:
     return (measurement.items_per_second or 0.0) >= TARGET_UPDATES_PER_S
-
-
-def format_redis_bench(measurement: Measurement) -> str:
-    verdict = "met" if target_met(measurement) else "MISSED"
-    rate = measurement.items_per_second or 0.0
-    best, median = measurement.seconds * 1000, measurement.median_seconds * 1000
-    return (
-        f"{measurement.name}\n  best {best:.1f} ms, median {median:.1f} ms: {rate:,.0f} updates/s "
-        f"(target {TARGET_UPDATES_PER_S:,}/s: {verdict})"
-    )

@@ -36,10 +36,10 @@ compare in the indexes the ingest path maintains.
 
 Indexes are chosen for ingest speed, the hot path. ``fills`` has its primary key (it answers every
 per-run read too). ``ledger_entries`` — three rows per fill — has no B-tree at all: entries are only
-ever written by the statement that inserts their fill (see :mod:`stress_pipeline.state.ledger`), so
-the fills key already makes them unique, and :meth:`Ledger.entries_balanced` verifies it. Reads by
-run use a BRIN index on ``run_id``: entries are appended run after run, so block ranges summarise
-well, at a fraction of a B-tree's cost per insert.
+ever written in the transaction that inserts their fill, for the fills it inserts (see
+:mod:`stress_pipeline.state.ledger`), so the fills key already makes them unique, and
+:meth:`Ledger.entries_balanced` verifies it. Reads by run use a BRIN index on ``run_id``: entries are
+appended run after run, so block ranges summarise well, at a fraction of a B-tree's cost per insert.
 
 Versions. The schema is created and changed only by the Alembic migrations in ``migrations/`` (run
 programmatically, no ``alembic.ini``): :func:`migrate` upgrades a database to the head revision,
