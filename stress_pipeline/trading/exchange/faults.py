@@ -19,7 +19,7 @@ logs their start and end but its fills do not change.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -29,9 +29,9 @@ from stress_pipeline.scenarios.model import FaultBase, FaultSpec, LatencySpikeFa
 MODELLED = ("exchange_outage", "rate_limit", "latency_spike", "postgres_down")
 
 
-@dataclass(frozen=True)
-class FaultWindows:
-    """[start, end) windows in ns, one (n, 2) int64 array per modelled kind, plus their multipliers."""
+class FaultWindows(NamedTuple):
+    """[start, end) windows in ns, one C-contiguous (n, 2) int64 array per modelled kind, plus their
+    float64 multipliers: a NamedTuple of arrays, so compiled code takes it as it is."""
 
     outage: np.ndarray
     rate_limit: np.ndarray
@@ -104,6 +104,6 @@ def overlaps(windows: np.ndarray, begin_ns: int, end_ns: int) -> bool:
 
 
 def _windows(rows: list[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
-    spans = np.array([(b, e) for b, e, _ in rows], dtype=np.int64).reshape(-1, 2)
-    mults = np.array([m for _, _, m in rows], dtype=np.float64)
+    spans = np.ascontiguousarray(np.array([(b, e) for b, e, _ in rows], dtype=np.int64).reshape(-1, 2))
+    mults = np.ascontiguousarray(np.array([m for _, _, m in rows], dtype=np.float64))
     return spans, mults
