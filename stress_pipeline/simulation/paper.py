@@ -52,7 +52,6 @@ from stress_pipeline.simulation.engine import (
     market_of,
     new_engine_state,
     run_engine,
-    windows_of,
 )
 from stress_pipeline.simulation.events import (
     ESS_TRANSITION,
@@ -174,7 +173,7 @@ def simulate(
     state = new_engine_state(panel.shape[1], float(config.initial_capital), risk.controller.window)
     capacity = event_capacity if event_capacity is not None else 4 * panel.shape[0] + 1_024
     market = market_of(panel, weights, stressed, bar_ns)
-    log, equity, cash, gross, positions = run_engine(market, windows_of(windows), params, state, int(capacity))
+    log, equity, cash, gross, positions = run_engine(market, windows, params, state, int(capacity))
     return EngineRun(log, equity, cash, gross, positions, state)
 
 

@@ -10,7 +10,7 @@ out).
 
 The modules, by role:
 
-* ``params.py``: the inputs as NamedTuples (risk, router, venue, sizing; the bars; fault windows);
+* ``params.py``: the inputs as NamedTuples (risk, router, venue, sizing; the bars);
 * ``state.py``: the mutable state (account, books, order slots, per-symbol scratch), the event log;
 * ``routing.py``: the order router at a bar close (signals, risk stack, orders);
 * ``venue.py``: sends, arrivals, fills and their costs;
@@ -27,10 +27,8 @@ from stress_pipeline.simulation.engine.params import (
     RiskParams,
     RouterParams,
     VenueParams,
-    Windows,
     engine_params,
     market_of,
-    windows_of,
 )
 from stress_pipeline.simulation.engine.state import EngineState, new_engine_state
 
@@ -42,10 +40,8 @@ __all__ = [
     "RiskParams",
     "RouterParams",
     "VenueParams",
-    "Windows",
     "engine_params",
     "market_of",
     "new_engine_state",
     "run_engine",
-    "windows_of",
 ]

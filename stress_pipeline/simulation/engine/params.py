@@ -1,5 +1,8 @@
 """The paper engine's inputs as named structures: what the compiled loop reads, field by field.
 
+The scenario's fault windows come as ``trading.exchange.faults.FaultWindows``, a NamedTuple of
+arrays the loop takes as it is.
+
 The policy file (``TradingPolicy``), the realism switches (:class:`RealismToggles`) and the
 simulation config (``SimConfig``) are validated pydantic models; the compiled loop cannot read
 those, so :func:`engine_params` turns them into NamedTuples of plain floats, ints and bools (numba
@@ -19,7 +22,6 @@ import numpy as np
 
 from stress_pipeline.market.panel import MarketPanel
 from stress_pipeline.simulation.booking import Sizing, sizing_of
-from stress_pipeline.trading.exchange.faults import FaultWindows
 from stress_pipeline.trading.risk.policy import TradingPolicy
 from stress_pipeline.trading.risk.safety_governor import safety_params
 
@@ -129,17 +131,6 @@ class Market(NamedTuple):
     weights: np.ndarray  # sized target weights (``booking.sized_weight``)
 
 
-class Windows(NamedTuple):
-    """The scenario's modelled faults as [start, end) windows in ns (``trading.exchange.faults``)."""
-
-    outage: np.ndarray
-    rate_limit: np.ndarray
-    rate_limit_mult: np.ndarray
-    latency: np.ndarray
-    latency_mult: np.ndarray
-    ledger_down: np.ndarray
-
-
 def engine_params(policy: TradingPolicy, toggles: RealismToggles, config, n_symbols: int) -> EngineParams:
     """The policy, the toggles and the config as the loop reads them."""
     risk, router, ex = policy.risk, policy.router, policy.exchange
@@ -196,14 +187,3 @@ def market_of(panel: MarketPanel, weights: np.ndarray, stressed: np.ndarray, bar
         tradable=np.ascontiguousarray(panel.tradable, dtype=np.bool_),
         stressed=np.ascontiguousarray(stressed, dtype=np.bool_), weights=np.ascontiguousarray(weights, dtype=f64),
     )  # fmt: skip
-
-
-def windows_of(windows: FaultWindows) -> Windows:
-    return Windows(
-        outage=np.ascontiguousarray(windows.outage, dtype=np.int64),
-        rate_limit=np.ascontiguousarray(windows.rate_limit, dtype=np.int64),
-        rate_limit_mult=np.ascontiguousarray(windows.rate_limit_mult, dtype=np.float64),
-        latency=np.ascontiguousarray(windows.latency, dtype=np.int64),
-        latency_mult=np.ascontiguousarray(windows.latency_mult, dtype=np.float64),
-        ledger_down=np.ascontiguousarray(windows.ledger_down, dtype=np.int64),
-    )
