@@ -188,10 +188,10 @@ class Ledger:
         created = False
         with self._connect() as conn:
             with conn.begin():
-                conn.execute(sa.text("SET LOCAL jit = off"))  # JIT-compiling a batch statement never pays off
                 self._lock_runs(conn, run_ids)
                 new = self._copy_direct(conn, fills) if self.optimistic_insert else None
                 if new is None:
+                    conn.execute(sa.text("SET LOCAL jit = off"))  # JIT-compiling a batch statement never pays off
                     deltas = _staged_cash_deltas(fills)
                     created = self._stage(conn, fills, deltas)
                     self._check_staged(conn)
