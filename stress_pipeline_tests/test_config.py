@@ -51,7 +51,7 @@ def test_the_resource_binds_set_variables_and_keeps_defaults_otherwise(monkeypat
 
 
 def test_a_bad_setting_is_refused_naming_it() -> None:
-    with pytest.raises(SettingsError, match="max_gap_ratio=1.5"):
+    with pytest.raises(SettingsError, match=r"max_gap_ratio=1\.5"):
         StressResource(max_gap_ratio=1.5).settings()
 
 
@@ -78,7 +78,8 @@ def test_the_python_api_and_the_assets_agree_with_default_settings(project: Path
             assert dg.materialize(
                 assets, selection=["market_bars"], partition_key=symbol, instance=instance, resources=defs.resources
             ).success
-        assert dg.materialize(assets, selection=["scenario_catalog"], instance=instance, resources=defs.resources).success
+        catalog = dg.materialize(assets, selection=["scenario_catalog"], instance=instance, resources=defs.resources)
+        assert catalog.success
         assert dg.materialize(
             assets, selection=["stressed_bars", "backtest_results", "paper_results"], partition_key="config_crash",
             instance=instance, resources=defs.resources,

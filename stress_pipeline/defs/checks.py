@@ -8,6 +8,8 @@ partition records, so the UI, GraphQL and the CLI summary read the same verdicts
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -39,6 +41,7 @@ def report_per_partition(
         raise ValueError(f"{check_key.name}: no verdict for partition(s) {', '.join(sorted(missing))}")
     for partition in context.partition_keys:
         verdict = verdicts[partition]
+        target = _latest_materialization(context.instance, check_key.asset_key, partition)
         context.op_execution_context.log_event(
             dg.AssetCheckEvaluation(
                 asset_key=check_key.asset_key,
@@ -48,8 +51,27 @@ def report_per_partition(
                 severity=severity,
                 description=verdict.description,
                 partition=partition,
+                target_materialization_data=target,
             )
         )
+
+
+# The evaluation names the materialisation it judged, as Dagster's own AssetCheckResult does; without
+# it the UI does not count the evaluation as the partition's current status. The class is reached
+# through the public constructor's signature, since dagster does not export it by name.
+_TARGET = typing.get_args(
+    inspect.signature(dg.AssetCheckEvaluation).parameters["target_materialization_data"].annotation
+)[0]
+
+
+def _latest_materialization(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    record = records[0]
+    return _TARGET(storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
 
 
 def latest_metadata(
