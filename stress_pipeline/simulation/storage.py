@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stress_pipeline.parquet_store import atomic_file
 from stress_pipeline.simulation.result import SimResult
 
 TABLES = ("trades", "fills", "equity", "events")
@@ -34,38 +33,28 @@ class ResultFileError(ValueError):
 
 def write_result(result: SimResult, path: Path) -> Path:
     """Write ``result`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-                for name in TABLES:
-                    table = getattr(result, name)
-                    if table is not None:
-                        frame = table.reset_index() if name == "equity" else table
-                        archive.writestr(f"{name}.parquet", _parquet(frame))
-                details, detail_tables = {}, {}
-                for key, value in result.details.items():
-                    if isinstance(value, pd.DataFrame):
-                        detail_tables[key] = list(value.index.names) if _named_index(value) else []
-                        frame = value.reset_index() if detail_tables[key] else value
-                        archive.writestr(f"details/{key}.parquet", _parquet(frame))
-                    else:
-                        details[key] = _plain(value)
-                meta = {
-                    "kind": result.kind,
-                    "scenario_name": result.scenario_name,
-                    "metrics": result.metrics,
-                    "details": details,
-                    "detail_tables": detail_tables,
-                }
-                archive.writestr(META, json.dumps(meta, default=_json_default))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in TABLES:
+            table = getattr(result, name)
+            if table is not None:
+                frame = table.reset_index() if name == "equity" else table
+                archive.writestr(f"{name}.parquet", _parquet(frame))
+        details, detail_tables = {}, {}
+        for key, value in result.details.items():
+            if isinstance(value, pd.DataFrame):
+                detail_tables[key] = list(value.index.names) if _named_index(value) else []
+                frame = value.reset_index() if detail_tables[key] else value
+                archive.writestr(f"details/{key}.parquet", _parquet(frame))
+            else:
+                details[key] = _plain(value)
+        meta = {
+            "kind": result.kind,
+            "scenario_name": result.scenario_name,
+            "metrics": result.metrics,
+            "details": details,
+            "detail_tables": detail_tables,
+        }
+        archive.writestr(META, json.dumps(meta, default=_json_default))
     return path
 
 

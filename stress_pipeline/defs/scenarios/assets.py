@@ -10,6 +10,7 @@ from stress_pipeline.defs.checks import latest_metadata
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
 from stress_pipeline.defs.resources import StressResource
+from stress_pipeline.market.schema import concat_bars
 from stress_pipeline.market.symbols import discover_symbol_files
 from stress_pipeline.scenarios.catalog import Catalog, PartitionSync, build_catalog, scenario_for_key, sync_partitions
 from stress_pipeline.scenarios.invariants import InvariantReport, check_stressed_bars
@@ -121,7 +122,7 @@ def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, market_bar
             frames.append(market_bars[symbol])
         except FileNotFoundError as err:
             raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None
-    base = pd.concat(frames, ignore_index=True)
+    base = concat_bars(frames)
     try:
         return stress_scenario(scenario, base), base
     except ValueError as err:
