@@ -300,7 +300,6 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from stress_pipeline.bench.timing import format_measurements
 
     if args.suite == "transforms":
         from stress_pipeline.bench.transforms import format_transform_bench, run_transforms_bench
@@ -333,16 +332,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             print(sim.format_backtest_bench(backtest) + "\n\n" + sim.format_paper_bench(paper))
         return EXIT_OK if met else EXIT_FAILED
 
-    from stress_pipeline.bench.market import run_market_bench
+    from stress_pipeline.bench.market import format_market_bench, market_targets_met, run_market_bench
     from stress_pipeline.settings import get_settings
 
     settings = get_settings()
-    measurements = run_market_bench(settings.bars_dir, settings.symbols_file, repeat=args.repeat)
+    rows = run_market_bench(settings.bars_dir, settings.symbols_file, repeat=args.repeat)
     if args.json:
-        print(json.dumps([m.as_dict() for m in measurements], indent=2))
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
-        print(format_measurements(measurements))
-    return EXIT_OK
+        print(format_market_bench(rows))
+    return EXIT_OK if market_targets_met(rows) else EXIT_FAILED
 
 
 # ---------------------------------------------------------------------------------------- scenarios
