@@ -174,3 +174,18 @@ def test_copy_text_of_fills_and_entries() -> None:
     odd = Fill("r\tun", "f\\1", 7, 9, "new\nline", 3, Decimal("1"), Decimal("2"), Decimal("0"))
     assert fill_lines([odd], [odd.cash_delta], escape=True).startswith("r\\tun\tf\\\\1\t7\t9\tnew\\nline\t")
     assert entry_lines([odd], [odd.cash_delta], escape=True).count("\n") == 3
+
+
+@pytest.mark.services
+def test_cash_beyond_28_digits_is_exact(ledgers: tuple[Ledger, Ledger]) -> None:
+    """Cash is initial cash plus the cash entries in the exact context, not Python's default 28 digits."""
+    ledger, _ = ledgers
+    run_id = f"run-{uuid.uuid4().hex[:10]}"
+    ledger.start_run(run_id, "wide cash")
+    qty, price, fee = Decimal("-99999999999.99997801"), Decimal("1000000000.00000003"), Decimal("0.00000001")
+    fill = Fill(run_id, "w0", 1, 1, "BTCUSDT", 1, qty, price, fee)
+    ledger.record_fills([fill])
+    with localcontext(WIDE):
+        expected = CASH0 + _reference_cash_delta(fill)
+    assert ledger.cash(run_id, CASH0) == expected
+    assert len(expected.as_tuple().digits) > 28  # the case the default context would round

@@ -229,7 +229,7 @@ class Ledger:
 
     def cash(self, run_id: str, initial_cash: Decimal) -> Decimal:
         """The run's cash: ``initial_cash`` plus its cash entries (every fill's ``cash_delta``)."""
-        return money(initial_cash) + self._balance(run_id, CASH)
+        return EXACT.add(money(initial_cash), self._balance(run_id, CASH))
 
     def fees(self, run_id: str) -> Decimal:
         """The fees the run paid: the balance of its fee account."""
