@@ -65,12 +65,9 @@ _TARGET = typing.get_args(
 
 
 def _latest_materialization(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str):
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    if not records:
+    record = _latest_record(instance, asset_key, partition)
+    if record is None:
         return None
-    record = records[0]
     return _TARGET(storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
 
 
@@ -78,10 +75,13 @@ def latest_metadata(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None = None
 ) -> dict[str, object]:
     """The metadata values of the latest materialisation of an asset (partition) ({} if none)."""
+    record = _latest_record(instance, asset_key, partition)
+    materialization = record.asset_materialization if record is not None else None
+    return {key: value.value for key, value in (materialization.metadata if materialization else {}).items()}
+
+
+def _latest_record(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None):
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition] if partition else None), limit=1
     ).records
-    if not records:
-        return {}
-    materialization = records[0].asset_materialization
-    return {key: value.value for key, value in (materialization.metadata if materialization else {}).items()}
+    return records[0] if records else None

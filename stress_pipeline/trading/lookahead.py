@@ -54,6 +54,17 @@ class LookaheadReport:
     cuts: list[pd.Timestamp] = field(default_factory=list)
     strategy: str = ""
 
+    def record(self, shown: int = 5) -> dict[str, object]:
+        """The report as plain data (what a stored result carries): verdict, strategy, cut count, the
+        first ``shown`` violations and the summary line."""
+        return {
+            "passed": self.passed,
+            "strategy": self.strategy,
+            "cuts": len(self.cuts),
+            "violations": [str(v) for v in self.violations[:shown]],
+            "summary": self.summary(),
+        }
+
     def summary(self) -> str:
         if self.passed:
             return f"{self.strategy}: no lookahead at {len(self.cuts)} cut points"

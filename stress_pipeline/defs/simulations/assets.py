@@ -119,14 +119,7 @@ def scenario_of(context: dg.AssetExecutionContext, catalog: pd.DataFrame, key: s
 
 def _with_lookahead(result: SimResult, stress: StressResource, bars: pd.DataFrame) -> SimResult:
     strategy = get_strategy(stress.strategy, **dict(stress.strategy_params))
-    report = check_lookahead(strategy, paths_of(bars)[0])
-    lookahead = {
-        "passed": report.passed,
-        "strategy": stress.strategy,
-        "cuts": len(report.cuts),
-        "violations": [str(v) for v in report.violations[:5]],
-        "summary": report.summary(),
-    }
+    lookahead = check_lookahead(strategy, paths_of(bars)[0]).record()
     return dataclasses.replace(result, details={**result.details, "lookahead": lookahead})
 
 
