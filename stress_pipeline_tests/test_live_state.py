@@ -91,6 +91,9 @@ def test_sixty_second_outage_buffers_and_flushes(paper, home: Settings, tmp_path
     assert [h["mode"] for h in outcome.health][:2] == ["NORMAL", "DEGRADED"]
     assert any(h[target] == "DOWN" for h in outcome.health)
     assert outcome.health[-1]["mode"] == "NORMAL"
+    row = outcome.summary_row()  # what the reconciliation table stores for the certification gates
+    assert row["outages_recovered"] == 1 and 0 < row["recovery_s_sum"] == row["recovery_s_max"] <= 30
+    assert row["cash_delta"] == 0.0
 
 
 @pytest.mark.services

@@ -64,6 +64,8 @@ class LiveStateOutcome:
         """One row for the reconciliation table: the verdict, the counts, the buffering."""
         report, writer = self.report, self.writer
         flushes = [o["flush_seconds"] for o in writer["outages"] if o.get("flush_seconds") is not None]
+        recoveries = [t["recovery_s"] for t in writer["outage_timings"] if t.get("recovery_s") is not None]
+        cash = report.breaks[report.breaks["field"] == "cash"]["delta"]
         return {
             "run_id": self.run_id,
             "passed": report.passed,
@@ -77,6 +79,12 @@ class LiveStateOutcome:
             "buffered_redis": writer["buffered"]["redis"],
             "max_flush_seconds": max(flushes, default=0.0),
             "writer_crashes": writer["crashes"],
+            # the largest cash difference between exchange, ledger and Redis, in the quote currency
+            "cash_delta": float(max(map(Decimal, cash), default=Decimal(0))),
+            # planned server outages and the seconds from each one's end until the server answered again
+            "outages_recovered": len(recoveries),
+            "recovery_s_sum": float(sum(recoveries)),
+            "recovery_s_max": float(max(recoveries, default=0.0)),
         }
 
 
