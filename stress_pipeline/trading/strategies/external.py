@@ -15,7 +15,6 @@ a user strategy is simulated on exactly the data the reference ones see.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.trading.import_path import call_with_params, import_object, required_arguments
 from stress_pipeline.trading.strategies.base import conform_weights, panel_to_bars, validate_weights
 
 
@@ -33,20 +33,7 @@ class StrategySpecError(ValueError):
 
 def load_external(spec: str, params: dict[str, object]) -> object:
     """Import ``package.module:callable`` and turn it into an object with both strategy methods."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise StrategySpecError(f"strategy {spec!r}: expected 'package.module:callable'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise StrategySpecError(f"strategy {spec!r}: cannot import module {module_name!r}: {exc}") from None
-    target: object = module
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            message = f"strategy {spec!r}: module {module_name!r} has no attribute {attribute!r}"
-            raise StrategySpecError(message) from None
+    target = import_object(spec, kind="strategy", error=StrategySpecError)
     return as_strategy(target, name=spec, **params)
 
 
@@ -64,7 +51,7 @@ def as_strategy(obj: object, *, name: str | None = None, **params: object) -> ob
         return FunctionStrategy(obj.target_positions, str(label), getattr(obj, "target_weights", None))
     if not callable(obj):
         raise StrategySpecError(f"strategy {label!r} is neither callable nor has target_positions")
-    if _required_arguments(obj) == 0:
+    if required_arguments(obj) == 0:
         return as_strategy(_call(obj, params, label), name=label)
     fn = partial(obj, **params) if params else obj
     return FunctionStrategy(fn, str(label))
@@ -89,19 +76,4 @@ class FunctionStrategy:
 
 
 def _call(factory: Callable[..., object], params: dict[str, object], label: str) -> object:
-    try:
-        inspect.signature(factory).bind(**params)
-    except TypeError as exc:
-        raise StrategySpecError(f"strategy {label!r}: bad parameters {sorted(params)}: {exc}") from None
-    except ValueError:  # no signature to inspect (builtins): let the call decide
-        pass
-    return factory(**params)
-
-
-def _required_arguments(fn: Callable[..., object]) -> int:
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return 1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in signature.parameters.values() if p.kind in kinds and p.default is inspect.Parameter.empty)
+    return call_with_params(factory, params, label, kind="strategy", error=StrategySpecError)
