@@ -13,6 +13,7 @@ Heavy imports (Dagster, pandas) happen inside the commands so that `--help` answ
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -21,6 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Bench suites in their own module ``stress_pipeline.bench.<suite>``, each with ``main(args) -> exit code``.
+BENCH_MODULES: tuple[str, ...] = ()
+#: Modules adding top-level commands: each has ``register(commands)`` (the argparse subparsers), and
+#: its commands set ``handler``; they import heavy modules inside the handler, like the commands here.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,10 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_cmd_scenarios_validate)
 
     bench = commands.add_parser("bench", help="benchmarks behind the README's performance figures")
-    bench.add_argument("suite", choices=("market", "transforms", "sim", "state"))
+    bench.add_argument("suite", choices=("market", "transforms", "sim", "state", *BENCH_MODULES))
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--repeat", type=int, default=3, help="timed calls per benchmark (best is reported)")
+    bench.add_argument("--seed", type=int, default=None, help="faults: the campaign's seed (replays it exactly)")
+    bench.add_argument("--schedules", type=int, default=None, help="faults: random fault schedules to run")
+    bench.add_argument("--seconds", type=float, default=None, help="decisions: how long the load runs")
+    bench.add_argument("--rate", type=float, default=None, help="decisions: decisions per second sent")
     bench.set_defaults(handler=_cmd_bench)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     return parser
 
 
@@ -300,6 +312,8 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.suite in BENCH_MODULES:
+        return importlib.import_module(f"stress_pipeline.bench.{args.suite}").main(args)
 
     if args.suite == "transforms":
         from stress_pipeline.bench.transforms import format_transform_bench, run_transforms_bench
