@@ -201,8 +201,9 @@ def test_unreachable_redis_fails_fast_with_masked_url() -> None:
 def test_embedded_servers_answer_sql_and_redis(shared_services: Settings) -> None:
     urls = resolve_service_urls(shared_services)
     assert urls.postgres_embedded and urls.redis_embedded
-    assert urls.postgres_url.startswith("postgresql://postgres@127.0.0.1:")
-    assert urls.redis_url.startswith("redis://127.0.0.1:")
+    # Each URL carries the generated password, read back from the private secrets dir.
+    assert mask_url(urls.postgres_url).startswith("postgresql://postgres:***@127.0.0.1:")
+    assert mask_url(urls.redis_url).startswith("redis://:***@127.0.0.1:")
     assert _select_one(urls.postgres_url) == 1
     client = redis_client(urls.redis_url, decode_responses=True)
     try:
@@ -362,7 +363,7 @@ def test_start_retries_on_another_port_when_the_port_is_taken(
 def test_start_failure_names_the_server_and_shows_its_output(
     fresh_home: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded, "_redis_conf", lambda layout, port: "no-such-directive yes\n")
+    monkeypatch.setattr(embedded, "_redis_conf", lambda layout, port, password: "no-such-directive yes\n")
     with pytest.raises(ServiceStartError) as caught:
         embedded.start(fresh_home, [embedded.REDIS])
     message = str(caught.value)

@@ -8,9 +8,9 @@ details. Callers (the CLI, Dagster resources, tests) want one line that says whi
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit
+from collections.abc import Iterable
 
-from stress_pipeline.services.urls import MASK, mask_url
+from stress_pipeline.services.urls import mask_text, mask_url, url_secrets
 
 _MAX_CAUSE = 300
 
@@ -25,7 +25,7 @@ class ServiceUnavailableError(RuntimeError):
     def __init__(self, service: str, url: str | None, cause: str | BaseException) -> None:
         self.service = service
         self.url = mask_url(url) if url is not None else None
-        self.cause = one_line(cause, secrets=_passwords(url))
+        self.cause = one_line(cause, secrets=url_secrets(url))
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -39,7 +39,7 @@ class ServiceStartError(ServiceUnavailableError):
 
     def __init__(self, service: str, cause: str | BaseException, *, log_file: str, log_tail: str) -> None:
         self.log_file = log_file
-        self.log_tail = log_tail
+        self.log_tail = mask_text(log_tail)
         super().__init__(service, None, cause)
 
     def _message(self) -> str:
@@ -48,26 +48,12 @@ class ServiceStartError(ServiceUnavailableError):
         return f"{header}\n--- last lines of {self.log_file} ---\n{tail}"
 
 
-def one_line(cause: str | BaseException, *, secrets: tuple[str, ...] = ()) -> str:
-    """Collapse an exception or message into one short line, hiding any of ``secrets`` in it."""
+def one_line(cause: str | BaseException, *, secrets: Iterable[str] = ()) -> str:
+    """Collapse an exception or message into one short line with every password masked
+    (:func:`~stress_pipeline.services.urls.mask_text`, ``secrets`` included)."""
     text = (str(cause) or type(cause).__name__) if isinstance(cause, BaseException) else cause
-    text = re.sub(r"\s+", " ", text).strip()
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+    text = mask_text(re.sub(r"\s+", " ", text).strip(), secrets)
     if len(text) > _MAX_CAUSE:
         text = text[: _MAX_CAUSE - 3] + "..."
     return text
 
-
-def _passwords(url: str | None) -> tuple[str, ...]:
-    """The password of ``url`` as written and percent-decoded, longest first."""
-    if not url:
-        return ()
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return ()
-    if not password:
-        return ()
-    return tuple(sorted({password, unquote(password)}, key=len, reverse=True))

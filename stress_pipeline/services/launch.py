@@ -61,29 +61,42 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "LC_ALL": "C", "LANG": "C"}
 
 
-def run(cmd: list[str], run_as: RunAs, *, timeout: float, cwd: Path) -> tuple[int, str]:
-    """Run ``cmd`` as the server user; return (exit code, combined output).
+def run(cmd: list[str], run_as: RunAs, *, timeout: float, cwd: Path, stdin: str | None = None) -> tuple[int, str]:
+    """Run ``cmd`` as the server user in ``cwd``; return (exit code, combined output).
 
-    Output goes to a temporary file, not a pipe: a daemon that inherited a pipe would keep the
-    read blocked until it exits.
+    ``cwd`` is entered before the switch to the server user (see
+    :mod:`~stress_pipeline.services.privileges`), so the command reaches it even where that user could
+    not traverse the path. Files the command creates are private to the server user (umask 077).
+    ``stdin`` is written to the command's standard input (else it reads
+    nothing). Output goes to a temporary file, not a pipe: a daemon that inherited a pipe would keep
+    the read blocked until it exits.
     """
     with tempfile.TemporaryFile("w+") as out:
         try:
             done = subprocess.run(
                 [str(part) for part in cmd],
-                stdin=subprocess.DEVNULL,
+                input=stdin,
+                stdin=subprocess.DEVNULL if stdin is None else None,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 text=True,
                 timeout=timeout,
                 cwd=cwd,
                 env=_child_env(),
+                umask=0o077,  # every file a server creates (pid file, log) is private to it
                 check=False,
                 **run_as.subprocess_kwargs(),
             )
             code = done.returncode
         except subprocess.TimeoutExpired:
             code = -1
+        except PermissionError as err:
+            raise ServiceUnavailableError(
+                Path(str(cmd[0])).name,
+                None,
+                f"the server user (uid {run_as.uid}) may not run {cmd[0]} ({err.strerror}): install the project "
+                "where other users can read it, run as a non-root user, or set STRESS_POSTGRES_URL / STRESS_REDIS_URL",
+            ) from None
         out.seek(0)
         output = out.read()
     if code == -1:

@@ -3,6 +3,13 @@
 PostgreSQL has its own ways to go wrong that Redis does not share: a data dir half-initialised by a
 killed initdb, a stale ``postmaster.pid`` after a crash or a reboot, orphaned backends holding the old
 shared memory. Each start handles those here, then runs ``pg_ctl`` as the server user on a free port.
+
+Every connection needs the generated password (SCRAM-SHA-256, see
+:mod:`~stress_pipeline.services.credentials`): initdb gets only its SCRAM verifier, from a 0600 file
+deleted right after. A data dir made by an older version (``--auth=trust``) is migrated on its next
+start: pg_hba.conf is rewritten to scram-sha-256 and the verifier is set in single-user mode, where no
+client can connect. Every command runs in the data dir and names it ``/proc/self/cwd`` (see
+:mod:`~stress_pipeline.services.privileges`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stress_pipeline.services.connections import check_postgres
+from stress_pipeline.services.credentials import ensure_password, scram_verifier, write_private
 from stress_pipeline.services.errors import ServiceStartError
 from stress_pipeline.services.launch import (
     HOST,
@@ -23,12 +31,11 @@ from stress_pipeline.services.launch import (
     log_since,
     log_size,
     now,
-    pgserver_libs_dir,
     postgres_bin_dir,
     run,
     tail,
 )
-from stress_pipeline.services.privileges import RunAs, grant_read_tree, prepare_dir, server_run_as
+from stress_pipeline.services.privileges import SELF_CWD, RunAs, prepare_dir, server_run_as
 from stress_pipeline.services.processes import (
     ANSWER_GRACE,
     answers,
@@ -39,13 +46,32 @@ from stress_pipeline.services.processes import (
     wait_gone,
 )
 from stress_pipeline.services.state_file import POSTGRES, ServerRecord, ServiceLayout
+from stress_pipeline.services.urls import with_password
 
 PG_USER = "postgres"
 PG_DATABASE = "postgres"
+#: Authentication method of every pg_hba.conf line.
+AUTH_METHOD = "scram-sha-256"
+#: pg_hba.conf of every data dir: a password for every connection (the server listens on TCP only).
+PG_HBA = "\n".join(
+    [
+        "# Written by stress_pipeline: every connection authenticates with the generated password.",
+        f"local all all {AUTH_METHOD}",
+        f"host all all 127.0.0.1/32 {AUTH_METHOD}",
+        f"host all all ::1/128 {AUTH_METHOD}",
+        f"local replication all {AUTH_METHOD}",
+        f"host replication all 127.0.0.1/32 {AUTH_METHOD}",
+        f"host replication all ::1/128 {AUTH_METHOD}",
+        "",
+    ]
+)
+_PWFILE = "initdb.pwfile"
 
 
-def postgres_url(port: int) -> str:
-    return f"postgresql://{PG_USER}@{HOST}:{port}/{PG_DATABASE}"
+def postgres_url(port: int, password: str | None = None) -> str:
+    """The server's URL; with ``password`` in it when given (never written to the state file)."""
+    url = f"postgresql://{PG_USER}@{HOST}:{port}/{PG_DATABASE}"
+    return url if password is None else with_password(url, password)
 
 
 @dataclass(frozen=True)
@@ -68,10 +94,12 @@ class _PostmasterPid:
         return cls(pid, port, status)
 
 
-def _postgres_record(layout: ServiceLayout, pid: int, port: int, started_at: str | None) -> ServerRecord:
+def _postgres_record(
+    layout: ServiceLayout, pid: int, port: int, password: str, started_at: str | None
+) -> ServerRecord:
     return ServerRecord(
         name=POSTGRES,
-        url=postgres_url(port),
+        url=postgres_url(port, password),
         pid=pid,
         port=port,
         data_dir=str(layout.pgdata),
@@ -83,33 +111,44 @@ def _postgres_record(layout: ServiceLayout, pid: int, port: int, started_at: str
 def ensure_postgres(
     layout: ServiceLayout, previous: ServerRecord | None, timeout: float, *, free_port: PortPicker
 ) -> ServerRecord:
-    """Reuse our running, answering postmaster, or (re)start one; return its record."""
+    """Reuse our running, answering, password-protected postmaster, or (re)start one; return its record."""
     pgdata = layout.pgdata
+    password, created = ensure_password(layout.secrets_dir, POSTGRES)
     info = _PostmasterPid.read(pgdata)
     if info is not None and runs_in(info.pid, pgdata):
         port = info.port
-        if port is not None and answers(check_postgres, postgres_url(port), info.pid, pgdata, ANSWER_GRACE):
-            same = previous is not None and previous.pid == info.pid and previous.port == port
-            return previous if same else _postgres_record(layout, info.pid, port, None)
-        _stop_postmaster(layout, info.pid)  # ours but hung: restart it
+        url = postgres_url(port, password) if port is not None else ""
+        if port is not None and hba_secured(pgdata) and answers(check_postgres, url, info.pid, pgdata, ANSWER_GRACE):
+            same = previous is not None and (previous.pid, previous.port, previous.url) == (info.pid, port, url)
+            return previous if same else _postgres_record(layout, info.pid, port, password, None)
+        _stop_postmaster(layout, info.pid)  # ours but hung, without a password or with another one: restart it
 
     run_as = server_run_as()
     _prepare_postgres_files(layout, run_as)
     if not (pgdata / "PG_VERSION").exists():
-        _initdb(layout, run_as, timeout)
+        _initdb(layout, run_as, timeout, password)
     _clear_crash_leftovers(layout)
-    return _start_postmaster(layout, run_as, previous.port if previous else None, timeout, free_port)
+    if created or not hba_secured(pgdata):
+        _secure_existing(layout, run_as, timeout, password)
+    return _start_postmaster(layout, run_as, previous.port if previous else None, timeout, free_port, password)
+
+
+def hba_secured(pgdata: Path) -> bool:
+    """True if every rule of ``pgdata``'s pg_hba.conf asks for a SCRAM password (no trust, peer, ident)."""
+    try:
+        lines = (pgdata / "pg_hba.conf").read_text().splitlines()
+    except OSError:
+        return False
+    rules = [line.split("#", 1)[0].split() for line in lines]
+    rules = [rule for rule in rules if rule]
+    return bool(rules) and all(AUTH_METHOD in rule for rule in rules)
 
 
 def _prepare_postgres_files(layout: ServiceLayout, run_as: RunAs) -> None:
-    if run_as.uid is not None:
-        grant_read_tree(postgres_bin_dir().parent)
-        libs = pgserver_libs_dir()
-        if libs.is_dir():
-            grant_read_tree(libs)
-    prepare_dir(layout.postgres_dir, run_as, 0o755)
-    layout.postgres_log.touch(exist_ok=True)
+    prepare_dir(layout.postgres_dir, run_as, 0o700)
+    layout.postgres_log.touch(mode=0o600, exist_ok=True)
     run_as.chown(layout.postgres_log)
+    layout.postgres_log.chmod(0o600)
     pgdata = layout.pgdata
     if pgdata.exists() and not (pgdata / "PG_VERSION").exists() and any(pgdata.iterdir()):
         # Left over by an initdb that was killed half-way: initdb needs an empty dir. Kept, not deleted.
@@ -118,22 +157,51 @@ def _prepare_postgres_files(layout: ServiceLayout, run_as: RunAs) -> None:
     prepare_dir(pgdata, run_as, 0o700)
 
 
-def _initdb(layout: ServiceLayout, run_as: RunAs, timeout: float) -> None:
+def _initdb(layout: ServiceLayout, run_as: RunAs, timeout: float, password: str) -> None:
+    """initdb with SCRAM authentication; the superuser's password is given as its SCRAM verifier."""
+    pwfile = layout.postgres_dir / _PWFILE
+    write_private(pwfile, scram_verifier(password) + "\n")
+    run_as.chown(pwfile)
     cmd = [
         postgres_bin_dir() / "initdb",
         "-D",
-        layout.pgdata,
-        "--auth=trust",
+        SELF_CWD,
+        f"--auth={AUTH_METHOD}",
+        f"--pwfile=../{_PWFILE}",
         "-U",
         PG_USER,
         "--encoding=UTF8",
         "--locale=C",
     ]
-    code, output = run(cmd, run_as, timeout=timeout, cwd=layout.postgres_dir)
+    try:
+        code, output = run(cmd, run_as, timeout=timeout, cwd=layout.pgdata)
+    finally:
+        pwfile.unlink(missing_ok=True)
     if code != 0:
         raise ServiceStartError(
             "PostgreSQL", f"initdb exited with code {code}", log_file="initdb output", log_tail=tail(output)
         )
+    write_private(layout.pgdata / "pg_hba.conf", PG_HBA)
+    run_as.chown(layout.pgdata / "pg_hba.conf")
+
+
+def _secure_existing(layout: ServiceLayout, run_as: RunAs, timeout: float, password: str) -> None:
+    """Give an existing data dir the password and SCRAM-only pg_hba.conf (a trust-auth data dir of an
+    older version, or a new password after secrets/ was lost). Runs the server in single-user mode,
+    which listens nowhere, so no client connects before the password is in place."""
+    cmd = [postgres_bin_dir() / "postgres", "--single", "-D", SELF_CWD, PG_DATABASE]
+    sql = f"ALTER ROLE {PG_USER} WITH LOGIN PASSWORD '{scram_verifier(password)}'\n"
+    code, output = run(cmd, run_as, timeout=timeout, cwd=layout.pgdata, stdin=sql)
+    if code != 0 or "ERROR" in output:
+        raise ServiceStartError(
+            "PostgreSQL",
+            f"setting the password of the existing data dir {layout.pgdata} failed (exit code {code}); "
+            "move that dir away to start afresh",
+            log_file="postgres --single output",
+            log_tail=tail(output),
+        )
+    write_private(layout.pgdata / "pg_hba.conf", PG_HBA)
+    run_as.chown(layout.pgdata / "pg_hba.conf")
 
 
 def _clear_crash_leftovers(layout: ServiceLayout) -> None:
@@ -154,7 +222,7 @@ def _clear_crash_leftovers(layout: ServiceLayout) -> None:
 
 
 def _start_postmaster(
-    layout: ServiceLayout, run_as: RunAs, preferred: int | None, timeout: float, free_port: PortPicker
+    layout: ServiceLayout, run_as: RunAs, preferred: int | None, timeout: float, free_port: PortPicker, password: str
 ) -> ServerRecord:
     pg_ctl = postgres_bin_dir() / "pg_ctl"
     log = layout.postgres_log
@@ -167,9 +235,9 @@ def _start_postmaster(
         cmd = [
             pg_ctl,
             "-D",
-            layout.pgdata,
+            SELF_CWD,
             "-l",
-            log,
+            f"../{log.name}",
             "-w",
             "-t",
             str(max(1, int(timeout))),
@@ -177,11 +245,11 @@ def _start_postmaster(
             f"-h {HOST} -p {port} -k ''",
             "start",
         ]
-        code, output = run(cmd, run_as, timeout=timeout + 10, cwd=layout.postgres_dir)
+        code, output = run(cmd, run_as, timeout=timeout + 10, cwd=layout.pgdata)
         info = _PostmasterPid.read(layout.pgdata)
         if code == 0 and info is not None and runs_in(info.pid, layout.pgdata):
-            if answers(check_postgres, postgres_url(port), info.pid, layout.pgdata, ANSWER_GRACE):
-                return _postgres_record(layout, info.pid, port, started_at)
+            if answers(check_postgres, postgres_url(port, password), info.pid, layout.pgdata, ANSWER_GRACE):
+                return _postgres_record(layout, info.pid, port, password, started_at)
             cause = f"the server started (pid {info.pid}) but does not answer on port {port}"
         else:
             cause = f"pg_ctl start exited with code {code}"
@@ -203,8 +271,8 @@ def _start_postmaster(
 def _stop_postmaster(layout: ServiceLayout, pid: int) -> None:
     """Stop our postmaster: pg_ctl fast shutdown, then SIGQUIT (immediate), then SIGKILL."""
     pg_ctl = postgres_bin_dir() / "pg_ctl"
-    cmd = [pg_ctl, "-D", layout.pgdata, "-m", "fast", "-w", "-t", "30", "stop"]
-    run(cmd, server_run_as(), timeout=40, cwd=layout.postgres_dir)
+    cmd = [pg_ctl, "-D", SELF_CWD, "-m", "fast", "-w", "-t", "30", "stop"]
+    run(cmd, server_run_as(), timeout=40, cwd=layout.pgdata)
     if runs_in(pid, layout.pgdata):
         terminate(pid, layout.pgdata, timeout=5.0, sig=signal.SIGQUIT)
     _clear_crash_leftovers(layout)

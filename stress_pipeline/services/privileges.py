@@ -1,9 +1,17 @@
-"""The user the embedded servers run as, and the file permissions that user needs.
+"""The user the embedded servers run as, and how that user reaches its data without wider permissions.
 
-PostgreSQL refuses to run as root. When this process is root, PostgreSQL and Redis run as the
-unprivileged system user ``pgserver`` (created if missing, the name the pgserver package uses too):
-Redis 6.2 lets any client move its dump file anywhere with CONFIG SET, so it must not run as root either.
-That user then needs to own its data dirs and to reach the wheels' binaries, which this module grants.
+When this process is not root, the servers run as its own user. PostgreSQL refuses to run as root, so
+when this process is root PostgreSQL and Redis run as the unprivileged system user ``pgserver``
+(created if missing, the name the pgserver package uses too; Redis 6.2 lets an authenticated client
+move its dump file anywhere with CONFIG SET, so it must not run as root either).
+
+That user owns its data dirs (``services/postgres``, ``services/redis``, 0700) but is never given a
+path to them: the services dir and STRESS_HOME above it stay private to the invoking user, and no
+permission of any directory above them is changed. Instead each server command is started with its
+data dir as working directory (entered while still root, before the user switch) and names that dir
+only relatively (``.``, ``/proc/self/cwd``). The server programs themselves are run from the installed
+wheels, which must be readable by other users, as package installs are by default;
+:func:`~stress_pipeline.services.launch.run` says so clearly when they are not.
 """
 
 from __future__ import annotations
@@ -11,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +28,9 @@ from stress_pipeline.services.errors import ServiceUnavailableError, one_line
 
 #: System user the servers run as when this process is root.
 SERVICE_USER = "pgserver"
+#: How a server command names its data dir: its own working directory, entered before the user switch.
+#: The kernel resolves this link without checking the directories above, which stay private.
+SELF_CWD = "/proc/self/cwd"
 
 
 @dataclass(frozen=True)
@@ -69,32 +79,8 @@ def _ensure_service_user() -> pwd.struct_passwd:
         ) from None
 
 
-def _grant_traverse(path: Path) -> None:
-    """Let other users traverse every ancestor of ``path`` (adds o+x only where it is missing)."""
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
-
-
-def grant_read_tree(root: Path) -> None:
-    """Let other users read ``root``'s files and run its programs (for the wheel's binaries)."""
-    _grant_traverse(root)
-    for path in [root, *root.rglob("*")]:
-        if path.is_symlink():
-            continue
-        mode = stat.S_IMODE(path.stat().st_mode)
-        wanted = mode | stat.S_IROTH
-        if path.is_dir() or mode & stat.S_IXUSR:
-            wanted |= stat.S_IXOTH
-        if wanted != mode:
-            path.chmod(wanted)
-
-
 def prepare_dir(path: Path, run_as: RunAs, mode: int = 0o700) -> None:
-    """Create ``path`` owned by the server user, reachable by it."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` owned by the server user with ``mode``; its parents are not touched."""
+    path.mkdir(mode=mode, exist_ok=True)
     run_as.chown(path)
     path.chmod(mode)
-    if run_as.uid is not None:
-        _grant_traverse(path)

@@ -3,10 +3,17 @@
 Redis daemonizes itself and writes its pid file a little after it answers, so a start asks the server
 for its pid and checks it works in our dir before trusting it: whatever answers on the port might be
 another server that took the port first.
+
+Every client must authenticate: redis.conf (0600, rewritten on every start) gives the ``default`` user
+the SHA-256 of the generated password (an ACL rule, so the password itself is not in the file) and
+names the working dir and files relatively (the server runs in its dir, see
+:mod:`~stress_pipeline.services.privileges`). A running server of an older version without a password
+no longer answers the authenticated health check and is restarted with one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -15,6 +22,7 @@ from pathlib import Path
 import redis
 
 from stress_pipeline.services.connections import check_redis
+from stress_pipeline.services.credentials import ensure_password, write_private
 from stress_pipeline.services.errors import ServiceStartError, ServiceUnavailableError
 from stress_pipeline.services.launch import (
     HOST,
@@ -27,22 +35,25 @@ from stress_pipeline.services.launch import (
     run,
     tail,
 )
-from stress_pipeline.services.privileges import RunAs, grant_read_tree, prepare_dir, server_run_as
+from stress_pipeline.services.privileges import SELF_CWD, RunAs, prepare_dir, server_run_as
 from stress_pipeline.services.processes import ANSWER_GRACE, answers, runs_in, terminate
 from stress_pipeline.services.state_file import REDIS, ServerRecord, ServiceLayout
+from stress_pipeline.services.urls import with_password
 
-#: ``redis_conf``'s signature: the contents of redis.conf for a layout and a port.
-ConfRenderer = Callable[[ServiceLayout, int], str]
-
-
-def redis_url(port: int) -> str:
-    return f"redis://{HOST}:{port}/0"
+#: ``redis_conf``'s signature: the contents of redis.conf for a layout, a port and the password.
+ConfRenderer = Callable[[ServiceLayout, int, str], str]
 
 
-def _redis_record(layout: ServiceLayout, pid: int, port: int, started_at: str | None) -> ServerRecord:
+def redis_url(port: int, password: str | None = None) -> str:
+    """The server's URL; with ``password`` in it when given (never written to the state file)."""
+    url = f"redis://{HOST}:{port}/0"
+    return url if password is None else with_password(url, password)
+
+
+def _redis_record(layout: ServiceLayout, pid: int, port: int, password: str, started_at: str | None) -> ServerRecord:
     return ServerRecord(
         name=REDIS,
-        url=redis_url(port),
+        url=redis_url(port, password),
         pid=pid,
         port=port,
         data_dir=str(layout.redis_dir),
@@ -76,8 +87,9 @@ def ensure_redis(
     free_port: PortPicker,
     render_conf: ConfRenderer,
 ) -> ServerRecord:
-    """Reuse our running, answering redis-server, or (re)start one; return its record."""
+    """Reuse our running, answering, password-protected redis-server, or (re)start one; return its record."""
     workdir = layout.redis_dir
+    password, _created = ensure_password(layout.secrets_dir, REDIS)
     candidates = [previous.pid] if previous else []
     pidfile_pid = _read_pidfile(layout.redis_pidfile)
     if pidfile_pid and pidfile_pid not in candidates:
@@ -86,23 +98,27 @@ def ensure_redis(
         if not runs_in(pid, workdir):
             continue
         port = previous.port if previous and previous.pid == pid else _redis_port_of(pid)
-        if port is not None and answers(check_redis, redis_url(port), pid, workdir, ANSWER_GRACE):
-            same = previous is not None and previous.pid == pid and previous.port == port
-            return previous if same else _redis_record(layout, pid, port, None)
+        url = redis_url(port, password) if port is not None else ""
+        # A server without a password accepts any AUTH, so also ask it without one.
+        if port is not None and answers(check_redis, url, pid, workdir, ANSWER_GRACE) and not _open_to_all(port):
+            same = previous is not None and previous.pid == pid and previous.port == port and previous.url == url
+            return previous if same else _redis_record(layout, pid, port, password, None)
         terminate(pid, workdir)
 
     run_as = server_run_as()
-    if run_as.uid is not None:
-        grant_read_tree(redis_server_bin().parent)
     prepare_dir(workdir, run_as, 0o700)
     layout.redis_pidfile.unlink(missing_ok=True)
-    return _start_redis(layout, run_as, previous.port if previous else None, timeout, free_port, render_conf)
+    if layout.redis_log.exists():
+        layout.redis_log.chmod(0o600)  # a log of an older version; new files get umask 077 (launch.run)
+    return _start_redis(
+        layout, run_as, previous.port if previous else None, timeout, free_port, render_conf, password
+    )
 
 
-def redis_conf(layout: ServiceLayout, port: int) -> str:
-    def quoted(path: Path) -> str:
-        return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
+def redis_conf(layout: ServiceLayout, port: int, password: str) -> str:
+    """redis.conf: TCP on 127.0.0.1 only, every client authenticates as ``default`` with ``password``
+    (stored as its SHA-256), files named relative to the working dir."""
+    digest = hashlib.sha256(password.encode()).hexdigest()
     return "\n".join(
         [
             "# Written by stress_pipeline on every start of the embedded Redis; edits are overwritten.",
@@ -110,9 +126,10 @@ def redis_conf(layout: ServiceLayout, port: int) -> str:
             f"port {port}",
             "protected-mode yes",
             "daemonize yes",
-            f"dir {quoted(layout.redis_dir)}",
-            f"pidfile {quoted(layout.redis_pidfile)}",
-            f"logfile {quoted(layout.redis_log)}",
+            "dir .",
+            f"pidfile {layout.redis_pidfile.name}",
+            f"logfile {layout.redis_log.name}",
+            f"user default on resetpass #{digest} ~* &* +@all",
             'save ""',
             "appendonly no",
             "",
@@ -127,6 +144,7 @@ def _start_redis(
     timeout: float,
     free_port: PortPicker,
     render_conf: ConfRenderer,
+    password: str,
 ) -> ServerRecord:
     log = layout.redis_log
     cause = "redis-server did not start"
@@ -134,15 +152,16 @@ def _start_redis(
     offset = 0
     for _attempt in range(PORT_ATTEMPTS):
         port = free_port(preferred)
-        layout.redis_conf.write_text(render_conf(layout, port))
+        write_private(layout.redis_conf, render_conf(layout, port, password))
         run_as.chown(layout.redis_conf)
         offset = log_size(log)
         started_at = now()
-        code, output = run([redis_server_bin(), layout.redis_conf], run_as, timeout=30, cwd=layout.redis_dir)
+        conf = f"{SELF_CWD}/{layout.redis_conf.name}"
+        code, output = run([redis_server_bin(), conf], run_as, timeout=30, cwd=layout.redis_dir)
         if code != 0:
             cause = f"redis-server exited with code {code}"
             break
-        url = redis_url(port)
+        url = redis_url(port, password)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             logged = log_since(log, offset)
@@ -156,7 +175,7 @@ def _start_redis(
                 continue
             # Whatever answers must be the server just started here, not one that took the port.
             if runs_in(pid, layout.redis_dir):
-                return _redis_record(layout, pid, port, started_at)
+                return _redis_record(layout, pid, port, password, started_at)
             time.sleep(0.02)
         else:
             cause = f"redis-server did not answer PING on port {port} within {timeout:.0f} s"
@@ -171,6 +190,17 @@ def _start_redis(
         break
     log_tail = tail(log_since(log, offset)) or tail(output)
     raise ServiceStartError("Redis", cause, log_file=str(log), log_tail=log_tail)
+
+
+def _open_to_all(port: int) -> bool:
+    """True if the server on ``port`` answers PING without a password (an older version's server)."""
+    client = redis.Redis(host=HOST, port=port, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def _redis_pid(url: str) -> int:

@@ -5,10 +5,11 @@ and on one record of what runs. This module is that agreement: the layout of the
 records written to the state file, the atomic writes readers can rely on without locking, and the
 lock that serialises every start and stop.
 
-Layout under ``Settings.services_dir``::
+Layout under ``Settings.services_dir`` (0700, like every dir here; every file 0600)::
 
-    services.json          URL, pid, port, data dir and log of each running server
+    services.json          URL (without password), pid, port, data dir and log of each running server
     services.lock          flock()ed around every start and stop: concurrent processes get one server
+    secrets/               <server>.password: the generated password of each server
     postgres/data/         PGDATA, created by initdb on the first start
     postgres/postgres.log  server log (appended to on every start)
     redis/                 Redis working dir: redis.conf (rewritten on every start), redis.pid, redis.log
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stress_pipeline.services.credentials import PRIVATE_FILE_MODE, private_dir, read_password, write_private
+from stress_pipeline.services.urls import with_password, without_password
 from stress_pipeline.settings import Settings
 
 POSTGRES = "postgres"
@@ -48,7 +51,11 @@ def check_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class ServerRecord:
-    """One running embedded server, as written to the state file."""
+    """One running embedded server, as written to the state file.
+
+    ``url`` carries the server's password in memory; the state file holds it without (the password is
+    read back from ``secrets/`` by :func:`read_state_file`).
+    """
 
     name: str
     url: str
@@ -83,7 +90,11 @@ class ServiceState:
         return dataclasses.replace(self, **{check_name(name): record})
 
     def to_json(self) -> dict[str, Any]:
-        servers = {name: dataclasses.asdict(rec) for name in SERVICE_NAMES if (rec := self.get(name))}
+        servers = {
+            name: {**dataclasses.asdict(rec), "url": without_password(rec.url)}
+            for name in SERVICE_NAMES
+            if (rec := self.get(name))
+        }
         return {"version": _STATE_VERSION, "servers": servers}
 
     @classmethod
@@ -111,6 +122,10 @@ class ServiceLayout:
     @property
     def lock_file(self) -> Path:
         return self.root / "services.lock"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
 
     @property
     def postgres_dir(self) -> Path:
@@ -148,8 +163,8 @@ def locked(layout: ServiceLayout, timeout: float = LOCK_TIMEOUT) -> Iterator[Non
     flock is released by the kernel when the holder dies, so a crashed process never leaves the lock
     behind; the descriptor is close-on-exec so the daemons started under it do not inherit it.
     """
-    layout.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    private_dir(layout.root)
+    fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -176,11 +191,15 @@ def read_state_file(layout: ServiceLayout) -> ServiceState:
     except (OSError, ValueError):
         # A damaged state file is not fatal: the servers' own pid files are checked on every start.
         return ServiceState()
-    return ServiceState.from_json(raw)
+    state = ServiceState.from_json(raw)
+    for name in SERVICE_NAMES:
+        record = state.get(name)
+        password = read_password(layout.secrets_dir, name) if record else None
+        if record is not None and password is not None:
+            state = state.with_record(name, dataclasses.replace(record, url=with_password(record.url, password)))
+    return state
 
 
 def write_state_file(layout: ServiceLayout, state: ServiceState) -> None:
-    """Replace the state file atomically, so readers without the lock never see half of it."""
-    tmp = layout.state_file.with_name(f".{layout.state_file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
-    os.replace(tmp, layout.state_file)
+    """Replace the state file atomically (0600), so readers without the lock never see half of it."""
+    write_private(layout.state_file, json.dumps(state.to_json(), indent=2) + "\n")
