@@ -1,0 +1,1 @@
+"""Go / no-go certification: gates, the readiness checklist, the history of certifications and the report."""
