@@ -16,6 +16,10 @@ from stress_pipeline.paths import StoragePaths
 DEFAULT_HOME = ".stress"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_GAP_RATIO = 0.01
+DEFAULT_MAX_FILE_BYTES = 4 * 1024**3
+"""Largest market data file ingested, on disk and once decompressed (STRESS_MAX_FILE_BYTES)."""
+DEFAULT_SCENARIO_MEMORY_BYTES = 8 * 1024**3
+"""Largest memory a scenario's generated paths may need (STRESS_SCENARIO_MEMORY_BYTES)."""
 
 
 class SettingsError(ValueError):
@@ -34,6 +38,8 @@ class Settings:
     postgres_url: str | None
     redis_url: str | None
     max_gap_ratio: float
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    scenario_memory_bytes: int = DEFAULT_SCENARIO_MEMORY_BYTES
 
     @property
     def bars_dir(self) -> Path:
@@ -71,16 +77,22 @@ class Settings:
 def make_settings(
     home: str | Path = DEFAULT_HOME, data_dir: str | Path = DEFAULT_DATA_DIR, postgres_url: str | None = None,
     redis_url: str | None = None, max_gap_ratio: float = DEFAULT_MAX_GAP_RATIO,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, scenario_memory_bytes: int = DEFAULT_SCENARIO_MEMORY_BYTES,
 ) -> Settings:
     """Settings from plain values (paths resolved against the working directory)."""
     if not 0.0 <= max_gap_ratio <= 1.0:
         raise SettingsError(f"max_gap_ratio={max_gap_ratio!r}: expected a number between 0 and 1")
+    for name, value in (("max_file_bytes", max_file_bytes), ("scenario_memory_bytes", scenario_memory_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise SettingsError(f"{name}={value!r}: expected a whole number of bytes > 0")
     return Settings(
         home=Path(home).expanduser().resolve(),
         data_dir=Path(data_dir).expanduser().resolve(),
         postgres_url=postgres_url or None,
         redis_url=redis_url or None,
         max_gap_ratio=float(max_gap_ratio),
+        max_file_bytes=max_file_bytes,
+        scenario_memory_bytes=scenario_memory_bytes,
     )
 
 
@@ -93,7 +105,22 @@ def get_settings(environ: dict[str, str] | None = None) -> Settings:
         postgres_url=env.get("STRESS_POSTGRES_URL") or None,
         redis_url=env.get("STRESS_REDIS_URL") or None,
         max_gap_ratio=_ratio(env, "STRESS_MAX_GAP_RATIO", DEFAULT_MAX_GAP_RATIO),
+        max_file_bytes=_bytes(env, "STRESS_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
+        scenario_memory_bytes=_bytes(env, "STRESS_SCENARIO_MEMORY_BYTES", DEFAULT_SCENARIO_MEMORY_BYTES),
     )
+
+
+def _bytes(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number of bytes > 0") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number of bytes > 0")
+    return value
 
 
 def _ratio(env: os._Environ[str] | dict[str, str], name: str, default: float) -> float:

@@ -14,7 +14,7 @@ import pytest
 
 from stress_pipeline.market import BAR_COLUMNS, BarFileError, load_bars
 from stress_pipeline.market.loaders import BINANCE_COLUMNS
-from stress_pipeline.market.symbols import discover_symbol_files, symbol_from_path
+from stress_pipeline.market.symbols import discover_symbol_files, symbol_from_path, unnamed_data_files
 
 T0_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 MINUTE_MS = 60_000
@@ -230,19 +230,37 @@ def test_parquet_missing_column(tmp_path: Path, symbols_file: Path) -> None:
     assert err.column == "volume" and "missing column" in str(err)
 
 
-def test_parquet_bad_value_names_row_group_and_row(tmp_path: Path, symbols_file: Path) -> None:
+def test_parquet_nan_names_row_group_and_row(tmp_path: Path, symbols_file: Path) -> None:
     path = tmp_path / "BTCUSDT.parquet"
     table = pa.table(
         {
             "timestamp": pa.array(np.arange(6, dtype=np.int64) * 60 + 1_704_067_200),
-            "open": ["1", "1", "1", "1", "oops", "1"],
+            "open": [1.0, 1.0, 1.0, 1.0, float("nan"), 1.0],
             "high": [2.0] * 6, "low": [0.5] * 6, "close": [1.0] * 6, "volume": [1.0] * 6,
         }
     )
     pq.write_table(table, path, row_group_size=3)
     err = load_error(path, symbols_file)
     assert (err.location, err.column) == ("row group 1, row 1", "open")
-    assert "'oops'" in str(err)
+    assert str(err) == f"{path}: row group 1, row 1, column open: nan is not a finite number"
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"), [(["1", "1", "oops"], "string"), ([True, False, True], "bool")], ids=["string", "bool"]
+)
+def test_parquet_non_numeric_column_is_rejected_by_name(
+    tmp_path: Path, symbols_file: Path, values: list[object], kind: str
+) -> None:
+    path = tmp_path / "BTCUSDT.parquet"
+    table = pa.table(
+        {
+            "timestamp": pa.array(np.arange(3, dtype=np.int64) * 60 + 1_704_067_200),
+            "open": [1.0] * 3, "high": [2.0] * 3, "low": [0.5] * 3, "close": [1.0] * 3, "volume": values,
+        }
+    )
+    pq.write_table(table, path)
+    err = load_error(path, symbols_file)
+    assert str(err) == f"{path}: column volume: holds {kind} values, expected numbers"
 
 
 def test_one_bad_file_fails_the_load_whole(tmp_path: Path, symbols_file: Path) -> None:
@@ -266,3 +284,12 @@ def test_without_a_symbols_file_the_data_directory_s_one_gives_the_spreads(tmp_p
     elsewhere.mkdir(parents=True)
     alone = load_bars(write(elsewhere / "BTCUSDT.csv", kline_rows(2)))
     assert (alone["spread_bps"] == 5.0).all()  # no symbols.yaml: the built-in default
+
+
+def test_a_file_whose_name_yields_no_symbol_is_left_out_of_discovery(tmp_path: Path, symbols_file: Path) -> None:
+    good = write(tmp_path / "BTCUSDT-1m.csv", kline_rows(3))
+    unnamed = write(tmp_path / "_draft bars.csv", kline_rows(3))
+    assert discover_symbol_files(tmp_path) == {"BTCUSDT": [good]}
+    assert unnamed_data_files(tmp_path) == [unnamed]
+    err = load_error(unnamed, symbols_file)
+    assert str(err) == f"{unnamed}: cannot tell the symbol from the file name (expected e.g. BTCUSDT-1m-2024-01.csv.gz)"

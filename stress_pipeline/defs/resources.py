@@ -22,7 +22,9 @@ from stress_pipeline.services import check_postgres, check_redis, postgres_engin
 from stress_pipeline.settings import (
     DEFAULT_DATA_DIR,
     DEFAULT_HOME,
+    DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_GAP_RATIO,
+    DEFAULT_SCENARIO_MEMORY_BYTES,
     Settings,
     get_settings,
     make_settings,
@@ -49,6 +51,13 @@ class StressResource(dg.ConfigurableResource):
     postgres_url: str | None = Field(default=None, description="STRESS_POSTGRES_URL; unset: the embedded PostgreSQL")
     redis_url: str | None = Field(default=None, description="STRESS_REDIS_URL; unset: the embedded Redis")
     max_gap_ratio: float = Field(default=DEFAULT_MAX_GAP_RATIO, description="largest share of missing bars accepted")
+    max_file_bytes: int = Field(
+        default=DEFAULT_MAX_FILE_BYTES, description="STRESS_MAX_FILE_BYTES: largest market data file, decompressed"
+    )
+    scenario_memory_bytes: int = Field(
+        default=DEFAULT_SCENARIO_MEMORY_BYTES,
+        description="STRESS_SCENARIO_MEMORY_BYTES: largest memory a scenario's generated paths may need",
+    )
     strategy: str = Field(default=_SIM_DEFAULTS.strategy, description="trend | mean_reversion | breakout | pkg.mod:fn")
     strategy_params: dict[str, float] = Field(default_factory=dict, description="the strategy's parameters")
     initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
@@ -59,7 +68,8 @@ class StressResource(dg.ConfigurableResource):
     def settings(self) -> Settings:
         return make_settings(
             home=self.home, data_dir=self.data_dir, postgres_url=self.postgres_url, redis_url=self.redis_url,
-            max_gap_ratio=self.max_gap_ratio,
+            max_gap_ratio=self.max_gap_ratio, max_file_bytes=self.max_file_bytes,
+            scenario_memory_bytes=self.scenario_memory_bytes,
         )  # fmt: skip
 
     def sim_config(self) -> SimConfig:
@@ -99,11 +109,14 @@ class StressResource(dg.ConfigurableResource):
 def stress_resource_from_env(**overrides: object) -> StressResource:
     """The resource with every set variable of ENV_VARIABLES bound through ``dg.EnvVar``.
 
-    STRESS_MAX_GAP_RATIO is a number, which ``dg.EnvVar`` cannot carry: its value is read (and
-    validated) here, when the definitions load.
+    STRESS_MAX_GAP_RATIO, STRESS_MAX_FILE_BYTES and STRESS_SCENARIO_MEMORY_BYTES are numbers, which
+    ``dg.EnvVar`` cannot carry: their values are read (and validated) here, when the definitions load.
     """
     bound: dict[str, object] = {field: dg.EnvVar(name) for field, name in ENV_VARIABLES.items() if os.environ.get(name)}
-    bound["max_gap_ratio"] = get_settings().max_gap_ratio
+    settings = get_settings()
+    bound["max_gap_ratio"] = settings.max_gap_ratio
+    bound["max_file_bytes"] = settings.max_file_bytes
+    bound["scenario_memory_bytes"] = settings.scenario_memory_bytes
     return StressResource(**{**bound, **overrides})
 
 

@@ -46,14 +46,25 @@ def symbol_from_path(path: str | Path) -> str:
 
 
 def discover_symbol_files(bars_dir: Path) -> dict[str, list[Path]]:
-    """Map each symbol found under ``bars_dir`` (recursively) to its data files, sorted by name."""
+    """Map each symbol found under ``bars_dir`` (recursively) to its data files, sorted by name.
+
+    A data file whose name yields no symbol is left out, so it cannot stop the others from being
+    ingested; :func:`unnamed_data_files` lists it, for the caller to report.
+    """
     found: dict[str, list[Path]] = {}
     if not bars_dir.is_dir():
         return found
     for path in sorted(bars_dir.rglob("*")):
-        if is_data_file(path):
+        if is_data_file(path) and _SYMBOL_RE.match(path.name):
             found.setdefault(symbol_from_path(path), []).append(path)
     return found
+
+
+def unnamed_data_files(bars_dir: Path) -> list[Path]:
+    """The data files under ``bars_dir`` whose name yields no symbol (skipped by discovery)."""
+    if not bars_dir.is_dir():
+        return []
+    return [path for path in sorted(bars_dir.rglob("*")) if is_data_file(path) and not _SYMBOL_RE.match(path.name)]
 
 
 def file_fingerprint(files: list[Path]) -> str:

@@ -1,12 +1,19 @@
-"""The market group: canonical bars per symbol, read from $STRESS_DATA_DIR/bars."""
+"""The market group: canonical bars per symbol, read from $STRESS_DATA_DIR/bars.
 
+The asset validates before it promotes: it runs the bar quality suite on the bars it loaded and
+fails, naming the file and line of the offending rows, before the IO manager writes anything, so bad
+bars never replace the last good materialisation. The blocking check then judges what was stored.
+"""
 
 import dagster as dg
 import pandas as pd
 
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.defs.resources import StressResource
-from stress_pipeline.market import BarFileError, load_bars
+from stress_pipeline.market import BarFileError
+from stress_pipeline.market.loaders import load_bars_with_sources
+from stress_pipeline.market.quality import validate_bars
+from stress_pipeline.market.sources import quality_failure_message
 from stress_pipeline.market.summary import BarSummary, summarize_bars
 from stress_pipeline.market.symbols import discover_symbol_files
 from stress_pipeline.plots import downsample, line_plot_png, png_markdown
@@ -29,13 +36,27 @@ def market_bars(context: dg.AssetExecutionContext, stress: StressResource) -> dg
         raise dg.Failure(f"no market data files for {symbol} under {settings.bars_dir}", allow_retries=False)
     context.log.info(f"loading {len(files)} file(s) for {symbol}")
     try:
-        bars = load_bars(files, symbols_file=settings.symbols_file)
+        bars, sources = load_bars_with_sources(
+            files, symbols_file=settings.symbols_file, max_file_bytes=settings.max_file_bytes
+        )
     except BarFileError as err:
         raise dg.Failure(
             description=str(err),
             metadata={"file": err.path, "location": err.location or "", "column": err.column or ""},
             allow_retries=False,
         ) from None
+    report = validate_bars(bars, max_gap_ratio=settings.max_gap_ratio)
+    if not report.success:
+        raise dg.Failure(
+            description=quality_failure_message(symbol, report, sources),
+            metadata={
+                "failed_expectations": dg.MetadataValue.json(
+                    [{"name": o.name, "unexpected_count": o.unexpected_count} for o in report.failures]
+                ),
+                "report": dg.MetadataValue.md(report.to_markdown()),
+            },
+            allow_retries=False,
+        )
     summary = summarize_bars(bars)
     return dg.Output(bars, metadata=_metadata(symbol, bars, summary, [str(f) for f in files]))
 
@@ -55,3 +76,18 @@ def _metadata(symbol: str, bars: pd.DataFrame, summary: BarSummary, files: list[
         "preview": dg.MetadataValue.md(bars.head(PREVIEW_ROWS).to_markdown(index=False)),
         "close_plot": dg.MetadataValue.md(plot),
     }
+
+
+def failed_symbols(instance: dg.DagsterInstance, symbols: list[str]) -> list[str]:
+    """The ``symbols`` whose latest ``market_bars`` attempt failed (after their last materialisation).
+
+    Their stored bars are the last good ones, but no longer what the data directory holds: a stage
+    that reads them would report on data the operator has since replaced. Dagster's own partition
+    status answers this the same way for a run, a UI launch and a backfill.
+    """
+    known = set(instance.get_dynamic_partitions(symbols_partitions.name))
+    wanted = [s for s in symbols if s in known]
+    if not wanted:
+        return []
+    status = instance.get_status_by_partition(market_bars.key, wanted, symbols_partitions) or {}
+    return [s for s in wanted if status.get(s) == dg.AssetPartitionStatus.FAILED]

@@ -14,7 +14,7 @@ import dagster as dg
 from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.defs.resources import StressResource
-from stress_pipeline.market.symbols import discover_symbol_files, file_fingerprint
+from stress_pipeline.market.symbols import discover_symbol_files, file_fingerprint, unnamed_data_files
 
 
 @dg.sensor(
@@ -25,7 +25,10 @@ from stress_pipeline.market.symbols import discover_symbol_files, file_fingerpri
     description="Adds a symbols partition and requests a market_bars run for each new or changed data file.",
 )
 def market_files_sensor(context: dg.SensorEvaluationContext, stress: StressResource) -> dg.SensorResult:
-    files_by_symbol = discover_symbol_files(stress.settings().bars_dir)
+    bars_dir = stress.settings().bars_dir
+    files_by_symbol = discover_symbol_files(bars_dir)
+    for path in unnamed_data_files(bars_dir):
+        context.log.error(f"{path}: skipped, cannot tell the symbol from the file name (expected e.g. BTCUSDT-1m.csv)")
     current = {symbol: file_fingerprint(files) for symbol, files in files_by_symbol.items()}
     known = set(context.instance.get_dynamic_partitions(symbols_partitions.name))
     if context.cursor:

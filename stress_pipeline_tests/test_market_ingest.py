@@ -1,0 +1,112 @@
+"""Ingest robustness on real files: NaN and empty values named, streamed reads, size limits, provenance."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from stress_pipeline.market import BarFileError, load_bars, loaders
+from stress_pipeline.market.loaders import load_bars_with_sources
+
+from .test_market_loaders import kline_rows, load_error, write
+
+
+@pytest.fixture
+def symbols_file(tmp_path: Path) -> Path:
+    path = tmp_path / "symbols.yaml"
+    path.write_text("defaults:\n  spread_bps: 3.0\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("nan", "'nan' is not a finite number"), ("NaN", "'NaN' is not a finite number"),
+     ("inf", "'inf' is not a finite number"), ("", "empty value, expected a number")],
+    ids=["nan", "NaN", "inf", "empty"],
+)  # fmt: skip
+def test_csv_nan_infinite_or_empty_value_names_line_and_column(
+    tmp_path: Path, symbols_file: Path, value: str, problem: str
+) -> None:
+    rows = kline_rows(20)
+    fields = rows[13].split(",")
+    fields[4] = value  # close
+    rows[13] = ",".join(fields)
+    path = write(tmp_path / "BTCUSDT-1m.csv", rows)
+    err = load_error(path, symbols_file)
+    assert str(err) == f"{path}: line 14, column close: {problem}"
+
+
+def test_streamed_csv_equals_a_whole_read_and_names_a_bad_line_in_a_late_block(
+    tmp_path: Path, symbols_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = kline_rows(3000)
+    plain = write(tmp_path / "BTCUSDT-1m.csv", rows)
+    gz = tmp_path / "ETHUSDT-1m.csv.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    whole = load_bars([plain, gz], symbols_file=symbols_file)
+    monkeypatch.setattr(loaders, "CSV_BLOCK_BYTES", 4096)  # ~50 blocks per file
+    streamed = load_bars([plain, gz], symbols_file=symbols_file)
+    pd.testing.assert_frame_equal(whole, streamed)
+    assert len(streamed) == 6000 and streamed["close"].iloc[2999] == 42000.0 + 2999 + 0.5
+
+    fields = rows[2876].split(",")
+    fields[5] = "NaN"  # volume
+    rows[2876] = ",".join(fields)
+    bad = tmp_path / "SOLUSDT-1m.csv.gz"
+    bad.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    err = load_error(bad, symbols_file)
+    assert (err.location, err.column) == ("line 2877", "volume")
+
+
+def test_file_over_the_size_limit_fails_naming_it(tmp_path: Path, symbols_file: Path) -> None:
+    path = write(tmp_path / "BTCUSDT-1m.csv", kline_rows(100))
+    size = path.stat().st_size
+    with pytest.raises(BarFileError) as info:
+        load_bars(path, symbols_file=symbols_file, max_file_bytes=size - 1)
+    assert str(info.value) == (
+        f"{path}: {size:,} bytes, larger than the limit of {size - 1:,} bytes (max_file_bytes)"
+    )
+    assert len(load_bars(path, symbols_file=symbols_file, max_file_bytes=size)) == 100
+
+
+def test_compressed_file_over_the_limit_once_decompressed_fails_naming_it(tmp_path: Path, symbols_file: Path) -> None:
+    text = ("\n".join(kline_rows(20_000)) + "\n").encode()
+    path = tmp_path / "BTCUSDT-1m.csv.gz"
+    path.write_bytes(gzip.compress(text))
+    limit = len(text) // 2
+    assert path.stat().st_size < limit  # small on disk
+    with pytest.raises(BarFileError) as info:
+        load_bars(path, symbols_file=symbols_file, max_file_bytes=limit)
+    assert str(info.value) == f"{path}: larger than the limit of {limit:,} bytes once decompressed (max_file_bytes)"
+    assert len(load_bars(path, symbols_file=symbols_file, max_file_bytes=len(text))) == 20_000
+
+
+def test_parquet_streams_by_row_group_and_keeps_provenance(tmp_path: Path, symbols_file: Path) -> None:
+    n = 1000
+    ts = (np.arange(n, dtype=np.int64)[::-1] * 60 + 1_704_067_200)  # newest first: the load sorts
+    table = pa.table(
+        {"timestamp": ts, "open": np.full(n, 10.0), "high": np.full(n, 11.0), "low": np.full(n, 9.0),
+         "close": np.full(n, 10.5), "volume": np.ones(n)}
+    )  # fmt: skip
+    path = tmp_path / "BTCUSDT.parquet"
+    pq.write_table(table, path, row_group_size=128)
+    loaded = load_bars_with_sources(path, symbols_file=symbols_file)
+    assert loaded.bars["ts"].is_monotonic_increasing and len(loaded.bars) == n
+    # sorted row 0 is the file's last record: row group 7 (rows 896..999), row 103
+    assert loaded.sources.locations([0, n - 1, 5]) == [
+        f"{path}: row group 7, row 103", f"{path}: row group 0, row 0", f"{path}: row group 7, row 98"
+    ]
+
+
+def test_csv_provenance_counts_the_header_and_skips_blank_lines(tmp_path: Path, symbols_file: Path) -> None:
+    rows = kline_rows(6)
+    path = write(tmp_path / "BTCUSDT.csv", ["open_time,open,high,low,close,volume,close_time,qv,n,tb,tq,ig",
+                                            rows[3], "", rows[0], rows[1], rows[2], rows[4], rows[5]])  # fmt: skip
+    loaded = load_bars_with_sources(path, symbols_file=symbols_file)
+    assert loaded.sources.locations([0, 3, 5]) == [f"{path}: line 4", f"{path}: line 2", f"{path}: line 8"]
