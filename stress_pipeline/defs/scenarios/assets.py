@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from stress_pipeline.defs.checks import latest_metadata
-from stress_pipeline.defs.market.assets import market_bars
+from stress_pipeline.defs.market.assets import failed_symbols, market_bars
 from stress_pipeline.defs.partitions import scenarios_partitions, symbols_partitions
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.market.schema import concat_bars
@@ -98,6 +98,7 @@ def stressed_bars(
     Each partition's invariants (the promised drop, reproducibility, corrupted rows caught by the quality
     suite) are measured here and recorded with it for the check to judge.
     """
+    _refuse_failed_symbols(context, scenario_catalog)
     out: dict[str, pd.DataFrame] = {}
     for key in context.partition_keys:
         run, base = _stress(context, scenario_catalog, market_bars, key)
@@ -106,6 +107,31 @@ def stressed_bars(
         context.add_asset_metadata({**_metadata(run), **_invariant_metadata(report)}, partition_key=key)
         context.log.info(f"{key}: {len(run.stressed)} rows, {int(run.stressed['stressed'].sum())} stressed")
     return out
+
+
+def _refuse_failed_symbols(context: dg.AssetExecutionContext, catalog: pd.DataFrame) -> None:
+    """Fail before any work when a scenario reads a symbol whose latest ``market_bars`` attempt failed.
+
+    The stored bars of that symbol are the last good ones, not what its files now hold: nothing
+    downstream of a failed symbol runs, whether launched from the CLI, the UI or a backfill.
+    """
+    symbols = context.instance.get_dynamic_partitions(symbols_partitions.name)
+    needed: dict[str, list[str]] = {}
+    for key in context.partition_keys:
+        try:
+            scenario = scenario_for_key(catalog, key, symbols)
+        except KeyError as err:
+            raise dg.Failure(str(err)) from None
+        for symbol in scenario.symbols:
+            needed.setdefault(symbol, []).append(key)
+    failed = failed_symbols(context.instance, sorted(needed))
+    if failed:
+        blocked = ", ".join(f"{symbol} (scenarios {', '.join(needed[symbol])})" for symbol in failed)
+        raise dg.Failure(
+            f"the latest market_bars of {blocked} failed: fix the bar files and run `--select group:market` again",
+            metadata={"failed_symbols": dg.MetadataValue.json(failed)},
+            allow_retries=False,
+        )
 
 
 def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, market_bars, key: str):
