@@ -27,8 +27,19 @@ from stress_pipeline.certification.readiness import MANUAL_ITEMS, Attestation, R
 
 def verdict_rows(scenario, criteria, *, severity="high", exercised=True):
     """Rows of a verdict table: ``criteria`` is [(criterion, comparison, threshold, value, outcome)]."""
-    rows = [(scenario, "flash_crash", severity, "exercised", "is", np.nan, float(exercised),
-             "pass" if exercised else "not_exercised", "exercised" if exercised else "flat at the shock")]
+    rows = [
+        (
+            scenario,
+            "flash_crash",
+            severity,
+            "exercised",
+            "is",
+            np.nan,
+            float(exercised),
+            "pass" if exercised else "not_exercised",
+            "exercised" if exercised else "flat at the shock",
+        )
+    ]
     rows += [(scenario, "flash_crash", severity, c, cmp, t, v, o, f"{c} {v}") for c, cmp, t, v, o in criteria]
     return pd.DataFrame(rows, columns=["scenario", "scenario_type", "severity", "criterion", "comparison",
                                        "threshold", "value", "outcome", "detail"]).assign(
@@ -175,7 +186,7 @@ def test_configured_threshold_moves_the_edge(tmp_path):
 def test_bad_gates_file_names_the_file_and_key(tmp_path, text, message):
     path = tmp_path / "gates.yaml"
     path.write_text(text)
-    with pytest.raises(GateConfigError, match="gates.yaml") as err:
+    with pytest.raises(GateConfigError, match=r"gates\.yaml") as err:
         load_thresholds(path)
     assert message in str(err.value)
 
@@ -359,7 +370,7 @@ def test_readiness_file_attestations(tmp_path):
 def test_bad_readiness_entries_name_file_entry_and_field(tmp_path, entry, message):
     path = tmp_path / "readiness.yaml"
     path.write_text("items:\n" + entry)
-    with pytest.raises(ReadinessError, match="readiness.yaml") as err:
+    with pytest.raises(ReadinessError, match=r"readiness\.yaml") as err:
         load_attestations(path)
     assert message in str(err.value)
 
