@@ -8,7 +8,10 @@ Under ``$STRESS_HOME``::
                                                    trades, events) in one file
     buffers/<run id>/<target>/                     the live-state writer's disk buffers
     reports/                                       generated reports
+    alerts/<sender>/                               durable queues of alerts not yet delivered
+    metrics/stress_pipeline.prom                   Prometheus metrics for node_exporter's textfile collector
     services/                                      the embedded PostgreSQL and Redis
+    services/alert_receiver/                       the embedded alert receiver (record, log)
 
 The IO managers, the live-state writer and the CLI ask this module; nothing else joins these names.
 """
@@ -48,6 +51,21 @@ class StoragePaths:
     @property
     def services(self) -> Path:
         return self.home / "services"
+
+    @property
+    def alerts(self) -> Path:
+        """Durable alert queues, one folder per sender."""
+        return self.home / "alerts"
+
+    @property
+    def metrics_textfile(self) -> Path:
+        """The Prometheus textfile node_exporter's textfile collector reads (point it at ``metrics/``)."""
+        return self.home / "metrics" / "stress_pipeline.prom"
+
+    @property
+    def alert_receiver(self) -> Path:
+        """The embedded alert receiver's record and log."""
+        return self.services / "alert_receiver"
 
     def asset_file(self, asset_path: Sequence[str], partition: str | None, suffix: str = TABLE_SUFFIX) -> Path:
         """The file of one asset partition (or of an unpartitioned asset when ``partition`` is None)."""
