@@ -1,0 +1,300 @@
+"""The default decider: the real risk stack (``trading/risk/stack.py``) over state kept in Redis.
+
+What the decider reads and writes, beside the run's hot state (``state/hot_state.py``, same prefix):
+
+* ``...:ess_state``, ``...:kill_switch``, ``...:equity`` — the hot state's own keys: the safety
+  governor's state, the kill switch and the last equity mark. The operator (``stress-pipeline drills``),
+  the governor and the writer set them; the decider only reads them;
+* ``...:decisions:book`` — hash, symbol -> the signed position the decider has approved so far (the
+  exchange position plus approved orders), as ``repr`` of a float;
+* ``...:decisions:marks`` — hash, symbol -> the last price a request carried;
+* ``...:decisions:counts`` — hash, reason -> how many requests got it (``"PASSED"`` for none), plus
+  ``"requests"``;
+* ``...:decisions:version`` — integer, bumped by every committed batch.
+
+One round trip per batch, never a stale decision. The decider judges a batch against its copy of the
+state, then commits it with one script call (compare-and-set, run atomically by Redis): the script
+applies the batch only if the controls (ESS state, kill switch, equity) are still the ones the batch
+was judged with and no other batch was committed since (same version); otherwise it applies nothing
+and returns the current state, and the decider judges the batch again against it. So an operator's
+kill switch or a governor's trip stops the very next batch, and two deciders sharing a run never
+overwrite each other's book. A Redis that cannot be reached raises
+:class:`~stress_pipeline.services.errors.ServiceUnavailableError`; missing controls raise
+:class:`~stress_pipeline.state.hot_state.HotStateNotInitialisedError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import redis
+
+from stress_pipeline.services.errors import ServiceUnavailableError
+from stress_pipeline.state.hot_state import (
+    DEFAULT_NAMESPACE,
+    HotState,
+    HotStateCorruptError,
+    HotStateNotInitialisedError,
+)
+from stress_pipeline.trading.risk.decision import Decision, DecisionRequest, check_request
+from stress_pipeline.trading.risk.policy import RiskPolicy
+from stress_pipeline.trading.risk.stack import DECISION_REASONS, decide_orders, ess_code, policy_params
+
+PASSED = "PASSED"
+REQUESTS = "requests"
+#: How many times a batch is judged again after losing the compare-and-set before giving up.
+MAX_CONFLICTS = 50
+
+COMMIT_LUA = r"""
+-- KEYS: ess_state, kill_switch, equity, version, book, marks, counts.
+-- ARGV: ess, kill, equity and version the batch was judged with; then the batch as JSON:
+-- {"b": [symbol, new position, ...], "m": [symbol, price, ...], "c": [reason, count, ...]}.
+local ess = redis.call('GET', KEYS[1])
+local kill = redis.call('GET', KEYS[2])
+local equity = redis.call('GET', KEYS[3])
+local version = redis.call('GET', KEYS[4]) or '0'
+if ess == ARGV[1] and kill == ARGV[2] and equity == ARGV[3] and version == ARGV[4] then
+  local batch = cjson.decode(ARGV[5])
+  if #batch.b > 0 then redis.call('HSET', KEYS[5], unpack(batch.b)) end
+  if #batch.m > 0 then redis.call('HSET', KEYS[6], unpack(batch.m)) end
+  for i = 1, #batch.c, 2 do redis.call('HINCRBY', KEYS[7], batch.c[i], batch.c[i + 1]) end
+  return {1, redis.call('INCR', KEYS[4])}
+end
+return {0, ess or '', kill or '', equity or '', version, redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[6])}
+"""
+
+
+@dataclass(frozen=True)
+class DecisionBook:
+    """One read of the decision state: the controls as stored (text) and the approved book."""
+
+    ess_raw: str
+    kill_raw: str
+    equity_raw: str
+    version: int
+    positions: dict[str, float]
+    marks: dict[str, float]
+
+    @property
+    def ess_state(self) -> str:
+        return self.ess_raw
+
+    @property
+    def kill_switch(self) -> bool:
+        return self.kill_raw == "1"
+
+    @property
+    def equity(self) -> float:
+        return float(self.equity_raw)
+
+
+class RiskDecisionState:
+    """The decision state of one run in Redis (see the module docstring for the keys)."""
+
+    def __init__(self, client: redis.Redis, run_id: str, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.hot = HotState(client, run_id, namespace=namespace)
+        self.client = client
+        prefix = self.hot.keys.prefix
+        self.book_key = f"{prefix}:decisions:book"
+        self.marks_key = f"{prefix}:decisions:marks"
+        self.counts_key = f"{prefix}:decisions:counts"
+        self.version_key = f"{prefix}:decisions:version"
+        self._sha: str | None = None
+        self._conn: redis.connection.Connection | None = None
+
+    def _keys(self) -> tuple[str, ...]:
+        k = self.hot.keys
+        return (k.ess_state, k.kill_switch, k.equity, self.version_key, self.book_key, self.marks_key, self.counts_key)
+
+    def init(self, equity: float, *, positions: Mapping[str, float] | None = None) -> None:
+        """A fresh run: hot state with ESS armed and kill switch off, ``equity`` as the mark, and a
+        book holding ``positions`` (the exchange's, when the decider starts mid-run)."""
+        self.hot.init("0")
+        with self._connection_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self.book_key, self.marks_key, self.counts_key, self.version_key)
+            pipe.set(self.hot.keys.equity, repr(float(equity)))
+            if positions:
+                pipe.hset(self.book_key, mapping={s: repr(float(q)) for s, q in positions.items()})
+            pipe.execute()
+
+    def clear(self) -> int:
+        with self._connection_errors():
+            mine = int(self.client.delete(self.book_key, self.marks_key, self.counts_key, self.version_key))
+        return mine + self.hot.clear()
+
+    def set_equity(self, equity: float) -> None:
+        with self._connection_errors():
+            self.client.set(self.hot.keys.equity, repr(float(equity)))
+
+    def read(self) -> DecisionBook:
+        with self._connection_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.mget(self.hot.keys.ess_state, self.hot.keys.kill_switch, self.hot.keys.equity, self.version_key)
+            pipe.hgetall(self.book_key)
+            pipe.hgetall(self.marks_key)
+            (ess, kill, equity, version), book, marks = pipe.execute()
+        return self._book(ess, kill, equity, version or b"0", book, marks)
+
+    def commit(
+        self, used: DecisionBook, positions: Mapping[str, float], marks: Mapping[str, float],
+        reasons: Mapping[str, int],
+    ) -> DecisionBook | None:  # fmt: skip
+        """Store a batch judged against ``used``: the new positions, the marks, the reason counts.
+        None when committed; the current state (nothing written) when ``used`` is no longer current."""
+        batch = {
+            "b": [x for symbol, qty in positions.items() for x in (symbol, repr(float(qty)))],
+            "m": [x for symbol, price in marks.items() for x in (symbol, repr(float(price)))],
+            "c": [x for reason, count in reasons.items() for x in (reason, int(count))],
+        }
+        args = [used.ess_raw, used.kill_raw, used.equity_raw, str(used.version), json.dumps(batch)]
+        with self._connection_errors():
+            reply = self._evalsha(args)
+        if int(reply[0]) == 1:
+            return None
+        _, ess, kill, equity, version, book, marks_flat = reply
+        return self._book(ess or None, kill or None, equity or None, version,
+                          _pairs(book), _pairs(marks_flat))  # fmt: skip
+
+    def counts(self) -> dict[str, int]:
+        with self._connection_errors():
+            raw = self.client.hgetall(self.counts_key)
+        return {_text(k): int(v) for k, v in raw.items()}
+
+    def close(self) -> None:
+        """Give back the connection the commits use (the next commit takes a new one)."""
+        if self._conn is not None:
+            self.client.connection_pool.release(self._conn)
+            self._conn = None
+
+    def _evalsha(self, args: list[str]) -> list:
+        """The commit script's reply, over a connection kept for the commits: one batch costs one
+        command and no pool traffic. A lost connection is not retried here: the reply of a commit
+        that was applied may be what got lost, so the caller drops its copy of the state."""
+        keys = self._keys()
+        if self._conn is None:
+            self._conn = self.client.connection_pool.get_connection()
+        try:
+            for attempt in range(2):
+                if self._sha is None:
+                    self._sha = self.client.script_load(COMMIT_LUA)
+                self._conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+                try:
+                    return self._conn.read_response()
+                except redis.exceptions.NoScriptError:
+                    if attempt:
+                        raise
+                    self._sha = None  # the server lost its script cache (restart, SCRIPT FLUSH)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._conn.disconnect()
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _book(self, ess, kill, equity, version, book, marks) -> DecisionBook:
+        if ess is None or kill is None or equity is None:
+            raise HotStateNotInitialisedError(
+                f"decision state {self.hot.keys.prefix} is not initialised (ESS state, kill switch or equity missing)"
+            )
+        try:
+            out = DecisionBook(
+                ess_raw=_text(ess), kill_raw=_text(kill), equity_raw=_text(equity), version=int(version),
+                positions={_text(s): float(q) for s, q in book.items()},
+                marks={_text(s): float(p) for s, p in marks.items()},
+            )  # fmt: skip
+            ess_code(out.ess_state)
+            float(out.equity_raw)  # parse now, so a corrupt value fails here, naming the run
+        except ValueError as err:
+            raise HotStateCorruptError(f"decision state {self.hot.keys.prefix}: unreadable value: {err}") from err
+        return out
+
+    @contextlib.contextmanager
+    def _connection_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
+            kwargs = self.client.connection_pool.connection_kwargs
+            where = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+            raise ServiceUnavailableError("Redis", where, err) from err
+
+
+class RiskStackDecider:
+    """The project's decider: :func:`~stress_pipeline.trading.risk.stack.decide_orders` over a
+    :class:`RiskDecisionState`. ``stressed``: judge as if the market were stressed (the balancer's
+    tighter position count)."""
+
+    name = "risk-stack"
+
+    def __init__(self, state: RiskDecisionState, policy: RiskPolicy | None = None, *, stressed: bool = False) -> None:
+        self.state = state
+        self.policy = policy or RiskPolicy()
+        self.stressed = stressed
+        self._params = policy_params(self.policy)
+        self._book: DecisionBook | None = None
+        self.conflicts = 0  # batches judged again because the state had changed
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        return self.decide_batch([request])[0]
+
+    def decide_batch(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        if not requests:
+            return []
+        for request in requests:
+            check_request(request)
+        book = self._book if self._book is not None else self.state.read()
+        for _ in range(MAX_CONFLICTS):
+            decisions, positions, marks = self._judge(book, requests)
+            reasons = Counter(d.reason or PASSED for d in decisions)
+            reasons[REQUESTS] = len(requests)
+            try:
+                current = self.state.commit(book, positions, marks, reasons)
+            except Exception:
+                self._book = None  # whether the batch was stored is unknown: read the state again
+                raise
+            if current is None:
+                self._book = replace(book, version=book.version + 1, positions={**book.positions, **positions},
+                                     marks={**book.marks, **marks})  # fmt: skip
+                return decisions
+            self.conflicts += 1
+            book = current
+        self._book = None
+        raise RuntimeError(f"{self.state.hot.keys.prefix}: the decision state changed under {MAX_CONFLICTS} attempts")
+
+    def _judge(
+        self, book: DecisionBook, requests: Sequence[DecisionRequest]
+    ) -> tuple[list[Decision], dict[str, float], dict[str, float]]:
+        symbols = list(dict.fromkeys([*book.positions, *(r.symbol for r in requests)]))
+        index = {s: i for i, s in enumerate(symbols)}
+        book_qty = np.array([book.positions.get(s, 0.0) for s in symbols])
+        before = book_qty.copy()
+        book_price = np.array([book.marks.get(s, 0.0) for s in symbols])
+        n = len(requests)
+        sym = np.fromiter((index[r.symbol] for r in requests), dtype=np.int64, count=n)
+        qty = np.fromiter((r.signed_qty for r in requests), dtype=np.float64, count=n)
+        price = np.fromiter((r.price for r in requests), dtype=np.float64, count=n)
+        out_qty = np.zeros(n)
+        out_reason = np.zeros(n, dtype=np.int64)
+        decide_orders(sym, qty, price, book_qty, book_price, book.equity, ess_code(book.ess_state),
+                      book.kill_switch, self.stressed, *self._params, out_qty, out_reason)  # fmt: skip
+        positions = {symbols[i]: float(book_qty[i]) for i in np.flatnonzero(book_qty != before)}
+        marks = {r.symbol: r.price for r in requests}
+        decisions = [_decision(r.qty, abs(float(q)), int(code)) for r, q, code in zip(requests, out_qty, out_reason,
+                                                                                     strict=True)]  # fmt: skip
+        return decisions, positions, marks
+
+
+def _decision(requested: float, approved: float, code: int) -> Decision:
+    reason = DECISION_REASONS.get(code, "") if code else ""
+    return Decision(approved > 0.0, min(approved, requested), reason)
+
+
+def _pairs(flat: list) -> dict:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,207 @@
+"""The decision contract: deciders by import path, their answers checked; the default decider, the
+risk stack with its state in real Redis."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from stress_pipeline.services import redis_client
+from stress_pipeline.state.hot_state import HotStateNotInitialisedError
+from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
+from stress_pipeline.trading.risk.decision import (
+    Decision,
+    DecisionContractError,
+    DecisionRequest,
+    DecisionRequestError,
+    DecisionSpecError,
+    load_decider,
+)
+from stress_pipeline.trading.risk.policy import GuardLimits, RiskPolicy
+
+BTC = DecisionRequest("BTC", "BUY", 1.0, 50_000.0, 0, 1)
+
+USER_MODULE = """
+from stress_pipeline.trading.risk.decision import Decision
+
+def allow_half(request):
+    return Decision.allow(request.qty / 2, "HALF")
+
+def returns_dict(request):
+    return {"allowed": True, "qty": request.qty}
+
+def too_much(request):
+    return Decision(True, request.qty * 2, "")
+
+def two_args(request, other):
+    return Decision.allow(request.qty)
+
+class Governor:
+    def __init__(self, cap=0.5):
+        self.cap = cap
+    def decide(self, request):
+        return Decision.allow(min(request.qty, self.cap), "CAP" if request.qty > self.cap else "")
+
+def make_governor(cap=0.25):
+    return Governor(cap)
+
+class BadBatch:
+    def decide(self, request):
+        return Decision.allow(request.qty)
+    def decide_batch(self, requests):
+        return [Decision.allow(r.qty) for r in requests][:-1]
+"""
+
+
+@pytest.fixture(scope="module")
+def user_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("user-deciders")
+    name = f"user_deciders_{uuid.uuid4().hex[:8]}"
+    (root / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
+    sys.path.insert(0, str(root))
+    try:
+        yield name
+    finally:
+        sys.path.remove(str(root))
+        sys.modules.pop(name, None)
+
+
+# ------------------------------------------------------------------------------------ by import path
+
+
+def test_a_user_function_is_called_and_checked(user_module: str) -> None:
+    decider = load_decider(f"{user_module}:allow_half")
+    assert decider.decide(BTC) == Decision(True, 0.5, "HALF")
+    batch = decider.decide_batch([BTC, BTC._replace(qty=4.0)])
+    assert batch == [Decision(True, 0.5, "HALF"), Decision(True, 2.0, "HALF")]
+
+
+def test_a_governor_class_and_a_factory_take_parameters(user_module: str) -> None:
+    assert load_decider(f"{user_module}:Governor", cap=0.1).decide(BTC) == Decision(True, 0.1, "CAP")
+    assert load_decider(f"{user_module}:Governor").decide(BTC) == Decision(True, 0.5, "CAP")
+    assert load_decider(f"{user_module}:make_governor").decide(BTC) == Decision(True, 0.25, "CAP")
+    with pytest.raises(DecisionSpecError, match=r"bad parameters \['limit'\]"):
+        load_decider(f"{user_module}:Governor", limit=3)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_colon_here", r"expected 'package.module:callable'"),
+        ("no_such_module_xyz:fn", r"cannot import module 'no_such_module_xyz'"),
+        ("{mod}:missing", r"module '{mod}' has no attribute 'missing'"),
+        ("{mod}:two_args", r"must take one argument, the DecisionRequest"),
+    ],
+)
+def test_bad_import_paths_name_the_problem(user_module: str, spec: str, message: str) -> None:
+    with pytest.raises(DecisionSpecError, match=message.format(mod=user_module)):
+        load_decider(spec.format(mod=user_module))
+
+
+def test_a_wrong_return_type_is_named(user_module: str) -> None:
+    decider = load_decider(f"{user_module}:returns_dict")
+    with pytest.raises(DecisionContractError, match=r"returned dict for request 1; expected a Decision"):
+        decider.decide(BTC)
+
+
+def test_an_approval_above_the_request_is_refused(user_module: str) -> None:
+    with pytest.raises(DecisionContractError, match=r"request 1 asked for 1.0.*qty=2.0"):
+        load_decider(f"{user_module}:too_much").decide(BTC)
+
+
+def test_a_batch_of_the_wrong_length_is_refused(user_module: str) -> None:
+    with pytest.raises(DecisionContractError, match=r"decide_batch of 2 requests returned 1"):
+        load_decider(f"{user_module}:BadBatch").decide_batch([BTC, BTC])
+
+
+# ------------------------------------------------------------------------------ risk stack in Redis
+
+
+@pytest.fixture
+def client(external_service_urls) -> Iterator[redis.Redis]:
+    connection = redis_client(external_service_urls.redis_url)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def state(client: redis.Redis) -> Iterator[RiskDecisionState]:
+    state = RiskDecisionState(client, "run", namespace=f"stress-test-{uuid.uuid4().hex[:12]}")
+    state.init(100_000.0)
+    try:
+        yield state
+    finally:
+        state.close()
+        state.clear()
+
+
+def _req(symbol: str, side: str, qty: float, price: float, rid: int = 0) -> DecisionRequest:
+    return DecisionRequest(symbol, side, qty, price, 0, rid)
+
+
+def test_the_guard_and_balancer_cut_and_the_book_lives_in_redis(state: RiskDecisionState) -> None:
+    policy = RiskPolicy(guard=GuardLimits(max_order_notional=30_000.0, max_open_positions=2))
+    decider = RiskStackDecider(state, policy)
+    got = decider.decide_batch([
+        _req("BTC", "BUY", 1.0, 50_000.0, 1),  # cut to 30,000 notional by the order limit
+        _req("BTC", "BUY", 2.0, 50_000.0, 2),  # concentration: 100,000 equity caps BTC at 2.0 -> 1.4 more, then 0.6
+        _req("ETH", "SELL", 1.0, 3_000.0, 3),
+        _req("SOL", "BUY", 1.0, 100.0, 4),  # a third open position: refused
+        _req("BTC", "SELL", 0.5, 50_000.0, 5),  # reducing: passes
+    ])  # fmt: skip
+    assert got[0] == Decision(True, pytest.approx(0.6), "RISK_MAX_ORDER_NOTIONAL")
+    assert got[1].reason == "RISK_MAX_ORDER_NOTIONAL" and got[1].qty == pytest.approx(0.6)
+    assert got[2] == Decision(True, 1.0, "")
+    assert got[3] == Decision(False, 0.0, "RISK_MAX_OPEN_POSITIONS")
+    assert got[4] == Decision(True, 0.5, "")
+    book = state.read()
+    assert book.positions == pytest.approx({"BTC": 0.7, "ETH": -1.0})
+    assert book.marks == {"BTC": 50_000.0, "ETH": 3_000.0, "SOL": 100.0}
+    assert state.counts() == {"requests": 5, "PASSED": 2, "RISK_MAX_ORDER_NOTIONAL": 2, "RISK_MAX_OPEN_POSITIONS": 1}
+    # a second decider on the same run starts from what the first one stored
+    assert RiskStackDecider(state, policy).decide(_req("BTC", "SELL", 0.7, 50_000.0)) == Decision(True, 0.7, "")
+    assert state.read().positions["BTC"] == pytest.approx(0.0)
+
+
+def test_the_kill_switch_and_the_governor_stop_the_next_batch(state: RiskDecisionState) -> None:
+    decider = RiskStackDecider(state)
+    assert decider.decide(_req("BTC", "BUY", 1.0, 50_000.0)).allowed
+    state.hot.set_ess_state("TRIPPED")  # set by another process: the decider's copy is stale
+    assert decider.decide(_req("BTC", "BUY", 0.1, 50_000.0)) == Decision(False, 0.0, "ESS_BLOCKED")
+    assert decider.decide(_req("BTC", "SELL", 0.5, 50_000.0)) == Decision(True, 0.5, "")  # reducing passes
+    state.hot.set_ess_state("HALTED")
+    assert decider.decide(_req("ETH", "BUY", 0.1, 3_000.0)) == Decision(False, 0.0, "ESS_HALTED")
+    state.hot.set_ess_state("ARMED")
+    state.hot.set_kill_switch(True)
+    assert decider.decide(_req("BTC", "SELL", 0.1, 50_000.0)) == Decision(False, 0.0, "KILL_SWITCH")
+    state.hot.set_kill_switch(False)
+    assert decider.decide(_req("BTC", "SELL", 0.1, 50_000.0)) == Decision(True, 0.1, "")
+    assert decider.conflicts == 4  # each control change was seen at commit and the batch judged again
+    assert state.read().positions["BTC"] == pytest.approx(0.4)
+
+
+def test_two_deciders_never_lose_each_others_orders(state: RiskDecisionState) -> None:
+    a, b = RiskStackDecider(state), RiskStackDecider(state)
+    for i in range(20):
+        (a if i % 2 else b).decide(_req("ETH", "BUY", 0.25, 2_000.0, i))
+    assert state.read().positions["ETH"] == pytest.approx(5.0)
+    assert state.counts()["requests"] == 20
+
+
+def test_bad_requests_and_missing_state_are_errors(state: RiskDecisionState, client: redis.Redis) -> None:
+    decider = RiskStackDecider(state)
+    with pytest.raises(DecisionRequestError, match=r"request 7: side must be BUY or SELL"):
+        decider.decide(DecisionRequest("BTC", "HOLD", 1.0, 1.0, 0, 7))
+    with pytest.raises(DecisionRequestError, match=r"request 0: qty must be positive"):
+        decider.decide(_req("BTC", "BUY", -1.0, 1.0))
+    assert state.counts() == {}  # nothing judged, nothing counted
+    client.delete(state.hot.keys.equity)
+    with pytest.raises(HotStateNotInitialisedError, match=r"is not initialised"):
+        RiskStackDecider(state).decide(_req("BTC", "BUY", 1.0, 1.0))
