@@ -1,0 +1,155 @@
+"""The decision flood: a decider driven at a fixed rate by an open-loop load generator.
+
+Request k is *scheduled* at ``start + k / rate`` whatever happened to the earlier ones, and its
+latency is measured from that scheduled time to the moment its decision came back. A slow decider
+therefore cannot hide its queueing (the "coordinated omission" of closed-loop generators, which wait
+for an answer before sending the next request and so stop measuring exactly when the system stalls):
+every request that became due while a batch was being judged waits, and that wait is in its latency.
+The generator sends every due request (at most ``max_batch``) to ``decide_batch`` at once, which is
+how a live order gateway drains its queue.
+
+Latencies go into an HDR-layout histogram (``drills/histogram.py``); the resident set size of the
+process is sampled every ``rss_every_s`` and its least-squares slope (MB per minute) shows a leak.
+Every answer is checked against the decision contract, so a decider that answers wrongly fails the
+flood instead of looking fast.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import psutil
+
+from stress_pipeline.drills.histogram import LatencyHistogram
+from stress_pipeline.trading.risk.decision import SIDES, CheckedDecider, Decider, DecisionRequest, as_decider
+
+#: The decision_flood table (one row), read by the certification's latency gate (``p99_ms``).
+FLOOD_COLUMNS = ("rate_per_s", "seconds", "decisions", "p50_ms", "p99_ms", "p999_ms", "max_ms",
+                 "rss_slope_mb_per_min")  # fmt: skip
+_SPIN_NS = 200_000  # closer to the next send than this, the generator spins instead of sleeping
+
+
+@dataclass(frozen=True)
+class FloodResult:
+    rate_per_s: float  # scheduled
+    seconds: float  # scheduled duration
+    decisions: int
+    elapsed_s: float  # first scheduled send to last answer
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    rss_slope_mb_per_min: float  # NaN with fewer than 3 samples
+    rss_mb: tuple[float, ...]
+    batches: int
+    max_batch: int
+    reasons: dict[str, int] = field(default_factory=dict)  # "" = passed unchanged
+
+    @property
+    def achieved_per_s(self) -> float:
+        return self.decisions / self.elapsed_s if self.elapsed_s > 0 else math.nan
+
+    def row(self) -> dict[str, float | int]:
+        return {name: getattr(self, name) for name in FLOOD_COLUMNS}
+
+    def table(self) -> pd.DataFrame:
+        return validate_flood_table(pd.DataFrame([self.row()], columns=list(FLOOD_COLUMNS)))
+
+
+def validate_flood_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` itself when it has the decision_flood shape; else a ValueError naming the column and row."""
+    missing = [c for c in FLOOD_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"decision_flood: missing column(s) {', '.join(missing)}")
+    if len(table) != 1:
+        raise ValueError(f"decision_flood: expected one row, got {len(table)}")
+    for column in FLOOD_COLUMNS:
+        value = table[column].iloc[0]
+        if column == "rss_slope_mb_per_min":
+            if not isinstance(value, (int, float, np.number)):
+                raise ValueError(f"decision_flood: column {column}, row 0: not a number ({value!r})")
+            continue
+        if not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"decision_flood: column {column}, row 0: expected a finite number >= 0, got {value!r}")
+    return table
+
+
+def flood_requests(n: int, *, symbols: int = 20, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(symbol index, side index, qty, price) arrays of ``n`` requests: random symbols and sides, sizes
+    of 0.1..2% of a 100,000 account at prices that random-walk around each symbol's level."""
+    rng = np.random.default_rng(seed)
+    sym = rng.integers(0, symbols, n)
+    side = rng.integers(0, 2, n)
+    level = 10.0 ** rng.uniform(0, 4, symbols)
+    walk = np.exp(np.cumsum(rng.normal(0, 1e-4, n)))
+    price = np.round(level[sym] * walk, 6)
+    qty = np.round(rng.uniform(100.0, 2_000.0, n) / price, 8)
+    return sym, side, np.maximum(qty, 1e-8), price
+
+
+def run_flood(
+    decider: Decider | object, *, rate: float, seconds: float, symbols: int = 20, seed: int = 0,
+    max_batch: int = 512, rss_every_s: float = 0.5, clock: Callable[[], int] = time.perf_counter_ns,
+    wall_ns: Callable[[], int] = time.time_ns,
+) -> FloodResult:  # fmt: skip
+    """Send ``rate * seconds`` requests at ``rate`` per second to ``decider``; see the module docstring."""
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"rate must be a positive number of decisions per second, got {rate!r}")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"seconds must be positive, got {seconds!r}")
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    checked = decider if isinstance(decider, CheckedDecider) else as_decider(decider)
+    n = max(round(rate * seconds), 1)
+    sym, side, qty, price = flood_requests(n, symbols=symbols, seed=seed)
+    names = [f"S{i:03d}" for i in range(symbols)]
+    latency = np.empty(n, dtype=np.int64)
+    reasons: Counter[str] = Counter()
+    process = psutil.Process()
+    rss_t: list[float] = []
+    rss_mb: list[float] = []
+    start = clock() + 5_000_000  # first send 5 ms from now
+    wall0 = wall_ns() + 5_000_000
+    scheduled = start + (np.arange(n, dtype=np.float64) * (1e9 / rate)).astype(np.int64)
+    next_rss = start
+    i = batches = biggest = 0
+    while i < n:
+        now = clock()
+        if now < scheduled[i]:
+            wait = scheduled[i] - now
+            if wait > _SPIN_NS:
+                time.sleep((wait - _SPIN_NS) / 1e9)
+            continue
+        j = min(int(np.searchsorted(scheduled, now, side="right")), i + max_batch)
+        batch = [
+            DecisionRequest(names[sym[k]], SIDES[side[k]], float(qty[k]), float(price[k]),
+                            wall0 + int(scheduled[k] - start), k)
+            for k in range(i, j)
+        ]
+        answers = checked.decide_batch(batch)
+        done = clock()
+        latency[i:j] = done - scheduled[i:j]
+        reasons.update(answer.reason for answer in answers)
+        batches += 1
+        biggest = max(biggest, j - i)
+        i = j
+        if done >= next_rss:
+            rss_t.append((done - start) / 60e9)
+            rss_mb.append(process.memory_info().rss / 2**20)
+            next_rss = done + int(rss_every_s * 1e9)
+    end = clock()
+    histogram = LatencyHistogram()
+    histogram.record(latency)
+    slope = float(np.polyfit(rss_t, rss_mb, 1)[0]) if len(rss_t) >= 3 else math.nan
+    return FloodResult(
+        rate_per_s=float(rate), seconds=float(seconds), decisions=n, elapsed_s=(end - start) / 1e9,
+        p50_ms=histogram.percentile(50) / 1e6, p99_ms=histogram.percentile(99) / 1e6,
+        p999_ms=histogram.percentile(99.9) / 1e6, max_ms=histogram.max / 1e6, rss_slope_mb_per_min=slope,
+        rss_mb=tuple(rss_mb), batches=batches, max_batch=biggest, reasons=dict(reasons),
+    )  # fmt: skip
