@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: Bench suites in their own module ``stress_pipeline.bench.<suite>``, each with ``main(args) -> exit code``.
-BENCH_MODULES: tuple[str, ...] = ()
+#: Bench suites in their own module ``stress_pipeline.bench.<suite>``, each with ``main(args) -> exit code``
+#: (``args.settings``: the settings, read here).
+BENCH_MODULES: tuple[str, ...] = ("decisions",)
 #: Modules adding top-level commands: each has ``register(commands)`` (the argparse subparsers), and
 #: its commands set ``handler``; they import heavy modules inside the handler, like the commands here.
 COMMAND_MODULES: tuple[str, ...] = ()
@@ -313,6 +314,9 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.suite in BENCH_MODULES:
+        from stress_pipeline.settings import get_settings
+
+        args.settings = get_settings()  # the suites read no environment: the CLI hands them the settings
         return importlib.import_module(f"stress_pipeline.bench.{args.suite}").main(args)
 
     if args.suite == "transforms":

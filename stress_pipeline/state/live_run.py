@@ -9,9 +9,16 @@ duplicate or reorder the fill stream. A reorder buffer as deep as the plan's reo
 the stream back into event order before it reaches the writer, as a live consumer would.
 
 Marks are coalesced to one per batch while both servers answer (a heartbeat overwrites the last
-one) and kept one per ``heartbeat_s`` while a server is down, where each is a write the system tried
-and buffered. At the end every fault is over, the buffers are flushed and the three views are
-reconciled.
+one); while a server is down the system tries one per ``heartbeat_s`` and the writer keeps the newest
+(one pending mark per target). At the end every fault is over, the buffers are flushed and the three
+views are reconciled.
+
+A server lost outside the plan's outages (a crash, an operator) is got back by its
+:class:`~stress_pipeline.state.supervisor.Supervisor` (an embedded one restarted with bounded
+attempts, an external one given ``outage_budget_s``), or the run fails with
+:class:`~stress_pipeline.state.supervisor.ServerLostError` naming it. The run holds its buffer
+directory's lock while it runs, repairs the leftovers of dead runs first
+(:mod:`~stress_pipeline.state.leftovers`) and marks its ledger run ``finished`` (or ``failed``).
 """
 
 from __future__ import annotations
@@ -30,14 +37,18 @@ import pandas as pd
 from stress_pipeline.faults.plan import FaultPlan
 from stress_pipeline.faults.proxy import FaultProxy
 from stress_pipeline.faults.servers import outage
-from stress_pipeline.services import postgres_engine, redis_client, resolve_service_urls
+from stress_pipeline.services import embedded, postgres_engine, redis_client, resolve_service_urls
+from stress_pipeline.services.connections import check_postgres, check_redis
 from stress_pipeline.services.errors import ServiceUnavailableError
+from stress_pipeline.services.urls import mask_url
 from stress_pipeline.settings import Settings
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.state.hot_state import HotState
 from stress_pipeline.state.ledger import Ledger
+from stress_pipeline.state.leftovers import LeftoverReport, repair_leftovers, run_lock
 from stress_pipeline.state.reconcile import HotView, LedgerView, ReconciliationReport, reconcile
 from stress_pipeline.state.records import Fill, Mark, fill_from_values, money
+from stress_pipeline.state.supervisor import Supervisor, SupervisorPolicy
 from stress_pipeline.state.writer import StateWriter, WriterCrash, WriterStats
 
 NS = 1_000_000_000
@@ -49,6 +60,9 @@ class LiveStateConfig:
     heartbeat_s: float = 1.0  # a mark every second of sim time
     namespace: str = "stress"  # Redis key namespace
     schema: str = "stress_ledger"  # PostgreSQL schema of the ledger
+    max_buffer_bytes: int | None = 256 * 1024**2  # cap of each disk buffer
+    # restarts of an embedded server, outage budget of an external one, after an unplanned loss
+    supervisor: SupervisorPolicy = field(default_factory=SupervisorPolicy)
 
 
 @dataclass
@@ -59,6 +73,8 @@ class LiveStateOutcome:
     outages: list[dict[str, object]] = field(default_factory=list)
     health: list[dict[str, object]] = field(default_factory=list)  # changes of health, in sim time
     seconds: float = 0.0
+    recoveries: list[dict[str, object]] = field(default_factory=list)  # unplanned losses got back
+    leftovers: LeftoverReport = field(default_factory=LeftoverReport)  # dead runs repaired first
 
     def summary_row(self) -> dict[str, object]:
         """One row for the reconciliation table: the verdict, the counts, the buffering."""
@@ -112,44 +128,75 @@ def run_live_state(
     plan = FaultPlan.from_scenario(faults, start_ns, seed=seed)
     cash0 = money(initial_cash)
     equity = paper.equity["equity"]
-    with _connections(settings, plan) as (postgres_url, redis_url, proxies):
+    with _connections(settings, plan) as (postgres_url, redis_url, proxies), run_lock(buffer_root, run_id):
+        supervisors = _supervisors(settings, postgres_url, redis_url, config.supervisor)
+        pg, rd = supervisors["postgres"], supervisors["redis"]
         ledger = Ledger(postgres_engine(postgres_url), schema=config.schema)
-        ledger.migrate()
-        ledger.start_run(run_id, paper.scenario_name)
+        pg.call(ledger.migrate)
+        leftovers = pg.call(lambda: repair_leftovers(buffer_root, ledger, current=run_id))
+        pg.call(lambda: ledger.start_run(run_id, paper.scenario_name))
         hot = HotState(redis_client(redis_url), run_id, namespace=config.namespace)
-        hot.clear()
-        hot.init(cash0)
+        rd.call(lambda: (hot.clear(), hot.init(cash0)))
         buffer_dir = buffer_root / run_id
         clock = _Clock(
             run_id, equity, start_ns, config, plan, settings, proxies,
-            writer=lambda recovering: _writer(run_id, ledger, hot, buffer_dir, cash0, plan, recovering=recovering),
+            writer=lambda recovering: _writer(
+                run_id, ledger, hot, buffer_dir, cash0, plan, recovering=recovering, config=config
+            ),
+            supervisors=supervisors,
         )  # fmt: skip
-        for now_ns, batch in _batches(plan.deliver(truth), config, end_ns, plan.reorder_window):
-            clock.advance(now_ns)
-            clock.write(batch, now_ns)
-        clock.advance(end_ns + 1)
-        clock.finish(end_ns)
-        report = reconcile(
-            truth,
-            LedgerView(fills=ledger.fills(run_id), positions=ledger.positions(run_id), cash=ledger.cash(run_id, cash0)),
-            _hot_view(hot.snapshot()),
-            initial_cash=cash0,
-        )
+        try:
+            for now_ns, batch in _batches(plan.deliver(truth), config, end_ns, plan.reorder_window):
+                clock.advance(now_ns)
+                clock.write(batch, now_ns)
+            clock.advance(end_ns + 1)
+            clock.finish(end_ns)
+            ledger_view = pg.call(lambda: LedgerView(
+                fills=ledger.fills(run_id), positions=ledger.positions(run_id), cash=ledger.cash(run_id, cash0)
+            ))  # fmt: skip
+            # a Redis restarted empty is rebuilt from the ledger first (as the writer does)
+            hot_view = rd.call(lambda: (clock.writer.recover_after_crash(end_ns), _hot_view(hot.snapshot()))[1])
+        except BaseException:
+            with contextlib.suppress(Exception):  # the ledger may be the server that was lost
+                ledger.finish_run(run_id, "failed")
+            raise
+        report = reconcile(truth, ledger_view, hot_view, initial_cash=cash0)
+        pg.call(lambda: ledger.finish_run(run_id, "finished"))
     stats = clock.stats()
     return LiveStateOutcome(
         run_id=run_id, report=report, writer=stats, outages=stats["outages"], health=clock.health,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, leftovers=leftovers,
+        recoveries=[r.__dict__ for s in clock.supervisors.values() for r in s.recoveries],
     )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------- helpers
 
 
-def _writer(run_id, ledger, hot, buffer_dir, cash0, plan: FaultPlan, *, recovering: bool = False) -> StateWriter:
+def _writer(
+    run_id, ledger, hot, buffer_dir, cash0, plan: FaultPlan, *, recovering: bool = False, config: LiveStateConfig
+) -> StateWriter:
     return StateWriter(
         run_id, ledger, hot, buffer_dir, initial_cash=cash0, recovering=recovering,
         crash=lambda point, now_ns: plan.take_crash(point, now_ns) is not None,
+        max_buffer_bytes=config.max_buffer_bytes,
     )  # fmt: skip
+
+
+def _supervisors(
+    settings: Settings, postgres_url: str, redis_url: str, policy: SupervisorPolicy
+) -> dict[str, Supervisor]:
+    """One supervisor per server, probing the URL the run uses; embedded servers are restarted."""
+    urls = resolve_service_urls(settings, start=False)
+    result = {}
+    for target, url, is_embedded, check in (
+        ("postgres", postgres_url, urls.postgres_embedded, check_postgres),
+        ("redis", redis_url, urls.redis_embedded, check_redis),
+    ):
+        name = f"{'embedded ' if is_embedded else ''}{embedded.DISPLAY_NAMES[target]} at {mask_url(url)}"
+        restart = (lambda target=target: embedded.start(settings, [target])) if is_embedded else None
+        result[target] = Supervisor(name, lambda url=url, check=check: check(url, 2.0), restart, policy)
+    return result
 
 
 @contextlib.contextmanager
@@ -179,7 +226,7 @@ def _connections(settings: Settings, plan: FaultPlan) -> Iterator[tuple[str, str
 class _Clock:
     """The sim clock of the replay: fires fault actions, writes marks, survives writer crashes."""
 
-    def __init__(self, run_id, equity, start_ns, config, plan, settings, proxies, *, writer) -> None:
+    def __init__(self, run_id, equity, start_ns, config, plan, settings, proxies, *, writer, supervisors) -> None:
         self.run_id, self.equity, self.config, self.plan = run_id, equity, config, plan
         self.settings, self.proxies = settings, proxies
         self.last_mark_ns = start_ns
@@ -189,6 +236,7 @@ class _Clock:
         self.writer: StateWriter = writer(False)
         self.finished: list[WriterStats] = []  # stats of writers that crashed
         self.outage_timings: list[dict[str, object]] = []
+        self.supervisors: dict[str, Supervisor] = supervisors
 
     def advance(self, now_ns: int) -> None:
         """Fire every fault action due by ``now_ns``, each at its own sim time."""
@@ -216,6 +264,7 @@ class _Clock:
             self.writer = self._new_writer(True)
             with contextlib.suppress(ServiceUnavailableError):  # a server is down: catch up later
                 self.writer.recover_after_crash(now_ns)
+        self._supervise(now_ns)
         status = self.writer.health()
         if not self.health or {k: v for k, v in self.health[-1].items() if k != "ts"} != status:
             self.health.append({"ts": pd.Timestamp(now_ns, tz="UTC").isoformat(), **status})
@@ -224,7 +273,16 @@ class _Clock:
         for target in list(self.handles):
             self._end(target)
         self.writer.flush(end_ns)
+        self._supervise(end_ns)
         self.writer.recover_after_crash(end_ns)
+
+    def _supervise(self, now_ns: int) -> None:
+        """A server the writer found down outside a planned outage was lost: back within the bound
+        (then the buffers are flushed), or ServerLostError ends the run."""
+        for target, supervisor in self.supervisors.items():
+            if target not in self.handles and self.writer.health()[target] == "DOWN":
+                supervisor.recover()
+                self.writer.flush(now_ns)
 
     def stats(self) -> dict[str, object]:
         merged = self.writer.stats.as_dict()
