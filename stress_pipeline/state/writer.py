@@ -16,6 +16,14 @@ A writer crash between the two writes (the ``after_ledger_before_redis`` fault) 
 restarted writer (``recovering=True``) first flushes its ledger buffer and catches Redis up from the
 ledger, fills above Redis' last applied event id; until that catch-up succeeded it sends Redis no
 newer fill (they wait in the Redis buffer), since a newer event id would hide the older ones.
+
+While a server is down its marks coalesce: a mark overwrites the equity of its run (Redis) and the
+ledger keeps marks only as a curve of heartbeats, so the writer holds one pending mark per target (the
+newest) instead of a line per heartbeat. The pending mark is appended to the disk buffer behind the
+fills of the next buffered batch (so a restarted writer still has it) and sent after the backlog. A
+flush streams the backlog from disk ``flush_batch`` records at a time and truncates the buffer once,
+after the server took all of it (a crash half-way sends some again: writes are idempotent). A buffer
+that reaches ``max_buffer_bytes`` refuses the append with an error naming its file.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from stress_pipeline.state.records import Fill, Mark
 
 POSTGRES, REDIS = "postgres", "redis"
 CRASH_POINT = "after_ledger_before_redis"
+#: Records sent per write when a buffer is flushed (read from disk that many at a time).
+FLUSH_BATCH = 5_000
 
 
 class WriterCrash(RuntimeError):
@@ -50,6 +60,7 @@ class Outage:
     recovered_ns: int | None = None  # sim time of the write that flushed the buffer
     flush_seconds: float | None = None  # wall time of that flush
     flushed: int = 0
+    marks_tried: int = 0  # marks that arrived while it lasted (coalesced to the newest)
 
 
 @dataclass
@@ -76,12 +87,17 @@ class StateWriter:
     def __init__(
         self, run_id: str, ledger: Ledger, hot: HotState, buffer_dir: Path, *, initial_cash: Decimal,
         crash: Callable[[str, int], bool] | None = None, recovering: bool = False,
+        max_buffer_bytes: int | None = None, flush_batch: int = FLUSH_BATCH,
     ) -> None:  # fmt: skip
         self.run_id = run_id
         self.ledger = ledger
         self.hot = hot
         self.initial_cash = initial_cash
-        self.buffers = {POSTGRES: DiskBuffer(buffer_dir / POSTGRES), REDIS: DiskBuffer(buffer_dir / REDIS)}
+        self.buffers = {
+            target: DiskBuffer(buffer_dir / target, max_bytes=max_buffer_bytes) for target in (POSTGRES, REDIS)
+        }
+        self.flush_batch = flush_batch
+        self._pending_mark: dict[str, Mark] = {}  # the newest mark not yet taken, per target
         self.stats = WriterStats()
         self._crash = crash or (lambda point, now_ns: False)
         self._open: dict[str, Outage] = {}
@@ -111,8 +127,12 @@ class StateWriter:
     def flush(self, now_ns: int) -> None:
         """Try to flush every non-empty buffer (called after an outage ends and at the end of a run)."""
         for target in (POSTGRES, REDIS):
-            if len(self.buffers[target]):
+            if len(self.buffers[target]) or target in self._pending_mark:
                 self._deliver(target, [], now_ns)
+
+    def pending(self) -> dict[str, int]:
+        """Records waiting per target: the disk buffer plus a pending mark."""
+        return {target: len(self.buffers[target]) + (target in self._pending_mark) for target in (POSTGRES, REDIS)}
 
     def recover_after_crash(self, now_ns: int = 0) -> int:
         """Flush the ledger buffer, then catch Redis up from the ledger; returns the fills applied.
@@ -136,23 +156,42 @@ class StateWriter:
         try:
             if target == REDIS and self._catch_up_pending:
                 self.recover_after_crash(now_ns)
-            pending = len(buffer)
-            if pending:
+            if len(buffer) or target in self._pending_mark:
                 started = time.perf_counter()
-                backlog = buffer.read()
-                self._send(target, backlog)
-                buffer.truncate(len(backlog))
-                self._closed(target, now_ns, time.perf_counter() - started, len(backlog))
+                sent = 0
+                for batch in buffer.batches(self.flush_batch):
+                    self._send(target, batch)
+                    sent += len(batch)
+                mark = self._pending_mark.get(target)
+                if mark is not None:
+                    self._send(target, [mark])
+                    sent += 1
+                buffer.truncate(sent - (mark is not None))
+                self._pending_mark.pop(target, None)
+                self._closed(target, now_ns, time.perf_counter() - started, sent)
             if records:
                 self._send(target, records)
                 self._closed(target, now_ns, None, 0)
         except ServiceUnavailableError:
-            if records:
-                buffer.append(records)
-                self.stats.buffered[target] += len(records)
-                self._failure(target, now_ns).buffered += len(records)
-            else:
-                self._failure(target, now_ns)
+            self._buffer(target, records, now_ns)
+
+    def _buffer(self, target: str, records: list[Fill | Mark], now_ns: int) -> None:
+        """Keep what the server did not take: fills on disk, marks coalesced to the newest one."""
+        outage = self._failure(target, now_ns)
+        fills = [record for record in records if isinstance(record, Fill)]
+        for record in records:
+            if isinstance(record, Mark):
+                outage.marks_tried += 1
+                current = self._pending_mark.get(target)
+                if current is None or record.ts_ns >= current.ts_ns:
+                    self._pending_mark[target] = record
+        if fills:
+            mark = self._pending_mark.get(target)
+            kept = [*fills, mark] if mark is not None else fills
+            self.buffers[target].append(kept)  # raises DiskBufferFullError at the cap, naming the file
+            self._pending_mark.pop(target, None)
+            self.stats.buffered[target] += len(kept)
+            outage.buffered += len(kept)
 
     def _send(self, target: str, records: Sequence[Fill | Mark]) -> None:
         if target == POSTGRES:
