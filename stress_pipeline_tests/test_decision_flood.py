@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stress_pipeline.drills.decision_flood import FLOOD_COLUMNS, run_flood, validate_flood_table
+from stress_pipeline.drills.decision_flood import FLOOD_COLUMNS, run_flood, run_redis_flood, validate_flood_table
 from stress_pipeline.drills.histogram import LatencyHistogram
 from stress_pipeline.services import redis_client
 from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
@@ -134,3 +134,21 @@ def test_the_risk_stack_flood_against_real_redis(external_service_urls) -> None:
         state.close()
         state.clear()
         client.close()
+
+
+def test_the_redis_flood_leaves_no_keys_and_takes_a_user_decider(external_service_urls, tmp_path, monkeypatch) -> None:
+    namespace = f"stress-test-{uuid.uuid4().hex[:12]}"
+    result = run_redis_flood(external_service_urls.redis_url, rate=500, seconds=0.2, namespace=namespace)
+    assert result.decisions == 100 and sum(result.reasons.values()) == 100
+    client = redis_client(external_service_urls.redis_url)
+    try:
+        assert list(client.scan_iter(match=f"{namespace}:*")) == []
+    finally:
+        client.close()
+    (tmp_path / "flood_user.py").write_text(
+        "from stress_pipeline.trading.risk.decision import Decision\n"
+        "def refuse(request):\n    return Decision.block('USER_RULE')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    user = run_redis_flood(external_service_urls.redis_url, rate=500, seconds=0.2, decider="flood_user:refuse")
+    assert user.reasons == {"USER_RULE": 100}

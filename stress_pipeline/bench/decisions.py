@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from argparse import Namespace
 
-from stress_pipeline.drills.decision_flood import FloodResult, run_flood
-from stress_pipeline.services import redis_client, resolve_service_urls
-from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
-from stress_pipeline.trading.risk.decision import DecisionRequest
+from stress_pipeline.drills.decision_flood import FloodResult, run_redis_flood
+from stress_pipeline.services import resolve_service_urls
 
 TARGET_RATE = 20_000.0
 TARGET_P99_MS = 1.0
@@ -26,21 +23,6 @@ SEED_RATE, SEED_P99_MS = 1_000.0, 15.0
 TARGET_RSS_SLOPE = 1.0  # MB per minute, over runs of at least RSS_MIN_SECONDS
 RSS_MIN_SECONDS = 60.0
 DEFAULT_SECONDS = 10.0
-EQUITY = 100_000.0
-
-
-def run_decisions_bench(redis_url: str, *, rate: float, seconds: float, seed: int = 0) -> FloodResult:
-    client = redis_client(redis_url)
-    state = RiskDecisionState(client, f"bench-{uuid.uuid4().hex[:12]}", namespace="stress-bench")
-    try:
-        state.init(EQUITY)
-        decider = RiskStackDecider(state)
-        decider.decide(DecisionRequest("WARMUP", "BUY", 1e-8, 1.0, 0))  # compile the stack before the clock starts
-        state.init(EQUITY)
-        return run_flood(RiskStackDecider(state), rate=rate, seconds=seconds, seed=seed)
-    finally:
-        state.clear()
-        client.close()
 
 
 def targets(result: FloodResult) -> list[tuple[str, float, str, bool | None]]:
@@ -88,8 +70,8 @@ def main(args: Namespace) -> int:
     """``args``: the bench options and ``settings`` (the CLI reads them)."""
     seconds = args.seconds if args.seconds is not None else DEFAULT_SECONDS
     rate = args.rate if args.rate is not None else TARGET_RATE
-    result = run_decisions_bench(resolve_service_urls(args.settings).redis_url, rate=rate, seconds=seconds,
-                                 seed=args.seed or 0)  # fmt: skip
+    result = run_redis_flood(resolve_service_urls(args.settings).redis_url, rate=rate, seconds=seconds,
+                             seed=args.seed or 0, namespace="stress-bench")  # fmt: skip
     if args.json:
         print(json.dumps({**result.row(), "achieved_per_s": result.achieved_per_s, "reasons": result.reasons,
                           "targets": [dict(zip(("figure", "value", "target", "met"), t, strict=True))

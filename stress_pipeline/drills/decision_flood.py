@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,17 @@ import pandas as pd
 import psutil
 
 from stress_pipeline.drills.histogram import LatencyHistogram
-from stress_pipeline.trading.risk.decision import SIDES, CheckedDecider, Decider, DecisionRequest, as_decider
+from stress_pipeline.services import redis_client
+from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
+from stress_pipeline.trading.risk.decision import (
+    SIDES,
+    CheckedDecider,
+    Decider,
+    DecisionRequest,
+    as_decider,
+    load_decider,
+)
+from stress_pipeline.trading.risk.policy import RiskPolicy
 
 #: The decision_flood table (one row), read by the certification's latency gate (``p99_ms``).
 FLOOD_COLUMNS = ("rate_per_s", "seconds", "decisions", "p50_ms", "p99_ms", "p999_ms", "max_ms",
@@ -153,3 +164,24 @@ def run_flood(
         p999_ms=histogram.percentile(99.9) / 1e6, max_ms=histogram.max / 1e6, rss_slope_mb_per_min=slope,
         rss_mb=tuple(rss_mb), batches=batches, max_batch=biggest, reasons=dict(reasons),
     )  # fmt: skip
+
+
+def run_redis_flood(
+    redis_url: str, *, rate: float, seconds: float, policy: RiskPolicy | None = None, decider: str = "",
+    equity: float = 100_000.0, seed: int = 0, namespace: str = "stress-flood",
+) -> FloodResult:  # fmt: skip
+    """The flood against the system under test: the risk stack with its state in Redis at ``redis_url``
+    (a fresh run, removed afterwards), or the user's decider at import path ``decider``."""
+    if decider:
+        return run_flood(load_decider(decider), rate=rate, seconds=seconds, seed=seed)
+    client = redis_client(redis_url)
+    state = RiskDecisionState(client, f"flood-{uuid.uuid4().hex[:12]}", namespace=namespace)
+    try:
+        state.init(equity)
+        RiskStackDecider(state, policy).decide(DecisionRequest("WARMUP", "BUY", 1e-8, 1.0, 0))  # compile first
+        state.init(equity)
+        return run_flood(RiskStackDecider(state, policy), rate=rate, seconds=seconds, seed=seed)
+    finally:
+        state.close()
+        state.clear()
+        client.close()

@@ -1,0 +1,45 @@
+"""The drills group: the decision flood and the operational drills, run against the system under test."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from stress_pipeline.defs.resources import StressResource
+from stress_pipeline.drills.decision_flood import run_redis_flood
+from stress_pipeline.services import resolve_service_urls
+
+
+class DecisionFloodConfig(dg.Config):
+    rate: float = Field(default=1_000.0, description="decisions per second, sent open-loop")
+    seconds: float = Field(default=3.0, description="how long the load runs (the seeds' soak: 600)")
+    decider: str = Field(default="", description="a decision function or risk governor, pkg.mod:callable; "
+                                                 "empty: the risk stack with its state in Redis")
+
+
+@dg.asset(group_name="drills", io_manager_key="parquet_io_manager", kinds={"redis"})
+def decision_flood(
+    context: dg.AssetExecutionContext, config: DecisionFloodConfig, stress: StressResource
+) -> pd.DataFrame:
+    """The risk decision path driven at a fixed rate by an open-loop generator (latency from the
+    scheduled send time): P50/P99/P99.9/max from an HDR-layout histogram and the RSS slope."""
+    settings = stress.settings()
+    result = run_redis_flood(
+        resolve_service_urls(settings).redis_url, rate=config.rate, seconds=config.seconds,
+        policy=stress.trading_policy().risk, decider=config.decider,
+    )  # fmt: skip
+    table = result.table()
+    context.add_output_metadata(
+        {
+            "decider": dg.MetadataValue.text(config.decider or "risk stack (state in Redis)"),
+            "decisions": dg.MetadataValue.int(result.decisions),
+            "answered_per_s": dg.MetadataValue.float(round(result.achieved_per_s, 1)),
+            "p50_ms": dg.MetadataValue.float(result.p50_ms),
+            "p99_ms": dg.MetadataValue.float(result.p99_ms),
+            "p999_ms": dg.MetadataValue.float(result.p999_ms),
+            "max_ms": dg.MetadataValue.float(result.max_ms),
+            "rss_slope_mb_per_min": dg.MetadataValue.float(result.rss_slope_mb_per_min),
+            "reasons": dg.MetadataValue.json(result.reasons),
+            "table": dg.MetadataValue.md(table.to_markdown(index=False)),
+        }
+    )
+    return table

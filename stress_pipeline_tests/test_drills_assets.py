@@ -1,0 +1,32 @@
+"""The drills group through real Dagster runs against real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from stress_pipeline.defs import build_definitions
+from stress_pipeline.defs.resources import stress_resource_from_env
+from stress_pipeline.drills.decision_flood import FLOOD_COLUMNS
+
+
+@pytest.fixture
+def defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, external_service_urls) -> dg.Definitions:
+    monkeypatch.setenv("STRESS_HOME", str(tmp_path / "home"))
+    return build_definitions()
+
+
+def test_decision_flood_asset_stores_the_contract_row(defs: dg.Definitions) -> None:
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*defs.assets], selection=["decision_flood"], instance=instance,
+            resources={**defs.resources, "stress": stress_resource_from_env()},
+            run_config={"ops": {"decision_flood": {"config": {"rate": 1_000.0, "seconds": 1.0}}}},
+        )  # fmt: skip
+        assert result.success
+        table = result.output_for_node("decision_flood")
+        assert list(table.columns) == list(FLOOD_COLUMNS) and table["decisions"].iloc[0] == 1_000
+        meta = result.get_asset_materialization_events()[0].materialization.metadata
+        assert meta["p99_ms"].value == table["p99_ms"].iloc[0] and sum(meta["reasons"].value.values()) == 1_000
