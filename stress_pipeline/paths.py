@@ -8,6 +8,7 @@ Under ``$STRESS_HOME``::
                                                    trades, events) in one file
     buffers/<run id>/<target>/                     the live-state writer's disk buffers
     reports/                                       generated reports
+    reports/<report>/<partition>.html              a report of one partition (the certification report)
     alerts/<sender>/                               durable queues of alerts not yet delivered
     metrics/stress_pipeline.prom                   Prometheus metrics for node_exporter's textfile collector
     services/                                      the embedded PostgreSQL and Redis
@@ -77,6 +78,10 @@ class StoragePaths:
     def result_file(self, asset_path: Sequence[str], partition: str | None) -> Path:
         """The simulation result bundle of one asset partition."""
         return self.asset_file(asset_path, partition, RESULT_SUFFIX)
+
+    def report_file(self, report: str, partition: str, suffix: str = ".html") -> Path:
+        """One partition's generated report: ``reports/<report>/<partition><suffix>``."""
+        return self.reports / checked_partition(report) / f"{checked_partition(partition)}{suffix}"
 
     def buffer_dir(self, run_id: str) -> Path:
         """The disk buffers of one live-state run."""
