@@ -15,7 +15,7 @@ from stress_pipeline.services.connections import check_postgres, check_redis, po
 from stress_pipeline.services.embedded import ServerRecord, ServerStatus, ServiceState
 from stress_pipeline.services.errors import ServiceStartError, ServiceUnavailableError
 from stress_pipeline.services.status import format_status_table, service_status
-from stress_pipeline.services.urls import mask_url, to_sqlalchemy_url
+from stress_pipeline.services.urls import check_postgres_url, check_redis_url, mask_url, to_sqlalchemy_url
 from stress_pipeline.settings import Settings
 
 
@@ -32,15 +32,29 @@ class ServiceUrls:
         """The URLs with passwords hidden, for logs and metadata."""
         return {"postgres": mask_url(self.postgres_url), "redis": mask_url(self.redis_url)}
 
+    def __repr__(self) -> str:  # the URLs carry passwords: never shown whole
+        masked = self.masked()
+        return (
+            f"ServiceUrls(postgres_url={masked['postgres']!r}, redis_url={masked['redis']!r}, "
+            f"postgres_embedded={self.postgres_embedded}, redis_embedded={self.redis_embedded})"
+        )
+
 
 def resolve_service_urls(settings: Settings, *, start: bool = True) -> ServiceUrls:
     """The PostgreSQL and Redis URLs for this process.
 
-    A URL set in the environment wins and nothing is started for that service. Otherwise the embedded
+    A URL set in the environment wins and nothing is started for that service (a URL without a
+    PostgreSQL or Redis scheme is a ValueError naming the variable, password masked). Otherwise the embedded
     server is used: started if needed (``start=True``), or only looked up in the state file
     (``start=False``, raising ServiceUnavailableError when it was never started).
     """
     wanted = {embedded.POSTGRES: settings.postgres_url, embedded.REDIS: settings.redis_url}
+    # A URL that no driver would take (no scheme, wrong scheme) fails here, masked, before a driver
+    # echoes it in its own words.
+    if settings.postgres_url is not None:
+        check_postgres_url(settings.postgres_url, "STRESS_POSTGRES_URL")
+    if settings.redis_url is not None:
+        check_redis_url(settings.redis_url, "STRESS_REDIS_URL")
     missing = [name for name, url in wanted.items() if url is None]
     state = ServiceState()
     if missing:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stress_pipeline.services.credentials import PRIVATE_FILE_MODE, private_dir, read_password, write_private
-from stress_pipeline.services.urls import with_password, without_password
+from stress_pipeline.services.urls import mask_url, with_password, without_password
 from stress_pipeline.settings import Settings
 
 POSTGRES = "postgres"
@@ -64,6 +64,10 @@ class ServerRecord:
     data_dir: str
     log_file: str
     started_at: str
+
+    def __repr__(self) -> str:  # ``url`` carries the password: never shown whole
+        fields = {**dataclasses.asdict(self), "url": mask_url(self.url)}
+        return f"ServerRecord({', '.join(f'{key}={value!r}' for key, value in fields.items())})"
 
     @classmethod
     def from_json(cls, raw: Any) -> ServerRecord | None:

@@ -83,9 +83,10 @@ def url_secrets(*urls: str | None) -> tuple[str, ...]:
 
 
 def _forms(secret: str) -> set[str]:
-    """A password as written, percent-decoded and percent-encoded (drivers echo any of them)."""
+    """A password as written, percent-decoded and percent-encoded (drivers echo any of them; a raw
+    password with a '%' in it is its own decoded form, so it is encoded as written too)."""
     decoded = unquote(secret)
-    return {secret, decoded, quote(decoded, safe="")}
+    return {secret, decoded, quote(decoded, safe=""), quote(secret, safe="")}
 
 
 def url_scheme(url: str) -> str:
