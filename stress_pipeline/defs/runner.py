@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from stress_pipeline.defs.partitions import symbols_partitions
+from stress_pipeline.defs.stale_runs import fail_dead_runs, worker_tag
 from stress_pipeline.market.symbols import discover_symbol_files
 from stress_pipeline.settings import Settings
 
@@ -196,6 +197,7 @@ class Runner:
         ``partitions`` restricts a dynamic partitions definition (by name) to the given keys. A group's
         partitions are read when the group starts, so a catalog run earlier in the same call can add them.
         """
+        self.dead_runs_failed = fail_dead_runs(self._instance)  # runs a killed process left STARTED
         groups = _groups(self._graph, keys)
         jobs = self._jobs(groups)
         self._totals = {}
@@ -301,7 +303,7 @@ class Runner:
             partition_key=partitions[0] if len(partitions) == 1 else None,
             raise_on_error=False,
             run_config=None if self._verbose else QUIET_RUN_CONFIG,
-            tags={LAUNCHED_BY_TAG: "cli", **tags},
+            tags={LAUNCHED_BY_TAG: "cli", **worker_tag(), **tags},
         )
         seconds = time.perf_counter() - started
         verdicts = self._verdicts(result, keys, partitions)
