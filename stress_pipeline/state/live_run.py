@@ -46,6 +46,7 @@ from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.state.hot_state import HotState
 from stress_pipeline.state.ledger import Ledger
 from stress_pipeline.state.leftovers import LeftoverReport, repair_leftovers, run_lock
+from stress_pipeline.state.live_run_batches import coalesce_writes
 from stress_pipeline.state.reconcile import HotView, LedgerView, ReconciliationReport, reconcile
 from stress_pipeline.state.records import Fill, Mark, fill_from_values, money
 from stress_pipeline.state.supervisor import Supervisor, SupervisorPolicy
@@ -146,7 +147,8 @@ def run_live_state(
             supervisors=supervisors,
         )  # fmt: skip
         try:
-            for now_ns, batch in _batches(plan.deliver(truth), config, end_ns, plan.reorder_window):
+            writes = _batches(plan.deliver(truth), config, end_ns, plan.reorder_window)
+            for now_ns, batch in coalesce_writes(writes, plan.actions, config.batch_fills):
                 clock.advance(now_ns)
                 clock.write(batch, now_ns)
             clock.advance(end_ns + 1)
