@@ -122,7 +122,7 @@ def test_every_fill_is_sized_by_target_quantities_and_the_books_balance(seed, fe
     rng = np.random.default_rng(seed)
     t, s = 60, 3
     close = random_walk(seed, t, s, vol=0.02)
-    weights = np.round(rng.uniform(-1.2, 1.2, (t, s)) * (rng.random((t, s)) < 0.2), 1)
+    weights = np.round(rng.uniform(-1.0, 1.0, (t, s)) * (rng.random((t, s)) < 0.2), 1)
     weights = pd.DataFrame(np.where(weights == 0, np.nan, weights)).ffill().fillna(0.0).to_numpy()
     tradable = rng.random((t, s)) > 0.1
     config = SimConfig(backtest_fee_bps=fee, backtest_slippage_bps=slip, periods_per_year=365)

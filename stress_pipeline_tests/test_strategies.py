@@ -203,16 +203,16 @@ def test_user_strategies_by_import_path_get_both_methods(attribute):
     pd.testing.assert_frame_equal(positions, expected.astype(float), check_names=False, check_freq=False)
 
 
-def test_user_weights_are_aligned_held_and_clipped():
+def test_user_weights_are_aligned_and_held():
     panel = make_panel(random_walk(3, 6, 2))
     stamps = panel.timestamps()
 
-    def sparse(bars):  # one symbol, every other bar, out of range
-        return pd.DataFrame({"S1": [3.0, -0.5, np.nan]}, index=stamps[[0, 2, 4]])
+    def sparse(bars):  # one symbol, every other bar from the second
+        return pd.DataFrame({"S1": [1.0, -0.5]}, index=stamps[[2, 4]])
 
     weights = as_strategy(sparse).target_weights(panel)
-    np.testing.assert_array_equal(weights[:, 0], np.zeros(6))
-    np.testing.assert_array_equal(weights[:, 1], [1.0, 1.0, -0.5, -0.5, -0.5, -0.5])
+    np.testing.assert_array_equal(weights[:, 0], np.zeros(6))  # never mentioned: no position
+    np.testing.assert_array_equal(weights[:, 1], [0.0, 0.0, 1.0, 1.0, -0.5, -0.5])  # before its first row: 0
 
 
 def test_panel_to_bars_round_trips_through_prepare_panel():

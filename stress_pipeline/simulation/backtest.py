@@ -50,6 +50,7 @@ from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.trades import round_trips_from_arrays, utc_stamps
 from stress_pipeline.trading import as_strategy, get_strategy
 from stress_pipeline.trading.compiled import compiled
+from stress_pipeline.trading.strategies.base import checked_target_weights
 
 
 def run_backtest(
@@ -122,14 +123,10 @@ def simulate(panel: MarketPanel, weights: np.ndarray, config: SimConfig) -> tupl
 
 
 def strategy_weights(strategy, panel: MarketPanel) -> np.ndarray:
-    """The strategy's raw target weights on the panel, checked for shape, float64 and C-contiguous;
-    both simulations size them with ``booking.sized_weight``."""
-    weights = np.ascontiguousarray(strategy.target_weights(panel), dtype=np.float64)
-    if weights.shape != panel.shape:
-        raise ValueError(
-            f"strategy {strategy.name!r} returned weights of shape {weights.shape}, expected {panel.shape}"
-        )
-    return weights
+    """The strategy's raw target weights on the panel, checked for shape and values (a NaN, infinite
+    or out-of-range weight is an error naming its bar and symbol), float64 and C-contiguous; both
+    simulations size them with ``booking.sized_weight``."""
+    return checked_target_weights(strategy, panel)
 
 
 def scale_weights(weights: np.ndarray, config: SimConfig) -> np.ndarray:

@@ -19,6 +19,7 @@ from stress_pipeline.simulation.config import SimConfig
 from stress_pipeline.simulation.divergence import MetricDivergence, compare_metrics
 from stress_pipeline.simulation.paper import RealismToggles, run_paper
 from stress_pipeline.simulation.result import SimResult
+from stress_pipeline.trading.lookahead import LookaheadReport, check_lookahead
 from stress_pipeline.trading.risk.policy import TradingPolicy
 
 KINDS = ("backtest", "paper")
@@ -43,6 +44,12 @@ def simulate_scenario(
     if len(results) > 1:
         result.metrics.update(_distribution(results))
     return result
+
+
+def scenario_lookahead(stressed: pd.DataFrame, config: SimConfig) -> LookaheadReport:
+    """The lookahead guard on the weights the simulations of this scenario use (its first path):
+    both simulation assets refuse to produce results when it fails."""
+    return check_lookahead(resolve_strategy(None, config), paths_of(stressed)[0])
 
 
 def _run(kind: str, bars: pd.DataFrame, strategy, scenario, config: SimConfig, policy: TradingPolicy) -> SimResult:

@@ -21,6 +21,7 @@ from stress_pipeline.trading.strategies import (
     as_strategy,
     load_external,
 )
+from stress_pipeline.trading.strategies.base import WeightError
 
 __all__ = [
     "REFERENCE_STRATEGIES",
@@ -31,6 +32,7 @@ __all__ = [
     "Strategy",
     "StrategySpecError",
     "TrendStrategy",
+    "WeightError",
     "as_strategy",
     "check_lookahead",
     "get_strategy",

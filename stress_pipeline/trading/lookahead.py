@@ -10,13 +10,14 @@ a leaking one changes its past when the future is removed.
 Cut points are drawn with ``seed``, one in each of ``cut_points`` equal slices of the history (so
 they cover early, middle and late bars) and never at the last bar (which would compare the full
 history with itself). Weights are compared with a tolerance of ``ATOL`` + ``RTOL`` x |value|
-(rolling statistics may round differently at the end of a shorter input); a missing weight (NaN,
-or a symbol or bar absent from one answer) counts as 0, no position, as the simulations treat it.
+(rolling statistics may round differently at the end of a shorter input).
 
-A strategy with the array form (``target_weights``, the reference strategies) is checked on the
-cleaned panel: the bars are cleaned once and the panel is cut, so the test isolates the strategy
-from the data guard (which may judge the last bar of a truncated history differently) and costs one
-cleaning instead of one per cut. A strategy with only ``target_positions`` is checked on the bars.
+The guard checks the weights the simulations use: ``target_weights`` on the cleaned panel, read
+exactly as the simulations read them (:func:`checked_target_weights`; a strategy written against
+``target_positions`` only reaches it through its array wrapper, so both forms are covered). The bars
+are cleaned once and the panel is cut, so the test isolates the strategy from the data guard (which
+may judge the last bar of a truncated history differently) and costs one cleaning instead of one per
+cut. A NaN or out-of-range weight is an error naming its bar and symbol, as in the simulations.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pandas as pd
 
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.trading.strategies import as_strategy
-from stress_pipeline.trading.strategies.base import PanelStrategy, panel_to_bars, validate_weights
+from stress_pipeline.trading.strategies.base import checked_target_weights
 
 ATOL = 1e-9
 RTOL = 1e-9
@@ -79,9 +80,10 @@ class LookaheadReport:
 def check_lookahead(
     strategy, bars: pd.DataFrame | MarketPanel, cut_points: int = 8, seed: int = 0
 ) -> LookaheadReport:
-    """Recompute ``strategy`` (a spec for ``get_strategy``, a strategy object or a function) on
-    ``bars`` (canonical bars or a prepared panel) truncated at ``cut_points`` sampled bar times;
-    report every (cut, symbol) whose weights at or before the cut change."""
+    """Recompute ``strategy``'s ``target_weights`` (a spec for ``get_strategy``, a strategy object or
+    a function) on ``bars`` (canonical bars or a prepared panel) truncated at ``cut_points`` sampled
+    bar times; report every (cut, symbol) whose weights at or before the cut change. A weight that
+    is NaN, infinite or outside [-1, 1] raises :class:`WeightError`, as it does in the simulations."""
     if isinstance(strategy, str):
         from stress_pipeline.trading import get_strategy
 
@@ -90,36 +92,21 @@ def check_lookahead(
         strat = as_strategy(strategy)
     if cut_points < 1:
         raise ValueError(f"cut_points must be >= 1, got {cut_points}")
-    if isinstance(strat, PanelStrategy):
-        panel = bars if isinstance(bars, MarketPanel) else prepare_panel(bars)[0]
-        return _check_panel(strat, panel, cut_points, seed)
-    if isinstance(bars, MarketPanel):
-        bars = panel_to_bars(bars)
-    stamps = pd.DatetimeIndex(pd.to_datetime(bars["ts"], utc=True))
-    full = validate_weights(strat.target_positions(bars))
-    cuts = sample_cuts(stamps.unique().sort_values(), cut_points, seed)
-    violations: list[LookaheadViolation] = []
-    for cut in cuts:
-        truncated = validate_weights(strat.target_positions(bars.loc[np.asarray(stamps <= cut)]))
-        violations.extend(_compare(full, truncated, cut))
-    return LookaheadReport(not violations, violations, list(cuts), str(getattr(strat, "name", strategy)))
-
-
-def _check_panel(strat: PanelStrategy, panel: MarketPanel, cut_points: int, seed: int) -> LookaheadReport:
+    panel = bars if isinstance(bars, MarketPanel) else prepare_panel(bars)[0]
     times = panel.timestamps()
-    full = np.nan_to_num(np.asarray(strat.target_weights(panel), dtype=np.float64), nan=0.0)
+    full = checked_target_weights(strat, panel)
     cuts = sample_cuts(times, cut_points, seed)
     violations: list[LookaheadViolation] = []
     for cut in cuts:
         rows = int(np.searchsorted(panel.ts, cut.value, side="right"))
-        seen = np.nan_to_num(np.asarray(strat.target_weights(head(panel, rows)), dtype=np.float64), nan=0.0)
+        seen = checked_target_weights(strat, head(panel, rows))
         differs = ~np.isclose(full[:rows], seen, rtol=RTOL, atol=ATOL)
         for j in np.flatnonzero(differs.any(axis=0)):
             i = int(np.argmax(differs[:, j]))
             violations.append(
                 LookaheadViolation(cut, panel.symbols[j], times[i], float(full[i, j]), float(seen[i, j]))
             )
-    return LookaheadReport(not violations, violations, list(cuts), str(strat.name))
+    return LookaheadReport(not violations, violations, list(cuts), str(getattr(strat, "name", strategy)))
 
 
 def head(panel: MarketPanel, rows: int) -> MarketPanel:
@@ -144,17 +131,3 @@ def sample_cuts(times: pd.DatetimeIndex, cut_points: int, seed: int) -> list[pd.
     edges = np.linspace(0, candidates, cut_points + 1).astype(np.int64)
     picks = [int(rng.integers(lo, hi)) for lo, hi in itertools.pairwise(edges) if hi > lo]
     return [times[i] for i in sorted(set(picks))]
-
-
-def _compare(full: pd.DataFrame, truncated: pd.DataFrame, cut: pd.Timestamp) -> list[LookaheadViolation]:
-    past = full.loc[full.index <= cut]
-    symbols = list(dict.fromkeys([*past.columns, *truncated.columns]))
-    expected = past.reindex(columns=symbols).to_numpy(dtype=np.float64, na_value=np.nan)
-    seen = truncated.reindex(index=past.index, columns=symbols).to_numpy(dtype=np.float64, na_value=np.nan)
-    expected, seen = np.nan_to_num(expected, nan=0.0), np.nan_to_num(seen, nan=0.0)
-    differs = ~np.isclose(expected, seen, rtol=RTOL, atol=ATOL)
-    out = []
-    for j in np.flatnonzero(differs.any(axis=0)):
-        i = int(np.argmax(differs[:, j]))
-        out.append(LookaheadViolation(cut, symbols[j], past.index[i], float(expected[i, j]), float(seen[i, j])))
-    return out

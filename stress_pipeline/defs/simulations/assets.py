@@ -16,8 +16,7 @@ from stress_pipeline.defs.scenarios.assets import scenario_catalog, stressed_bar
 from stress_pipeline.scenarios.catalog import scenario_for_key
 from stress_pipeline.simulation.plots import equity_comparison_markdown, equity_drawdown_markdown
 from stress_pipeline.simulation.result import RESULT_FIELDS, SimResult
-from stress_pipeline.simulation.scenario_sims import compare_scenario, paths_of, simulate_scenario
-from stress_pipeline.trading import check_lookahead, get_strategy
+from stress_pipeline.simulation.scenario_sims import compare_scenario, scenario_lookahead, simulate_scenario
 
 SIM_INS = {
     "scenario_catalog": dg.AssetIn(scenario_catalog.key),
@@ -44,11 +43,19 @@ def _simulation_asset(kind: str, description: str):
         for key in context.partition_keys:
             scenario = scenario_of(context, scenario_catalog, key)
             try:
+                lookahead = scenario_lookahead(stressed_bars[key], config)
+                if not lookahead.passed:
+                    raise dg.Failure(
+                        f"{kind} of scenario '{scenario.name}' refused, the lookahead guard failed: "
+                        f"{lookahead.summary()}",
+                        metadata={"violations": dg.MetadataValue.json([str(v) for v in lookahead.violations[:5]])},
+                        allow_retries=False,
+                    )
                 result = simulate_scenario(kind, stressed_bars[key], scenario, config, policy)
             except ValueError as err:
-                raise dg.Failure(f"{kind} of scenario '{scenario.name}': {err}") from None
+                raise dg.Failure(f"{kind} of scenario '{scenario.name}': {err}", allow_retries=False) from None
             if kind == "backtest":
-                result = _with_lookahead(result, stress, stressed_bars[key])
+                result = dataclasses.replace(result, details={**result.details, "lookahead": lookahead.record()})
             out[key] = result
             context.add_asset_metadata(_result_metadata(result), partition_key=key)
             context.log.info(f"{kind} {key}: PnL {float(result.metrics['total_pnl']):,.2f}")
@@ -60,12 +67,13 @@ def _simulation_asset(kind: str, description: str):
 backtest_results = _simulation_asset(
     "backtest",
     "The idealised vectorised backtest of the strategy on each scenario (fills at the bar close), with the "
-    "lookahead report of the strategy's signals on the scenario's bars.",
+    "lookahead report of the strategy's target weights on the scenario's bars (refused when the guard fails).",
 )
 paper_results = _simulation_asset(
     "paper",
     "The event-driven paper simulation: policy controller, risk stack, order router, exchange simulator "
-    "with latency, partial fills, costs, rate limits and the scenario's faults.",
+    "with latency, partial fills, costs, rate limits and the scenario's faults (refused when the lookahead "
+    "guard fails).",
 )
 
 
@@ -115,12 +123,6 @@ def scenario_of(context: dg.AssetExecutionContext, catalog: pd.DataFrame, key: s
         return scenario_for_key(catalog, key, context.instance.get_dynamic_partitions(symbols_partitions.name))
     except KeyError as err:
         raise dg.Failure(f"{err}; materialise scenario_catalog first") from None
-
-
-def _with_lookahead(result: SimResult, stress: StressResource, bars: pd.DataFrame) -> SimResult:
-    strategy = get_strategy(stress.strategy, **dict(stress.strategy_params))
-    lookahead = check_lookahead(strategy, paths_of(bars)[0]).record()
-    return dataclasses.replace(result, details={**result.details, "lookahead": lookahead})
 
 
 def _result_metadata(result: SimResult) -> dict[str, object]:

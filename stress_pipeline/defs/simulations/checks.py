@@ -78,9 +78,12 @@ def paper_not_optimistic(
     asset=backtest_results,
     name=LOOKAHEAD_GUARD,
     partitions_def=scenarios_partitions,
+    blocking=True,
     description=(
-        "The strategy's signals recomputed on history truncated at sampled cut points equal the full-history "
-        "signals up to each cut: no value depends on the future (computed with the backtest, judged here)."
+        "The strategy's target weights (what the simulations trade) recomputed on history truncated at sampled "
+        "cut points equal the full-history weights up to each cut: no value depends on the future. Computed "
+        "before each simulation, which refuses to produce results when it fails; judged here on the stored "
+        "backtest (blocking)."
     ),
 )
 def lookahead_guard(context: dg.AssetCheckExecutionContext, backtest_results: PartitionValues) -> None:

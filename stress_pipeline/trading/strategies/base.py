@@ -5,9 +5,13 @@ each symbol hold? Two forms of the same answer:
 
 * ``target_positions(bars) -> DataFrame``: canonical long bars in, wide target weights out (index
   the bar ``ts``, sorted, UTC; one column per symbol; values in [-1, 1]). This is the form users
-  write and the lookahead guard checks.
+  write.
 * ``target_weights(panel) -> ndarray (T, S)``: the same on a cleaned :class:`MarketPanel`, the
-  array fast path both simulations call, so the backtest and the paper run see the same signals.
+  array fast path both simulations call, so the backtest and the paper run see the same signals,
+  and the form the lookahead guard checks (:func:`checked_target_weights`).
+
+A weight that is NaN, infinite or outside [-1, 1] is a :class:`WeightError` naming its bar and
+symbol: the simulations never zero or clip what a strategy said.
 
 Both are causal: the weight at bar t uses bars up to and including t. The simulations act on it
 from the close of t (backtest) or later (paper), so a weight is never applied to the bar it was
@@ -82,18 +86,56 @@ def panel_to_bars(panel: MarketPanel) -> pd.DataFrame:
     )
 
 
-def conform_weights(frame: pd.DataFrame, panel: MarketPanel) -> np.ndarray:
+MAX_ABS_WEIGHT = 1.0
+"""A target weight is a fraction of the strategy's allocation: within [-1, 1]."""
+
+
+class WeightError(ValueError):
+    """A strategy returned a weight the simulations cannot use: NaN, infinite or outside [-1, 1]."""
+
+
+def check_weights(values: np.ndarray, times: pd.Index, symbols: list[str] | tuple[str, ...], strategy: str) -> None:
+    """Raise a :class:`WeightError` naming the bar (timestamp) and symbol of the first weight that is
+    not a finite number in [-1, 1] (in time order). Nothing is zeroed or clipped: a strategy that
+    means "no position" says 0."""
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~(np.abs(values) <= MAX_ABS_WEIGHT)  # NaN compares False: caught with the infinite and the large
+    if not bad.any():
+        return
+    i, j = np.unravel_index(int(np.argmax(bad.ravel())), bad.shape)
+    count = int(bad.sum())
+    raise WeightError(
+        f"strategy {strategy!r}: weight {float(values[i, j])!r} for {symbols[j]} at bar {times[i]} is not a "
+        f"number in [-{MAX_ABS_WEIGHT:g}, {MAX_ABS_WEIGHT:g}] ({count} such weight(s) in all)"
+    )
+
+
+def checked_target_weights(strategy, panel: MarketPanel) -> np.ndarray:
+    """``strategy.target_weights(panel)`` as the simulations use it: float64, C-contiguous, of the
+    panel's shape, every value a finite number in [-1, 1] (else a :class:`WeightError`)."""
+    name = str(getattr(strategy, "name", strategy))
+    weights = np.ascontiguousarray(strategy.target_weights(panel), dtype=np.float64)
+    if weights.shape != panel.shape:
+        raise WeightError(f"strategy {name!r} returned weights of shape {weights.shape}, expected {panel.shape}")
+    check_weights(weights, panel.timestamps(), panel.symbols, name)
+    return weights
+
+
+def conform_weights(frame: pd.DataFrame, panel: MarketPanel, strategy: str = "strategy") -> np.ndarray:
     """A user strategy's wide weight frame aligned to ``panel``: its ts and symbols, a weight held
-    until the strategy changes it (forward fill), NaN and symbols it did not mention as 0, clipped
-    to [-1, 1]."""
+    until the strategy changes it (forward fill); bars before its first row and symbols it did not
+    mention hold 0 (no position). A value it gave that is NaN, infinite or outside [-1, 1] is a
+    :class:`WeightError` naming its bar and symbol, never zeroed or clipped."""
     frame = validate_weights(frame)
+    check_weights(frame.to_numpy(dtype=np.float64, na_value=np.nan), frame.index, list(frame.columns), strategy)
     index = panel.timestamps()
     if not frame.index.equals(index):
         # Rows emitted between bars (or a coarser grid) are carried to the following bars.
         frame = frame.reindex(frame.index.union(index)).ffill().reindex(index)
     aligned = frame.reindex(columns=list(panel.symbols))
-    values = aligned.to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.clip(np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    # Every value the strategy gave is checked above: a NaN left here is an absence (before its first
+    # row, or a symbol it did not mention), which means no position.
+    return np.nan_to_num(aligned.to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0)
 
 
 def validate_weights(frame: object) -> pd.DataFrame:

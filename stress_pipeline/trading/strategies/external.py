@@ -72,7 +72,7 @@ class FunctionStrategy:
     def target_weights(self, panel) -> np.ndarray:
         if self.weights is not None:
             return np.asarray(self.weights(panel), dtype=np.float64)
-        return conform_weights(self.positions(panel_to_bars(panel)), panel)
+        return conform_weights(self.positions(panel_to_bars(panel)), panel, self.name)
 
 
 def _call(factory: Callable[..., object], params: dict[str, object], label: str) -> object:
