@@ -14,6 +14,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from stress_pipeline.scenarios.expect import check_expect
+
 Severity = Literal["minor", "major", "catastrophic"]
 Recovery = Literal["linear", "exponential", "none"]
 CorruptionType = Literal["nan", "spike", "duplicate", "stale", "out_of_order", "gap"]
@@ -190,16 +192,30 @@ class EpisodeReplicaParams(_Strict):
 # -------------------------------------------------------------------------------------- scenarios
 
 
+#: The longest recovery tail a window may ask for: 30 days.
+MAX_RECOVERY_TAIL_S = 30 * 86_400
+#: Where a window can be anchored to the system's book (resolved from the unstressed run's exposure).
+WindowAnchor = Literal["max_exposure", "position_open"]
+
+
 class Window(_Strict):
-    """Where the stress starts: a timestamp, or an offset in bars from each symbol's first bar."""
+    """Where the stress starts: a timestamp, an offset in bars from each symbol's first bar, or an anchor
+    on the system's book (``at``: the bar of its largest exposure, or the first bar it holds a position),
+    at most one of them (none: drawn from the seed). ``recovery_tail_s``: how long after the last
+    stressed bar the verdict keeps measuring (None: the verdict defaults' tail)."""
 
     start: datetime | None = None
     offset_bars: int | None = Field(default=None, ge=0)
+    at: WindowAnchor | None = None
+    recovery_tail_s: float | None = Field(default=None, ge=0, le=MAX_RECOVERY_TAIL_S)
 
     @model_validator(mode="after")
     def _one(self) -> Window:
-        if (self.start is None) == (self.offset_bars is None):
-            raise ValueError("give exactly one of start, offset_bars")
+        given = [name for name in ("start", "offset_bars", "at") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of start, offset_bars, at (got {', '.join(given)})")
+        if not given and self.recovery_tail_s is None:
+            raise ValueError("give one of start, offset_bars, at, or a recovery_tail_s")
         return self
 
 
@@ -381,6 +397,8 @@ def _fault_error(exc: ValidationError) -> str:
     return f"{field}: {message} (got {error['input']!r})"
 
 
+#: Scenario types whose bars are not a shock placed in the data (a replay, generated paths): no anchor.
+UNANCHORED_TYPES = ("historical_replay", "monte_carlo")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _().,:'/+-]*$")
 
 
@@ -408,6 +426,17 @@ class _ScenarioBase(_Strict):
         if len(set(upper)) != len(upper):
             raise ValueError("a symbol is listed twice")
         return upper
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, value: dict[str, ScalarValue]) -> dict[str, ScalarValue]:
+        return check_expect(value)
+
+    @model_validator(mode="after")
+    def _anchor_needs_a_shock(self) -> _ScenarioBase:
+        if self.window is not None and self.window.at is not None and self.type in UNANCHORED_TYPES:
+            raise ValueError(f"window.at: a {self.type} scenario has no shock to place on the book")
+        return self
 
     @property
     def key(self) -> str:

@@ -1,8 +1,9 @@
 """Stress packs: YAML files of scenarios under data/stress_packs/, validated whole.
 
-A pack is a mapping with a ``scenarios`` list (and an optional ``pack`` title), or a single scenario
-mapping. Any problem rejects the whole pack with one message naming the file, the scenario and the
-field. Users add scenarios by dropping files into the folder.
+A pack is a mapping with a ``scenarios`` list (and an optional ``pack`` title, and ``recovery_tail_s``,
+the verdicts' recovery tail for its scenarios that set none), or a single scenario mapping. Any
+problem rejects the whole pack with one message naming the file, the scenario and the field. Users
+add scenarios by dropping files into the folder.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def load_pack(path: str | Path, *, known_symbols: Iterable[str] | None = None) -
     if raw is None:
         raise ScenarioPackError(path, "the file is empty")
     if isinstance(raw, dict) and "scenarios" in raw:
-        extra = set(raw) - {"scenarios", "pack", "description"}
+        extra = set(raw) - {"scenarios", "pack", "description", "recovery_tail_s"}
         if extra:
             keys = ", ".join(sorted(extra))
             raise ScenarioPackError(path, f"unknown top-level key(s) {keys}", field=sorted(extra)[0])
@@ -85,7 +86,7 @@ def load_pack(path: str | Path, *, known_symbols: Iterable[str] | None = None) -
         label = _label(entry, number)
         if not isinstance(entry, dict):
             raise ScenarioPackError(path, "expected a mapping", scenario=label)
-        scenario = _validate(path, entry, label)
+        scenario = _validate(path, _with_pack_tail(entry, raw), label)
         if scenario.key in seen:
             raise ScenarioPackError(
                 path, f"duplicate name (same key '{scenario.key}' as '{seen[scenario.key]}')", scenario=label,
@@ -124,6 +125,15 @@ def check_unique_names(packs: Iterable[Pack]) -> None:
                     field="name",
                 )
             seen[scenario.key] = pack.path
+
+
+def _with_pack_tail(entry: dict, raw: object) -> dict:
+    """``entry`` with the pack's ``recovery_tail_s`` in its window, unless the scenario sets its own."""
+    tail = raw.get("recovery_tail_s") if isinstance(raw, dict) and "scenarios" in raw else None
+    window = entry.get("window")
+    if tail is None or (isinstance(window, dict) and "recovery_tail_s" in window):
+        return entry
+    return {**entry, "window": {**(window if isinstance(window, dict) else {}), "recovery_tail_s": tail}}
 
 
 def _label(entry: object, number: int) -> str:

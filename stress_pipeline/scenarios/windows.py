@@ -1,7 +1,9 @@
 """Where in each symbol's bars a scenario starts.
 
 A window given as a timestamp or a bar offset is used as is; with none, the start is drawn from the
-scenario's seed, so the same pack on the same bars always stresses the same bars.
+scenario's seed, so the same pack on the same bars always stresses the same bars. A window anchored
+on the system's book (``at``) is first resolved to a timestamp by :func:`anchor_index` from the
+exposure of the unstressed run (``stress_pipeline.verdicts.anchor_scenario`` does both).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def resolve_starts(
     if not len(segments):
         return np.zeros(0, dtype=np.int64)
     window = scenario.window
+    if window is not None and window.at is not None:
+        raise WindowError(
+            f"scenario '{scenario.name}': window.at {window.at} is placed on the system's book: resolve it to a "
+            "start first (stress_pipeline.verdicts.anchor_scenario)"
+        )
     if window is not None and window.offset_bars is not None:
         offsets = np.full(len(segments), int(window.offset_bars), dtype=np.int64)
     elif window is not None and window.start is not None:
@@ -72,3 +79,24 @@ def resolve_starts(
             f"before it, but {bars.symbols[segments[i]]} has {int(lengths[i])} bars"
         )
     return (firsts + offsets).astype(np.int64)
+
+
+def anchor_index(at: str, exposure: np.ndarray, *, warmup_bars: int = WARMUP_BARS, reserve_bars: int = 0) -> int:
+    """The bar where a window anchored ``at`` starts, from the system's gross exposure per bar.
+
+    ``max_exposure``: the first bar of the largest exposure; ``position_open``: the first bar holding a
+    position. Only bars from ``warmup_bars`` to ``len - reserve_bars - 1`` are candidates, so a pre-shock
+    level exists and the scenario fits after the start. Raises :class:`WindowError` when no candidate
+    holds a position: a window cannot be placed on a book that is empty.
+    """
+    exposure = np.asarray(exposure, dtype=np.float64)
+    if at not in ("max_exposure", "position_open"):
+        raise WindowError(f"unknown window anchor {at!r}; expected max_exposure or position_open")
+    low, high = max(int(warmup_bars), 1), len(exposure) - int(reserve_bars)
+    candidates = np.nan_to_num(exposure[low:high], nan=0.0)
+    held = np.flatnonzero(candidates > 0)
+    if not len(held):
+        raise WindowError(
+            f"window.at {at}: the system holds no position in bars {low}..{max(high - 1, low)} of {len(exposure)}"
+        )
+    return low + int(held[0] if at == "position_open" else np.argmax(candidates))
