@@ -168,6 +168,12 @@ class AlertSender:
         self.enqueue(alert)
         return self.deliver_pending()
 
+    def send_all(self, alerts: list[Alert]) -> list[Delivery | None]:
+        """Queue ``alerts`` in order, run one delivery round; each alert's delivery (None: still queued)."""
+        ids = [self.enqueue(alert).alert_id for alert in alerts]
+        done = {d.alert_id: d for d in self.deliver_pending()}
+        return [done.get(alert_id) for alert_id in ids]
+
     def deliver_pending(self) -> list[Delivery]:
         """One round: deliver queued alerts oldest first until the queue is empty or one cannot be
         delivered within the retry policy (it and the rest stay queued). Returns what finished."""
