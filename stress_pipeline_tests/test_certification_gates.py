@@ -385,3 +385,14 @@ def test_the_shipped_readiness_file_attests_nothing_yet():
 def test_nan_value_with_failure_still_fails():
     m = Measurement(math.nan, "x", failure="never recovered: kill_1")
     assert judge("recovery_mean_s", m).verdict == FAIL
+
+
+def test_a_scenario_partition_without_a_verdict_leaves_the_gate_without_input():
+    m = measure.stress_scenarios_passed(GOOD_VERDICTS, ["baseline", "crash_a", "crash_b", "crash_new"])
+    assert m.value is None and "no verdict for crash_new" in m.detail
+    assert measure.stress_scenarios_passed(GOOD_VERDICTS, ["baseline", "crash_a", "crash_b"]).value == 100.0
+
+
+def test_a_long_list_of_missing_partitions_is_shortened():
+    m = measure.recovery_mean({}, [f"s{i}" for i in range(8)])
+    assert m.detail == "portfolio_reconciliation has no stored partition s0, s1, s2, s3, s4 and 3 more: materialise it"

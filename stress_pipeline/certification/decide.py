@@ -48,6 +48,7 @@ class Sources:
     alert_delivery: pd.DataFrame | None = None
     decision_flood: pd.DataFrame | None = None
     drills: pd.DataFrame | None = None
+    scenarios: Sequence[str] = ()  # every scenario partition (each needs a verdict); empty: not known
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def certify(
             sources.reconciliation, sources.reconciliation_missing, sources.drills
         ),
         "integrity_delta_usd": measure.integrity_delta(sources.reconciliation, sources.reconciliation_missing),
-        "stress_scenarios_passed_pct": measure.stress_scenarios_passed(verdicts),
+        "stress_scenarios_passed_pct": measure.stress_scenarios_passed(verdicts, sources.scenarios),
         "circuit_breakers_pct": measure.circuit_breakers(verdicts),
         "divergence_pct": measure.divergence(
             sources.divergence, sources.divergence_missing, baseline_days=sources.baseline_days

@@ -31,7 +31,14 @@ BASELINE_DAYS = 90
 def _missing(source: str, missing: Sequence[str]) -> str | None:
     if not missing:
         return None
-    return f"{source} has no stored partition {', '.join(missing)}: materialise it"
+    return f"{source} has no stored partition {_names(missing)}: materialise it"
+
+
+def _names(names: Sequence[str], shown: int = 5) -> str:
+    """``names`` joined, the first ``shown`` of a long list and how many more."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _stress_rows(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -52,11 +59,15 @@ def hard_limit_breaches(verdicts: pd.DataFrame | None) -> Measurement:
     return Measurement(float(rows["value"].sum()), f"{len(rows)} scenarios measured; breaches in: {where}")
 
 
-def stress_scenarios_passed(verdicts: pd.DataFrame | None) -> Measurement:
-    """Share of stress scenarios whose verdict is pass (not exercised is not a pass)."""
+def stress_scenarios_passed(verdicts: pd.DataFrame | None, expected: Sequence[str] = ()) -> Measurement:
+    """Share of stress scenarios whose verdict is pass (not exercised is not a pass); a scenario of
+    ``expected`` (the scenario partitions) without a verdict leaves the gate without input."""
     if verdicts is None:
         return Measurement(None, "scenario_verdicts has not been materialised")
     outcomes = scenario_outcomes(_stress_rows(validate_verdict_table(verdicts)))
+    unjudged = [key for key in expected if key != BASELINE_KEY and key not in set(outcomes["scenario"])]
+    if unjudged:
+        return Measurement(None, f"scenario_verdicts has no verdict for {_names(unjudged)}: materialise them")
     if outcomes.empty:
         return Measurement(None, "the verdict table has no stress scenario")
     passed = int((outcomes["outcome"] == "pass").sum())

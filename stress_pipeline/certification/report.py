@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +74,7 @@ def render_report(
     scenarios = _scenarios(verdict_table, runs)
     return env.get_template(TEMPLATE).render(
         partition=partition, generated_at=generated_at, certification=certification, history=history,
-        gates=certification.gate_table().to_dict("records"), readiness=certification.readiness.to_dict("records"),
+        gates=[gate.row() for gate in certification.gates], readiness=certification.readiness.to_dict("records"),
         scenarios=scenarios, verdicts_missing=verdict_table is None,
         divergence=_divergence(divergence, runs.get(BASELINE_KEY), initial_capital),
     )  # fmt: skip
@@ -235,7 +234,3 @@ def _num(value: object) -> str:
         return f"{int(number):,}"
     return f"{number:,.4g}" if abs(number) < 1 else f"{number:,.2f}"
 
-
-def report_metadata(path: Path) -> dict[str, str]:
-    """What the asset shows beside the stored report (path, size, a file:// link)."""
-    return {"path": str(path), "url": path.resolve().as_uri(), "bytes": json.dumps(path.stat().st_size)}
