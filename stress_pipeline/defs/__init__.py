@@ -6,6 +6,7 @@ merges them and binds the shared resources.
 
 import dagster as dg
 
+from stress_pipeline.defs.certification import defs as certification_defs
 from stress_pipeline.defs.drills import defs as drills_defs
 from stress_pipeline.defs.integrity import defs as integrity_defs
 from stress_pipeline.defs.market import defs as market_defs
@@ -18,5 +19,6 @@ def build_definitions() -> dg.Definitions:
     """The project's one Definitions object."""
     return dg.Definitions.merge(
         market_defs, scenarios_defs, simulations_defs, integrity_defs, drills_defs,
+        certification_defs,
         dg.Definitions(resources=default_resources()),
     )
