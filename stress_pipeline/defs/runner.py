@@ -276,6 +276,8 @@ class Runner:
         if partitions_def is None:
             return [([None], {})]
         every = list(partitions_def.get_partition_keys(dynamic_partitions_store=self._instance))
+        if wanted is None and isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+            wanted = every[-1:]  # a time-partitioned asset runs for its latest window (today), not its history
         chosen = every if wanted is None else [key for key in every if key in set(wanted)]
         if not chosen:
             return []
