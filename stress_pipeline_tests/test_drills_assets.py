@@ -30,3 +30,17 @@ def test_decision_flood_asset_stores_the_contract_row(defs: dg.Definitions) -> N
         assert list(table.columns) == list(FLOOD_COLUMNS) and table["decisions"].iloc[0] == 1_000
         meta = result.get_asset_materialization_events()[0].materialization.metadata
         assert meta["p99_ms"].value == table["p99_ms"].iloc[0] and sum(meta["reasons"].value.values()) == 1_000
+
+
+def test_a_drill_partition_stores_its_criteria_and_timeline(defs: dg.Definitions) -> None:
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*defs.assets], selection=["drills"], partition_key="correlation_cascade", instance=instance,
+            resources={**defs.resources, "stress": stress_resource_from_env()},
+        )  # fmt: skip
+        assert result.success
+        table = result.output_for_node("drills")
+        assert set(table["drill"]) == {"correlation_cascade"} and (table["outcome"] == "pass").all()
+        meta = result.get_asset_materialization_events()[0].materialization.metadata
+        assert meta["passed"].value is True
+        assert "data:image/png;base64," in meta["timeline_plot"].value and "detection" in meta["timeline"].value

@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from stress_pipeline.defs.drills.assets import decision_flood
+from stress_pipeline.defs.drills.assets import decision_flood, drills
 
-defs = dg.Definitions(assets=[decision_flood])
+defs = dg.Definitions(assets=[decision_flood, drills])

@@ -1,12 +1,20 @@
 """The drills group: the decision flood and the operational drills, run against the system under test."""
 
+import sys
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.drills.decision_flood import run_redis_flood
+from stress_pipeline.drills.plots import timeline_png
+from stress_pipeline.drills.registry import DRILLS, run_drill
+from stress_pipeline.drills.risk_drills import DrillEnv
+from stress_pipeline.plots import png_markdown
 from stress_pipeline.services import resolve_service_urls
+
+drills_partitions = dg.StaticPartitionsDefinition(list(DRILLS))
 
 
 class DecisionFloodConfig(dg.Config):
@@ -43,3 +51,30 @@ def decision_flood(
         }
     )
     return table
+
+
+@dg.asset(group_name="drills", partitions_def=drills_partitions, io_manager_key="parquet_io_manager",
+          kinds={"redis"})  # fmt: skip
+def drills(context: dg.AssetExecutionContext, stress: StressResource) -> pd.DataFrame:
+    """One operational drill (the partition) against the system under test: its criteria from the seeds,
+    each measured (``drills`` table: drill, criterion, comparison, threshold, value, outcome, detail) and
+    its timeline (fault, detection, alert, recovery) as a table and a plot."""
+    settings = stress.settings()
+    name = context.partition_key
+    env = DrillEnv(
+        redis_url=resolve_service_urls(settings).redis_url, alerts_dir=str(settings.paths.alerts / f"drill-{name}"),
+        operator_cli=(sys.executable, "-m", "stress_pipeline.cli"),
+    )  # fmt: skip
+    result = run_drill(name, env)
+    context.log.info(result.summary())
+    context.add_output_metadata(
+        {
+            "passed": dg.MetadataValue.bool(result.passed),
+            "summary": dg.MetadataValue.text(result.summary()),
+            "criteria": dg.MetadataValue.md(result.table.drop(columns="drill").to_markdown(index=False)),
+            "timeline": dg.MetadataValue.md(result.timeline.to_markdown(index=False)),
+            "timeline_plot": dg.MetadataValue.md(png_markdown(timeline_png(result.timeline, title=name), name)),
+            "alerts": dg.MetadataValue.json(list(result.alerts)),
+        }
+    )
+    return result.table

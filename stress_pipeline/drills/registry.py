@@ -1,0 +1,38 @@
+"""Every drill by name: what it checks and the function that runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from stress_pipeline.drills.core import DrillConfigError, DrillResult
+from stress_pipeline.drills.risk_drills import DrillEnv, correlation_cascade_drill, ess_reset_drill
+
+
+class Drill(NamedTuple):
+    name: str
+    seed: str  # where its pass criteria come from
+    checks: str
+    run: Callable[[DrillEnv], DrillResult]
+
+
+DRILLS: dict[str, Drill] = {
+    d.name: d
+    for d in (
+        Drill("ess_reset", "seed 004", "ESS trips above its drawdown threshold, orders blocked, cooldown enforced, "
+              "operator reset via the CLI returns it to ARMED, orders allowed again", ess_reset_drill),
+        Drill("correlation_cascade", "seed 002 scenario 6", "all strategies long, the market falls together: "
+              "drawdown > 15% halts new trades until reset, loss < 20%", correlation_cascade_drill),
+    )
+}  # fmt: skip
+
+
+def drill(name: str) -> Drill:
+    try:
+        return DRILLS[name]
+    except KeyError:
+        raise DrillConfigError(f"unknown drill {name!r}; known: {', '.join(DRILLS)}") from None
+
+
+def run_drill(name: str, env: DrillEnv) -> DrillResult:
+    return drill(name).run(env)

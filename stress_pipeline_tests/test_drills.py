@@ -1,0 +1,169 @@
+"""The drills: criteria table and timeline rules, the live safety governor and its operator reset, and
+each drill run against real Redis with its pass criteria asserted by value."""
+
+from __future__ import annotations
+
+import math
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stress_pipeline.cli import main as cli_main
+from stress_pipeline.drills.core import DrillConfigError, DrillRecord, SimClock, validate_drill_table
+from stress_pipeline.drills.ess import EssResetRefused, LiveGovernor, operator_reset
+from stress_pipeline.drills.registry import DRILLS, drill, run_drill
+from stress_pipeline.drills.risk_drills import DrillEnv
+from stress_pipeline.monitoring.queue import AlertQueue
+from stress_pipeline.services import redis_client
+from stress_pipeline.state.hot_state import HotState
+from stress_pipeline.trading.risk.policy import SafetyConfig
+
+# ------------------------------------------------------------------------------------ criteria table
+
+
+def test_a_value_never_measured_is_not_exercised_never_a_pass() -> None:
+    record = DrillRecord("d", SimClock().now)
+    assert record.check("a", 0.5, "<", 1.0) and not record.check("b", 2.0, "<", 1.0)
+    assert not record.check("c", None, "<", 1.0) and not record.check("d", math.nan, ">=", 0.0)
+    result = record.result()
+    assert list(result.table["outcome"]) == ["pass", "fail", "not_exercised", "not_exercised"]
+    assert not result.passed
+    assert not DrillRecord("empty", SimClock().now).result().passed  # no criteria is not a pass
+
+
+def test_bad_comparisons_kinds_and_tables_are_named() -> None:
+    record = DrillRecord("d", SimClock().now)
+    with pytest.raises(ValueError, match="comparison '~'"):
+        record.check("a", 1.0, "~", 1.0)
+    with pytest.raises(ValueError, match="timeline kind 'boom'"):
+        record.mark("boom", "x")
+    row = {"drill": "d", "criterion": "c", "comparison": "<", "threshold": 1.0, "value": 0.5, "outcome": "pass",
+           "detail": ""}  # fmt: skip
+    with pytest.raises(ValueError, match="column outcome, row 1: 'ok' is not one of"):
+        validate_drill_table(pd.DataFrame([row, {**row, "outcome": "ok"}]))
+    with pytest.raises(ValueError, match="column value, row 0: NaN exactly when"):
+        validate_drill_table(pd.DataFrame([{**row, "value": math.nan}]))
+    with pytest.raises(ValueError, match="missing column"):
+        validate_drill_table(pd.DataFrame([{k: v for k, v in row.items() if k != "detail"}]))
+    with pytest.raises(DrillConfigError, match="unknown drill 'nope'; known: "):
+        drill("nope")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=30))
+def test_the_sim_clock_only_goes_forward(steps: list[float]) -> None:
+    clock = SimClock()
+    for step in steps:
+        before = clock.now()
+        clock.sleep(step)
+        assert clock.now() == before + step
+    with pytest.raises(ValueError, match="does not go back"):
+        clock.advance_to(clock.now() - 1.0)
+    with pytest.raises(ValueError, match="cannot sleep"):
+        clock.sleep(-1.0)
+
+
+# ------------------------------------------------------------------------------ live governor, Redis
+
+
+@pytest.fixture
+def client(external_service_urls) -> Iterator[redis.Redis]:
+    connection = redis_client(external_service_urls.redis_url)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def hot(client: redis.Redis) -> Iterator[HotState]:
+    state = HotState(client, "run", namespace=f"stress-test-{uuid.uuid4().hex[:12]}")
+    state.init("0")
+    try:
+        yield state
+    finally:
+        state.clear()
+
+
+def test_the_live_governor_needs_the_operator_after_the_cooldown(client: redis.Redis, hot: HotState) -> None:
+    clock = SimClock()
+    governor = LiveGovernor(hot, SafetyConfig(trip_drawdown=0.1, cooldown_s=60.0), 100.0, clock.now)
+    assert governor.mark(95.0, flat=False) == [] and hot.snapshot().ess_state == "ARMED"
+    clock.sleep(1)
+    assert [t.to_state for t in governor.mark(89.0, flat=False)] == ["TRIPPED"]
+    assert hot.snapshot().ess_state == "TRIPPED"
+    with pytest.raises(EssResetRefused, match="the ESS is TRIPPED; an operator reset is accepted only in"):
+        operator_reset(client, hot)
+    clock.sleep(1)
+    assert [t.to_state for t in governor.mark(89.0, flat=True)] == ["COOLDOWN"]
+    clock.sleep(59)
+    assert governor.mark(89.0, flat=True) == [] and governor.state == "COOLDOWN"  # 59 s < 60 s
+    clock.sleep(1)
+    assert [t.to_state for t in governor.mark(89.0, flat=True)] == ["AWAITING_RESET"]
+    clock.sleep(3600)
+    assert governor.mark(89.0, flat=True) == [] and governor.state == "AWAITING_RESET"  # nobody came
+    assert operator_reset(client, hot) == "ARMED"
+    reset = governor.mark(89.0, flat=True)
+    assert [(t.to_state, t.reason) for t in reset] == [("ARMED", "OPERATOR_RESET")]
+    clock.sleep(1)
+    assert governor.mark(85.0, flat=False) == []  # the peak was re-based at 89: 4.5% is no trip
+
+
+# -------------------------------------------------------------------------------------------- drills
+
+
+@pytest.fixture
+def env(external_service_urls, tmp_path) -> DrillEnv:
+    return DrillEnv(redis_url=external_service_urls.redis_url, alerts_dir=str(tmp_path / "alerts"),
+                    operator_cli=(sys.executable, "-m", "stress_pipeline.cli"),
+                    namespace=f"stress-test-{uuid.uuid4().hex[:12]}")  # fmt: skip
+
+
+def _values(result) -> dict[str, float]:
+    return dict(zip(result.table["criterion"], result.table["value"], strict=True))
+
+
+def _leftovers(env: DrillEnv) -> list:
+    client = redis_client(env.redis_url)
+    try:
+        return list(client.scan_iter(match=f"{env.namespace}:*"))
+    finally:
+        client.close()
+
+
+def test_ess_reset_drill(env: DrillEnv) -> None:
+    result = run_drill("ess_reset", env)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert 0.10 < values["trip drawdown"] < 0.13
+    assert values["cooldown enforced (s)"] == 300.0
+    assert values["reset refused during the cooldown"] == 1.0 and values["ARMED after the operator reset"] == 1.0
+    kinds = result.timeline.set_index("what")["kind"]
+    assert "detection" in set(kinds) and "recovery" in set(kinds)
+    with AlertQueue(env.alerts_dir) as queue:
+        assert [q.event["dedup_key"] for q in queue.pending()] == list(result.alerts) and len(result.alerts) == 1
+    assert _leftovers(env) == []
+
+
+def test_correlation_cascade_drill(env: DrillEnv) -> None:
+    result = run_drill("correlation_cascade", env)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert 0.15 < values["halt at drawdown > 15%"] < 0.18 and values["loss contained"] < 0.20
+    assert values["mean pairwise correlation at the halt"] > 0.8
+    assert values["new trades after the halt"] == 0.0
+    assert result.alerts == (result.alerts[0],) and "drawdown_exceeded" in result.alerts[0]
+
+
+def test_drills_cli_lists_and_refuses_unknown(capsys) -> None:
+    assert cli_main(["drills", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in DRILLS)
+    assert cli_main(["drills", "run", "nope"]) == 1
+    assert "unknown drill 'nope'" in capsys.readouterr().err
