@@ -24,10 +24,11 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Bench suites in their own module ``stress_pipeline.bench.<suite>``, each with ``main(args) -> exit code``
 #: (``args.settings``: the settings, read here).
-BENCH_MODULES: tuple[str, ...] = ("decisions",)
+BENCH_MODULES: tuple[str, ...] = ("decisions", "faults")
 #: Modules adding top-level commands: each has ``register(commands)`` (the argparse subparsers), and
-#: its commands set ``handler``; they import heavy modules inside the handler, like the commands here.
-COMMAND_MODULES: tuple[str, ...] = ()
+#: its commands set ``handler``; they import heavy modules inside the handler, like the commands here. A command
+#: that sets the default ``settings=True`` gets the settings (read here) in ``args.settings``.
+COMMAND_MODULES: tuple[str, ...] = ("stress_pipeline.drills.commands",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if getattr(args, "settings", None) is True:
+            from stress_pipeline.settings import get_settings
+
+            args.settings = get_settings()
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
