@@ -16,6 +16,7 @@ the server to answer again on the URL it actually uses (through the proxy, when 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import time
@@ -29,6 +30,7 @@ from stress_pipeline.services import embedded
 from stress_pipeline.services.connections import check_postgres, check_redis
 from stress_pipeline.services.errors import ServiceUnavailableError
 from stress_pipeline.services.processes import processes_in, runs_in, send_signal, terminate, wait_gone
+from stress_pipeline.services.server_use import outage_use
 from stress_pipeline.services.state_file import ServerRecord, ServiceLayout, locked
 from stress_pipeline.services.urls import mask_url
 from stress_pipeline.settings import Settings
@@ -91,6 +93,7 @@ class ServerOutage:
             proxy.url_for(self.external_url)  # raises if the proxy forwards to another server
         self.timings = OutageTimings()
         self._record: ServerRecord | None = None
+        self._use = contextlib.ExitStack()
         self._began: float | None = None
 
     @property
@@ -122,6 +125,9 @@ class ServerOutage:
             _wait_refused(embedded.HOST, self.proxy.port, began + DOWN_TIMEOUT)
         else:
             record = self._embedded_record(require_running=True)
+            # Exclusive use first: another run using the server makes this wait (bounded), then fail.
+            self._use = contextlib.ExitStack()
+            self._use.enter_context(outage_use(self.settings, self.target))
             self._record, self._began = record, began
             self._stop_embedded(record)
             _wait_refused(urlsplit(record.url).hostname or embedded.HOST, record.port, began + DOWN_TIMEOUT)
@@ -137,7 +143,8 @@ class ServerOutage:
             assert self.proxy is not None
             self.proxy.up()
         else:
-            self._restart_embedded()
+            with self._use:  # the exclusive use ends with the outage, whatever the restart does
+                self._restart_embedded()
         _wait_answers(self.target, self.url, ended + self.recovery_timeout)
         done = time.monotonic()
         self.timings = OutageTimings(self.timings.down_s, done - ended, done - self._began)

@@ -40,6 +40,7 @@ from stress_pipeline.faults.servers import outage
 from stress_pipeline.services import embedded, postgres_engine, redis_client, resolve_service_urls
 from stress_pipeline.services.connections import check_postgres, check_redis
 from stress_pipeline.services.errors import ServiceUnavailableError
+from stress_pipeline.services.server_use import run_server_use
 from stress_pipeline.services.urls import mask_url
 from stress_pipeline.settings import Settings
 from stress_pipeline.simulation.result import SimResult
@@ -129,7 +130,12 @@ def run_live_state(
     plan = FaultPlan.from_scenario(faults, start_ns, seed=seed)
     cash0 = money(initial_cash)
     equity = paper.equity["equity"]
-    with _connections(settings, plan) as (postgres_url, redis_url, proxies), run_lock(buffer_root, run_id):
+    stopped = {action.target for action in plan.actions if action.target}  # embedded servers its drills stop
+    with (
+        run_server_use(settings, run_id, stopped),
+        _connections(settings, plan) as (postgres_url, redis_url, proxies),
+        run_lock(buffer_root, run_id),
+    ):
         supervisors = _supervisors(settings, postgres_url, redis_url, config.supervisor)
         pg, rd = supervisors["postgres"], supervisors["redis"]
         ledger = Ledger(postgres_engine(postgres_url), schema=config.schema)
