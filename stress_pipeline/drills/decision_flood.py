@@ -39,6 +39,7 @@ from stress_pipeline.trading.risk.decision import (
     load_decider,
 )
 from stress_pipeline.trading.risk.policy import RiskPolicy
+from stress_pipeline.trading.risk.stack import compile_stack
 
 #: The decision_flood table (one row), read by the certification's latency gate (``p99_ms``).
 FLOOD_COLUMNS = ("rate_per_s", "seconds", "decisions", "p50_ms", "p99_ms", "p999_ms", "max_ms",
@@ -177,8 +178,7 @@ def run_redis_flood(
     client = redis_client(redis_url)
     state = RiskDecisionState(client, f"flood-{uuid.uuid4().hex[:12]}", namespace=namespace)
     try:
-        state.init(equity)
-        RiskStackDecider(state, policy).decide(DecisionRequest("WARMUP", "BUY", 1e-8, 1.0, 0))  # compile first
+        compile_stack()
         state.init(equity)
         return run_flood(RiskStackDecider(state, policy), rate=rate, seconds=seconds, seed=seed)
     finally:

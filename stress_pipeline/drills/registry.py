@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from stress_pipeline.drills.core import DrillConfigError, DrillResult
+from stress_pipeline.drills.flow_drills import rate_limits_drill, signal_flood_drill
 from stress_pipeline.drills.risk_drills import DrillEnv, correlation_cascade_drill, ess_reset_drill
 
 
@@ -23,6 +24,10 @@ DRILLS: dict[str, Drill] = {
               "operator reset via the CLI returns it to ARMED, orders allowed again", ess_reset_drill),
         Drill("correlation_cascade", "seed 002 scenario 6", "all strategies long, the market falls together: "
               "drawdown > 15% halts new trades until reset, loss < 20%", correlation_cascade_drill),
+        Drill("signal_flood", "seed 002 test 2", "50 signals in 5 s: every signal processed, trade intents limited by "
+              "the policy, queue lag < 5 s, normal processing after", signal_flood_drill),
+        Drill("rate_limits", "seed 004", "-1015 burst and -1003 ban: at most 3 retries with exponential backoff, the "
+              "limiter holds its rates, one dependency alert, the ESS does not trip", rate_limits_drill),
     )
 }  # fmt: skip
 

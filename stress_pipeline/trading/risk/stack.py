@@ -109,3 +109,10 @@ def decide_orders(
         book_qty[s] = pos + approved
         out_qty[i] = approved
         out_reason[i] = guard_reason if guard_reason != NONE else balancer_reason
+
+
+def compile_stack() -> None:
+    """Compile :func:`decide_orders` now (a second or so, once per process) rather than on a live order."""
+    one = np.ones(1)
+    decide_orders(np.zeros(1, dtype=np.int64), one.copy(), one.copy(), np.zeros(1), np.zeros(1), 1.0, ARMED, False,
+                  False, *policy_params(RiskPolicy()), np.zeros(1), np.zeros(1, dtype=np.int64))  # fmt: skip
