@@ -3,7 +3,7 @@
 ``stress-pipeline bench ingest [--json]`` writes one Binance kline file of about 200 MB (plain CSV),
 the same bars gzipped and as Parquet (row groups of 131,072 rows), in a temporary folder. Each file is
 loaded in a fresh Python process (a real subprocess, so one load cannot inherit another's heap), which
-reports its resident set size just before the load, the peak resident set size after it, and the size
+reports its resident set size just before the load, its peak resident set size (VmHWM) after it, and the size
 of the returned bars (``DataFrame.memory_usage(deep=True)``). The figure is
 
     (peak RSS - RSS before the load) / decoded bars
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -148,16 +147,25 @@ def _child(path: Path) -> None:
     imports or compiles counts against its figure (conservative)."""
     from stress_pipeline.market import load_bars
 
-    baseline = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+    baseline = _status_bytes("VmRSS")
     start = time.perf_counter()
     bars = load_bars(path)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status_bytes("VmHWM")
     print(json.dumps(asdict(IngestMemory(
         file=path.name, file_bytes=path.stat().st_size, rows=len(bars),
         decoded_bytes=int(bars.memory_usage(deep=True).sum()), baseline_bytes=baseline, peak_bytes=peak,
         seconds=seconds,
     ))))  # fmt: skip
+
+
+def _status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status. VmHWM (peak RSS) starts afresh at exec,
+    unlike ``getrusage``'s ru_maxrss, which keeps the peak of the process that forked this one."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 if __name__ == "__main__":
