@@ -20,6 +20,11 @@ DEFAULT_MAX_FILE_BYTES = 4 * 1024**3
 """Largest market data file ingested, on disk and once decompressed (STRESS_MAX_FILE_BYTES)."""
 DEFAULT_SCENARIO_MEMORY_BYTES = 8 * 1024**3
 """Largest memory a scenario's generated paths may need (STRESS_SCENARIO_MEMORY_BYTES)."""
+DEFAULT_OUTAGE_BUDGET_S = 30.0
+"""Seconds an external server may stay away, outside a planned outage, before the run fails
+(STRESS_OUTAGE_BUDGET_S)."""
+DEFAULT_BUFFER_MAX_BYTES = 256 * 1024**2
+"""Cap of each disk buffer of the live write path (STRESS_BUFFER_MAX_BYTES)."""
 
 
 class SettingsError(ValueError):
@@ -40,6 +45,8 @@ class Settings:
     max_gap_ratio: float
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     scenario_memory_bytes: int = DEFAULT_SCENARIO_MEMORY_BYTES
+    outage_budget_s: float = DEFAULT_OUTAGE_BUDGET_S
+    buffer_max_bytes: int = DEFAULT_BUFFER_MAX_BYTES
 
     @property
     def bars_dir(self) -> Path:
@@ -78,13 +85,17 @@ def make_settings(
     home: str | Path = DEFAULT_HOME, data_dir: str | Path = DEFAULT_DATA_DIR, postgres_url: str | None = None,
     redis_url: str | None = None, max_gap_ratio: float = DEFAULT_MAX_GAP_RATIO,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, scenario_memory_bytes: int = DEFAULT_SCENARIO_MEMORY_BYTES,
+    outage_budget_s: float = DEFAULT_OUTAGE_BUDGET_S, buffer_max_bytes: int = DEFAULT_BUFFER_MAX_BYTES,
 ) -> Settings:
     """Settings from plain values (paths resolved against the working directory)."""
     if not 0.0 <= max_gap_ratio <= 1.0:
         raise SettingsError(f"max_gap_ratio={max_gap_ratio!r}: expected a number between 0 and 1")
-    for name, value in (("max_file_bytes", max_file_bytes), ("scenario_memory_bytes", scenario_memory_bytes)):
+    for name, value in (("max_file_bytes", max_file_bytes), ("scenario_memory_bytes", scenario_memory_bytes),
+                        ("buffer_max_bytes", buffer_max_bytes)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise SettingsError(f"{name}={value!r}: expected a whole number of bytes > 0")
+    if isinstance(outage_budget_s, bool) or not isinstance(outage_budget_s, int | float) or not outage_budget_s > 0:
+        raise SettingsError(f"outage_budget_s={outage_budget_s!r}: expected a number of seconds > 0")
     return Settings(
         home=Path(home).expanduser().resolve(),
         data_dir=Path(data_dir).expanduser().resolve(),
@@ -93,6 +104,8 @@ def make_settings(
         max_gap_ratio=float(max_gap_ratio),
         max_file_bytes=max_file_bytes,
         scenario_memory_bytes=scenario_memory_bytes,
+        outage_budget_s=float(outage_budget_s),
+        buffer_max_bytes=buffer_max_bytes,
     )
 
 
@@ -107,7 +120,22 @@ def get_settings(environ: dict[str, str] | None = None) -> Settings:
         max_gap_ratio=_ratio(env, "STRESS_MAX_GAP_RATIO", DEFAULT_MAX_GAP_RATIO),
         max_file_bytes=_bytes(env, "STRESS_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
         scenario_memory_bytes=_bytes(env, "STRESS_SCENARIO_MEMORY_BYTES", DEFAULT_SCENARIO_MEMORY_BYTES),
+        outage_budget_s=_seconds(env, "STRESS_OUTAGE_BUDGET_S", DEFAULT_OUTAGE_BUDGET_S),
+        buffer_max_bytes=_bytes(env, "STRESS_BUFFER_MAX_BYTES", DEFAULT_BUFFER_MAX_BYTES),
     )
+
+
+def _seconds(env: os._Environ[str] | dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds > 0") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds > 0")
+    return value
 
 
 def _bytes(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:

@@ -288,3 +288,18 @@ def test_a_damaged_or_unknown_buffer_is_reported_by_run_and_count_and_kept(ledge
     assert report.aborted == ["broken"] and ledger.fill_count("broken") == 0
     assert path.exists() and (root / "stranger").exists()  # nothing deleted that was not replayed
     assert "NOT replayed broken/postgres: 3 line(s)" in report.summary()
+
+
+def test_the_outage_budget_and_the_buffer_cap_are_settings() -> None:
+    from stress_pipeline.settings import SettingsError, get_settings
+    from stress_pipeline.state.live_run import LiveStateConfig
+
+    config = LiveStateConfig.from_settings(get_settings({"STRESS_OUTAGE_BUDGET_S": "7.5",
+                                                         "STRESS_BUFFER_MAX_BYTES": "1000"}))  # fmt: skip
+    assert config.supervisor.outage_budget_s == 7.5 and config.max_buffer_bytes == 1000
+    defaults = LiveStateConfig.from_settings(get_settings({}))
+    assert defaults.supervisor.outage_budget_s == 30.0 and defaults.max_buffer_bytes == 256 * 1024**2
+    for name, value in (("STRESS_OUTAGE_BUDGET_S", "0"), ("STRESS_OUTAGE_BUDGET_S", "soon"),
+                        ("STRESS_OUTAGE_BUDGET_S", "inf"), ("STRESS_BUFFER_MAX_BYTES", "-1")):  # fmt: skip
+        with pytest.raises(SettingsError, match=f"{name}='{value}'"):
+            get_settings({name: value})

@@ -20,10 +20,12 @@ from pydantic import Field, PrivateAttr
 
 from stress_pipeline.services import check_postgres, check_redis, postgres_engine, redis_client, resolve_service_urls
 from stress_pipeline.settings import (
+    DEFAULT_BUFFER_MAX_BYTES,
     DEFAULT_DATA_DIR,
     DEFAULT_HOME,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_GAP_RATIO,
+    DEFAULT_OUTAGE_BUDGET_S,
     DEFAULT_SCENARIO_MEMORY_BYTES,
     Settings,
     get_settings,
@@ -58,6 +60,12 @@ class StressResource(dg.ConfigurableResource):
         default=DEFAULT_SCENARIO_MEMORY_BYTES,
         description="STRESS_SCENARIO_MEMORY_BYTES: largest memory a scenario's generated paths may need",
     )
+    outage_budget_s: float = Field(
+        default=DEFAULT_OUTAGE_BUDGET_S, description="STRESS_OUTAGE_BUDGET_S: seconds an external server may be lost"
+    )
+    buffer_max_bytes: int = Field(
+        default=DEFAULT_BUFFER_MAX_BYTES, description="STRESS_BUFFER_MAX_BYTES: cap of each disk buffer"
+    )
     strategy: str = Field(default=_SIM_DEFAULTS.strategy, description="trend | mean_reversion | breakout | pkg.mod:fn")
     strategy_params: dict[str, float] = Field(default_factory=dict, description="the strategy's parameters")
     initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
@@ -69,7 +77,8 @@ class StressResource(dg.ConfigurableResource):
         return make_settings(
             home=self.home, data_dir=self.data_dir, postgres_url=self.postgres_url, redis_url=self.redis_url,
             max_gap_ratio=self.max_gap_ratio, max_file_bytes=self.max_file_bytes,
-            scenario_memory_bytes=self.scenario_memory_bytes,
+            scenario_memory_bytes=self.scenario_memory_bytes, outage_budget_s=self.outage_budget_s,
+            buffer_max_bytes=self.buffer_max_bytes,
         )  # fmt: skip
 
     def sim_config(self) -> SimConfig:
@@ -109,7 +118,8 @@ class StressResource(dg.ConfigurableResource):
 def stress_resource_from_env(**overrides: object) -> StressResource:
     """The resource with every set variable of ENV_VARIABLES bound through ``dg.EnvVar``.
 
-    STRESS_MAX_GAP_RATIO, STRESS_MAX_FILE_BYTES and STRESS_SCENARIO_MEMORY_BYTES are numbers, which
+    STRESS_MAX_GAP_RATIO, STRESS_MAX_FILE_BYTES, STRESS_SCENARIO_MEMORY_BYTES, STRESS_OUTAGE_BUDGET_S and
+    STRESS_BUFFER_MAX_BYTES are numbers, which
     ``dg.EnvVar`` cannot carry: their values are read (and validated) here, when the definitions load.
     """
     bound: dict[str, object] = {field: dg.EnvVar(name) for field, name in ENV_VARIABLES.items() if os.environ.get(name)}
@@ -117,6 +127,8 @@ def stress_resource_from_env(**overrides: object) -> StressResource:
     bound["max_gap_ratio"] = settings.max_gap_ratio
     bound["max_file_bytes"] = settings.max_file_bytes
     bound["scenario_memory_bytes"] = settings.scenario_memory_bytes
+    bound["outage_budget_s"] = settings.outage_budget_s
+    bound["buffer_max_bytes"] = settings.buffer_max_bytes
     return StressResource(**{**bound, **overrides})
 
 

@@ -66,6 +66,12 @@ class LiveStateConfig:
     # restarts of an embedded server, outage budget of an external one, after an unplanned loss
     supervisor: SupervisorPolicy = field(default_factory=SupervisorPolicy)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LiveStateConfig:
+        """The defaults, with the outage budget and the buffer cap of the settings."""
+        return cls(max_buffer_bytes=settings.buffer_max_bytes,
+                   supervisor=SupervisorPolicy(outage_budget_s=settings.outage_budget_s))  # fmt: skip
+
 
 @dataclass
 class LiveStateOutcome:

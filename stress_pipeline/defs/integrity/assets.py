@@ -9,7 +9,7 @@ from stress_pipeline.defs.partitions import scenarios_partitions
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.defs.scenarios.assets import scenario_catalog
 from stress_pipeline.defs.simulations.assets import paper_results, scenario_of
-from stress_pipeline.state.live_run import run_live_state
+from stress_pipeline.state.live_run import LiveStateConfig, run_live_state
 
 
 @dg.asset(
@@ -33,6 +33,7 @@ def portfolio_reconciliation(
         outcome = run_live_state(
             paper_results[key], run_id=run_id, faults=scenario.faults, settings=settings,
             initial_cash=stress.initial_capital, buffer_root=settings.paths.buffers, seed=scenario.seed,
+            config=LiveStateConfig.from_settings(settings),
         )  # fmt: skip
         report = outcome.report
         context.log.info(f"{key}: {report.summary()}")
@@ -52,6 +53,8 @@ def portfolio_reconciliation(
                 "outage_timings": dg.MetadataValue.json(json.loads(json.dumps(outcome.writer["outage_timings"]))),
                 "health": dg.MetadataValue.json(outcome.health[:100]),
                 "writer_crashes": dg.MetadataValue.int(int(outcome.writer["crashes"])),
+                "unplanned_recoveries": dg.MetadataValue.json(outcome.recoveries),
+                "leftovers": dg.MetadataValue.text(outcome.leftovers.summary()),
                 "seconds": dg.MetadataValue.float(outcome.seconds),
             },
             partition_key=key,
