@@ -13,12 +13,13 @@ from stress_pipeline.defs.market import defs as market_defs
 from stress_pipeline.defs.resources import default_resources
 from stress_pipeline.defs.scenarios import defs as scenarios_defs
 from stress_pipeline.defs.simulations import defs as simulations_defs
+from stress_pipeline.defs.verdicts import defs as verdicts_defs
 
 
 def build_definitions() -> dg.Definitions:
     """The project's one Definitions object."""
     return dg.Definitions.merge(
-        market_defs, scenarios_defs, simulations_defs, integrity_defs, drills_defs,
+        market_defs, scenarios_defs, simulations_defs, integrity_defs, drills_defs, verdicts_defs,
         certification_defs,
         dg.Definitions(resources=default_resources()),
     )

@@ -17,6 +17,7 @@ from stress_pipeline.scenarios.invariants import InvariantReport, check_stressed
 from stress_pipeline.scenarios.packs import pack_files
 from stress_pipeline.scenarios.plots import scenario_plot_markdown
 from stress_pipeline.scenarios.stress_run import StressRun, stress_scenario
+from stress_pipeline.verdicts.anchor import anchor_record, anchor_scenario, baseline_run, is_anchored
 
 
 @dg.asset(
@@ -90,7 +91,7 @@ def _sync_metadata(sync: PartitionSync) -> dict[str, object]:
     kinds={"pandas", "parquet"},
 )
 def stressed_bars(
-    context: dg.AssetExecutionContext, scenario_catalog: pd.DataFrame, market_bars
+    context: dg.AssetExecutionContext, stress: StressResource, scenario_catalog: pd.DataFrame, market_bars
 ) -> dict[str, pd.DataFrame]:
     """The scenario applied to the market bars it names: canonical bars plus stressed/corrupted/halted flags.
 
@@ -101,7 +102,7 @@ def stressed_bars(
     _refuse_failed_symbols(context, scenario_catalog)
     out: dict[str, pd.DataFrame] = {}
     for key in context.partition_keys:
-        run, base = _stress(context, scenario_catalog, market_bars, key)
+        run, base = _stress(context, stress, scenario_catalog, market_bars, key)
         report = check_stressed_bars(run.scenario, base, run.stressed)
         out[key] = run.stressed
         context.add_asset_metadata({**_metadata(run), **_invariant_metadata(report)}, partition_key=key)
@@ -134,7 +135,7 @@ def _refuse_failed_symbols(context: dg.AssetExecutionContext, catalog: pd.DataFr
         )
 
 
-def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, market_bars, key: str):
+def _stress(context: dg.AssetExecutionContext, stress: StressResource, catalog: pd.DataFrame, market_bars, key: str):
     symbols = context.instance.get_dynamic_partitions(symbols_partitions.name)
     try:
         scenario = scenario_for_key(catalog, key, symbols)
@@ -150,6 +151,10 @@ def _stress(context: dg.AssetExecutionContext, catalog: pd.DataFrame, market_bar
             raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None
     base = concat_bars(frames)
     try:
+        if is_anchored(scenario):
+            baseline = baseline_run(scenario.symbols, base, stress.sim_config(), stress.trading_policy())
+            scenario, anchor = anchor_scenario(scenario, baseline)
+            context.add_asset_metadata({"anchor": dg.MetadataValue.json(anchor_record(anchor))}, partition_key=key)
         return stress_scenario(scenario, base), base
     except ValueError as err:
         raise dg.Failure(f"scenario '{scenario.name}': {err}") from None
