@@ -205,3 +205,34 @@ def test_bad_requests_and_missing_state_are_errors(state: RiskDecisionState, cli
     client.delete(state.hot.keys.equity)
     with pytest.raises(HotStateNotInitialisedError, match=r"is not initialised"):
         RiskStackDecider(state).decide(_req("BTC", "BUY", 1.0, 1.0))
+
+
+def test_a_commit_sent_again_under_its_token_is_stored_once(state: RiskDecisionState) -> None:
+    book = state.read()
+    args = ({"BTC": 1.0}, {"BTC": 50_000.0}, {"requests": 1, "PASSED": 1})
+    assert state.commit(book, *args, decider_id="d1", token="t1") is None
+    assert state.commit(book, *args, decider_id="d1", token="t1") is None  # the reply was lost: sent again
+    assert state.counts() == {"requests": 1, "PASSED": 1} and state.read().version == 1
+    assert state.commit(book, *args, decider_id="d1", token="t2") is not None  # a new batch on a stale book: refused
+
+
+def test_a_batch_whose_reply_was_lost_is_decided_once(state: RiskDecisionState, monkeypatch) -> None:
+    from stress_pipeline.services.errors import ServiceUnavailableError
+
+    decider = RiskStackDecider(state)
+    batch = [_req("ETH", "BUY", 1.0, 3_000.0, 1), _req("ETH", "BUY", 2.0, 3_000.0, 2)]
+    real_commit = state.commit
+
+    def stored_then_cut(*args, **kwargs):
+        real_commit(*args, **kwargs)
+        raise ServiceUnavailableError("Redis", "redis://127.0.0.1:6379/0", "connection reset")
+
+    monkeypatch.setattr(state, "commit", stored_then_cut)
+    with pytest.raises(ServiceUnavailableError):
+        decider.decide_batch(batch)
+    monkeypatch.setattr(state, "commit", real_commit)
+    again = decider.decide_batch(batch)  # the caller repeats the batch after the reconnect
+    assert again == [Decision(True, 1.0, ""), Decision(True, 2.0, "")]
+    assert state.counts()["requests"] == 2 and state.read().positions["ETH"] == pytest.approx(3.0)
+    decider.decide(_req("ETH", "SELL", 3.0, 3_000.0, 3))
+    assert state.counts()["requests"] == 3 and state.read().positions["ETH"] == pytest.approx(0.0)

@@ -10,7 +10,8 @@ What the decider reads and writes, beside the run's hot state (``state/hot_state
 * ``...:decisions:marks`` — hash, symbol -> the last price a request carried;
 * ``...:decisions:counts`` — hash, reason -> how many requests got it (``"PASSED"`` for none), plus
   ``"requests"``;
-* ``...:decisions:version`` — integer, bumped by every committed batch.
+* ``...:decisions:version`` — integer, bumped by every committed batch;
+* ``...:decisions:batches`` — hash, decider id -> the token of its last committed batch.
 
 One round trip per batch, never a stale decision. The decider judges a batch against its copy of the
 state, then commits it with one script call (compare-and-set, run atomically by Redis): the script
@@ -18,7 +19,13 @@ applies the batch only if the controls (ESS state, kill switch, equity) are stil
 was judged with and no other batch was committed since (same version); otherwise it applies nothing
 and returns the current state, and the decider judges the batch again against it. So an operator's
 kill switch or a governor's trip stops the very next batch, and two deciders sharing a run never
-overwrite each other's book. A Redis that cannot be reached raises
+overwrite each other's book.
+
+Exactly once across a lost connection. A commit whose reply never came may or may not be stored. The
+decider keeps it, and its next call sends it again under the same token before anything else: the
+script stores a token once (it remembers each decider's last one), so the batch counts once whether
+the first send was stored or not, and a caller that repeats the batch gets the same decisions back.
+A Redis that cannot be reached raises
 :class:`~stress_pipeline.services.errors.ServiceUnavailableError`; missing controls raise
 :class:`~stress_pipeline.state.hot_state.HotStateNotInitialisedError`.
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -51,9 +59,13 @@ REQUESTS = "requests"
 MAX_CONFLICTS = 50
 
 COMMIT_LUA = r"""
--- KEYS: ess_state, kill_switch, equity, version, book, marks, counts.
--- ARGV: ess, kill, equity and version the batch was judged with; then the batch as JSON:
--- {"b": [symbol, new position, ...], "m": [symbol, price, ...], "c": [reason, count, ...]}.
+-- KEYS: ess_state, kill_switch, equity, version, book, marks, counts, last batch per decider.
+-- ARGV: ess, kill, equity and version the batch was judged with; the batch as JSON
+-- {"b": [symbol, new position, ...], "m": [symbol, price, ...], "c": [reason, count, ...]};
+-- the decider's id and the batch's token.
+if redis.call('HGET', KEYS[8], ARGV[6]) == ARGV[7] then
+  return {2, redis.call('GET', KEYS[4]) or '0'}
+end
 local ess = redis.call('GET', KEYS[1])
 local kill = redis.call('GET', KEYS[2])
 local equity = redis.call('GET', KEYS[3])
@@ -63,6 +75,7 @@ if ess == ARGV[1] and kill == ARGV[2] and equity == ARGV[3] and version == ARGV[
   if #batch.b > 0 then redis.call('HSET', KEYS[5], unpack(batch.b)) end
   if #batch.m > 0 then redis.call('HSET', KEYS[6], unpack(batch.m)) end
   for i = 1, #batch.c, 2 do redis.call('HINCRBY', KEYS[7], batch.c[i], batch.c[i + 1]) end
+  redis.call('HSET', KEYS[8], ARGV[6], ARGV[7])
   return {1, redis.call('INCR', KEYS[4])}
 end
 return {0, ess or '', kill or '', equity or '', version, redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[6])}
@@ -104,12 +117,14 @@ class RiskDecisionState:
         self.marks_key = f"{prefix}:decisions:marks"
         self.counts_key = f"{prefix}:decisions:counts"
         self.version_key = f"{prefix}:decisions:version"
+        self.batches_key = f"{prefix}:decisions:batches"
         self._sha: str | None = None
         self._conn: redis.connection.Connection | None = None
 
     def _keys(self) -> tuple[str, ...]:
         k = self.hot.keys
-        return (k.ess_state, k.kill_switch, k.equity, self.version_key, self.book_key, self.marks_key, self.counts_key)
+        return (k.ess_state, k.kill_switch, k.equity, self.version_key, self.book_key, self.marks_key, self.counts_key,
+                self.batches_key)  # fmt: skip
 
     def init(self, equity: float, *, positions: Mapping[str, float] | None = None) -> None:
         """A fresh run: hot state with ESS armed and kill switch off, ``equity`` as the mark, and a
@@ -117,7 +132,7 @@ class RiskDecisionState:
         self.hot.init("0")
         with self._connection_errors():
             pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self.book_key, self.marks_key, self.counts_key, self.version_key)
+            pipe.delete(self.book_key, self.marks_key, self.counts_key, self.version_key, self.batches_key)
             pipe.set(self.hot.keys.equity, repr(float(equity)))
             if positions:
                 pipe.hset(self.book_key, mapping={s: repr(float(q)) for s, q in positions.items()})
@@ -125,7 +140,8 @@ class RiskDecisionState:
 
     def clear(self) -> int:
         with self._connection_errors():
-            mine = int(self.client.delete(self.book_key, self.marks_key, self.counts_key, self.version_key))
+            mine = int(self.client.delete(self.book_key, self.marks_key, self.counts_key, self.version_key,
+                                          self.batches_key))  # fmt: skip
         return mine + self.hot.clear()
 
     def set_equity(self, equity: float) -> None:
@@ -143,19 +159,22 @@ class RiskDecisionState:
 
     def commit(
         self, used: DecisionBook, positions: Mapping[str, float], marks: Mapping[str, float],
-        reasons: Mapping[str, int],
+        reasons: Mapping[str, int], *, decider_id: str = "", token: str = "",
     ) -> DecisionBook | None:  # fmt: skip
         """Store a batch judged against ``used``: the new positions, the marks, the reason counts.
-        None when committed; the current state (nothing written) when ``used`` is no longer current."""
+        None when committed, or when this decider's batch ``token`` was committed already (a commit
+        sent again after its reply was lost); the current state (nothing written) when ``used`` is no
+        longer current."""
         batch = {
             "b": [x for symbol, qty in positions.items() for x in (symbol, repr(float(qty)))],
             "m": [x for symbol, price in marks.items() for x in (symbol, repr(float(price)))],
             "c": [x for reason, count in reasons.items() for x in (reason, int(count))],
         }
-        args = [used.ess_raw, used.kill_raw, used.equity_raw, str(used.version), json.dumps(batch)]
+        args = [used.ess_raw, used.kill_raw, used.equity_raw, str(used.version), json.dumps(batch),
+                decider_id or "-", token or uuid.uuid4().hex]  # fmt: skip
         with self._connection_errors():
             reply = self._evalsha(args)
-        if int(reply[0]) == 1:
+        if int(reply[0]) in (1, 2):
             return None
         _, ess, kill, equity, version, book, marks_flat = reply
         return self._book(ess or None, kill or None, equity or None, version,
@@ -235,6 +254,8 @@ class RiskStackDecider:
         self.stressed = stressed
         self._params = policy_params(self.policy)
         self._book: DecisionBook | None = None
+        self._pending: _Pending | None = None
+        self.id = uuid.uuid4().hex
         self.conflicts = 0  # batches judged again because the state had changed
 
     def decide(self, request: DecisionRequest) -> Decision:
@@ -245,24 +266,48 @@ class RiskStackDecider:
             return []
         for request in requests:
             check_request(request)
+        if self._pending is not None:  # a commit whose reply was lost: settle it before anything else
+            done = self._settle(self._pending)
+            if done is not None and done.requests == list(requests):
+                return done.decisions
         book = self._book if self._book is not None else self.state.read()
         for _ in range(MAX_CONFLICTS):
             decisions, positions, marks = self._judge(book, requests)
             reasons = Counter(d.reason or PASSED for d in decisions)
             reasons[REQUESTS] = len(requests)
+            pending = _Pending(list(requests), decisions, book, positions, marks, reasons, uuid.uuid4().hex)
             try:
-                current = self.state.commit(book, positions, marks, reasons)
+                current = self.state.commit(book, positions, marks, reasons, decider_id=self.id, token=pending.token)
             except Exception:
-                self._book = None  # whether the batch was stored is unknown: read the state again
+                self._book = None
+                self._pending = pending  # stored or not is unknown until it is sent again
                 raise
             if current is None:
-                self._book = replace(book, version=book.version + 1, positions={**book.positions, **positions},
-                                     marks={**book.marks, **marks})  # fmt: skip
+                self._applied(pending)
                 return decisions
             self.conflicts += 1
             book = current
         self._book = None
         raise RuntimeError(f"{self.state.hot.keys.prefix}: the decision state changed under {MAX_CONFLICTS} attempts")
+
+    def _settle(self, pending: _Pending) -> _Pending | None:
+        """Send a commit that may or may not have been stored again, under its token: stored once
+        either way. Returns it when it is stored, None when it was not and cannot be any more (the
+        state moved on: its requests are judged again by the caller's next call)."""
+        current = self.state.commit(pending.book, pending.positions, pending.marks, pending.reasons,
+                                    decider_id=self.id, token=pending.token)  # fmt: skip
+        self._pending = None
+        if current is None:
+            self._applied(pending)
+            return pending
+        self._book = current
+        return None
+
+    def _applied(self, pending: _Pending) -> None:
+        book = pending.book
+        self._book = replace(book, version=book.version + 1, positions={**book.positions, **pending.positions},
+                             marks={**book.marks, **pending.marks})  # fmt: skip
+        self._pending = None
 
     def _judge(
         self, book: DecisionBook, requests: Sequence[DecisionRequest]
@@ -285,6 +330,19 @@ class RiskStackDecider:
         decisions = [_decision(r.qty, abs(float(q)), int(code)) for r, q, code in zip(requests, out_qty, out_reason,
                                                                                      strict=True)]  # fmt: skip
         return decisions, positions, marks
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A judged batch and its commit, kept until the commit is known to be stored."""
+
+    requests: list[DecisionRequest]
+    decisions: list[Decision]
+    book: DecisionBook
+    positions: dict[str, float]
+    marks: dict[str, float]
+    reasons: Counter
+    token: str
 
 
 def _decision(requested: float, approved: float, code: int) -> Decision:
