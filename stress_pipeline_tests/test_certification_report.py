@@ -38,7 +38,7 @@ WINDOW = (pd.Timestamp("2024-03-09", tz="UTC"), pd.Timestamp("2024-03-10", tz="U
 
 
 def sim_result(kind: str, name: str, drop: float = 0.1) -> SimResult:
-    index = pd.date_range(START, periods=24 * 20, freq="h")
+    index = pd.date_range(START, periods=24 * 20, freq="h", name="ts")
     equity = 100_000 * (1 + 0.0001 * np.arange(len(index)))
     crash = (index >= WINDOW[0]) & (index < WINDOW[1])
     equity[crash] *= 1 - drop

@@ -193,7 +193,8 @@ def _divergence(
         series = {"backtest": downsample(baseline.backtest.equity["equity"]),
                   "paper": downsample(baseline.paper.equity["equity"])}  # fmt: skip
         plot = _png_uri(stacked_plot_png([(series, "equity")], title=f"{BASELINE_KEY}: backtest vs paper equity"))
-    rows = [] if table is None else table.drop(columns=["scenario"], errors="ignore").to_dict("records")
+    columns = ("metric", "backtest", "paper", "divergence", "passed")
+    rows = [] if table is None else [{c: record.get(c) for c in columns} for record in table.to_dict("records")]
     return {"rows": rows, "plot": plot, "explanation": _explain(table, bias), "missing": table is None}
 
 
