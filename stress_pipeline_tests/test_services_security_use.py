@@ -147,3 +147,16 @@ def test_a_run_using_a_server_shared_cannot_also_stop_it(home: Settings) -> None
         with pytest.raises(RuntimeError, match="takes it exclusively from its start"):
             outage("redis", home).begin()
         check_redis(embedded.read_state(home).redis.url)
+
+
+def test_services_stop_refuses_while_a_run_uses_the_servers(home: Settings) -> None:
+    env = {**os.environ, "STRESS_HOME": str(home.home)}
+    cli = str(Path(sys.executable).with_name("stress-pipeline"))
+    with _holder(home, "run-busy", "", 60):
+        done = subprocess.run([cli, "services", "stop"], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "embedded PostgreSQL is in use by run run-busy" in done.stdout + done.stderr
+        check_postgres(embedded.read_state(home).postgres.url)
+    done = subprocess.run([cli, "services", "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "stopped the embedded servers" in done.stdout

@@ -14,6 +14,7 @@ from stress_pipeline.services import embedded
 from stress_pipeline.services.connections import check_postgres, check_redis, postgres_engine, redis_client
 from stress_pipeline.services.embedded import ServerRecord, ServerStatus, ServiceState
 from stress_pipeline.services.errors import ServiceStartError, ServiceUnavailableError
+from stress_pipeline.services.server_use import ServerInUseError, server_use
 from stress_pipeline.services.status import format_status_table, service_status
 from stress_pipeline.services.urls import check_postgres_url, check_redis_url, mask_url, to_sqlalchemy_url
 from stress_pipeline.settings import Settings
@@ -68,9 +69,17 @@ def resolve_service_urls(settings: Settings, *, start: bool = True) -> ServiceUr
     )
 
 
-def stop_embedded(settings: Settings) -> bool:
-    """Stop this STRESS_HOME's embedded servers (external ones are never touched); True if one ran."""
-    return embedded.stop(settings)
+def stop_embedded(settings: Settings, *, wait: float = 0.0) -> bool:
+    """Stop this STRESS_HOME's embedded servers (external ones are never touched); True if one ran.
+
+    Not while a run uses them: raises ServerInUseError naming the run when one still does after
+    ``wait`` seconds (see :mod:`~stress_pipeline.services.server_use`).
+    """
+    layout = embedded.ServiceLayout.from_settings(settings)
+    if not layout.root.is_dir():
+        return False
+    with server_use(layout, "services stop", exclusive=embedded.SERVICE_NAMES, wait=wait):
+        return embedded.stop(settings)
 
 
 def _embedded_url(settings: Settings, state: ServiceState, name: str) -> str:
@@ -85,6 +94,7 @@ def _embedded_url(settings: Settings, state: ServiceState, name: str) -> str:
 
 
 __all__ = [
+    "ServerInUseError",
     "ServerRecord",
     "ServerStatus",
     "ServiceStartError",
