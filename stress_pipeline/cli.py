@@ -28,7 +28,7 @@ BENCH_MODULES: tuple[str, ...] = ("decisions", "faults", "ingest")
 #: Modules adding top-level commands: each has ``register(commands)`` (the argparse subparsers), and
 #: its commands set ``handler``; they import heavy modules inside the handler, like the commands here. A command
 #: that sets the default ``settings=True`` gets the settings (read here) in ``args.settings``.
-COMMAND_MODULES: tuple[str, ...] = ("stress_pipeline.drills.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("stress_pipeline.drills.commands", "stress_pipeline.defs.certification.commands")
 
 
 def main(argv: list[str] | None = None) -> int:
