@@ -115,5 +115,7 @@ def _check(table: pd.DataFrame, column: str, good: pd.Series, expected: str) -> 
     bad = np.flatnonzero(~good.to_numpy(dtype=bool))
     if len(bad):
         row = int(bad[0])
-        raise ValueError(f"monitoring_coverage: column {column!r}, row {row}: {table[column].iloc[row]!r} "
+        value = table[column].iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"monitoring_coverage: column {column!r}, row {row}: {value!r} "
                          f"is not {expected}")  # fmt: skip

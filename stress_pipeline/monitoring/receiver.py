@@ -156,6 +156,14 @@ class AlertReceiver:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sender that hung up before its answer (a timeout, a cut path) is routine: one log line."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.info("%s hung up before its answer: %s", client_address, type(error).__name__)
+        else:
+            log.exception("request from %s failed", client_address)
+
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], receiver: AlertReceiver):
         self.receiver = receiver
         super().__init__(address, handler)

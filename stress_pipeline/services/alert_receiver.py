@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from stress_pipeline.monitoring.alert_store import DEFAULT_SCHEMA
+from stress_pipeline.monitoring.delivery import Endpoint
 from stress_pipeline.monitoring.receiver import ENQUEUE_PATH, HEALTH_PATH, HOST
 from stress_pipeline.paths import StoragePaths
 from stress_pipeline.services.errors import ServiceStartError
@@ -41,6 +42,9 @@ from stress_pipeline.services.state_file import ServiceLayout, locked
 from stress_pipeline.services.urls import mask_url
 
 NAME = "Alert receiver"
+#: The routing key alerts carry to the embedded receiver when none is configured: it only tells this
+#: project's integration apart in the receiver's tables (which keep a digest of it, never the key).
+LOCAL_ROUTING_KEY = "stress-pipeline-local-receiver00"
 MODULE = "stress_pipeline.monitoring.receiver"
 #: Seconds the receiver may take to migrate its tables and answer.
 START_TIMEOUT = 30.0
@@ -75,6 +79,19 @@ def ensure_receiver(
         record = _start(folder, database_url, schema, previous.port if previous else None, timeout)
         _write_record(folder, record)
         return record
+
+
+def alert_endpoint(
+    home: Path, database_url: str, url: str | None = None, routing_key: str | None = None
+) -> Endpoint:  # fmt: skip
+    """Where alerts go: the configured Events API v2 ``url`` (a real PagerDuty URL works unchanged) with
+    its ``routing_key``, or by default the embedded receiver of ``home`` (started if needed)."""
+    if url:
+        if not routing_key:
+            raise ValueError(f"alert url {mask_url(url)!r} is configured without a routing key "
+                             "(STRESS_ALERT_ROUTING_KEY)")  # fmt: skip
+        return Endpoint(url, routing_key)
+    return Endpoint(ensure_receiver(home, database_url).url, routing_key or LOCAL_ROUTING_KEY)
 
 
 def stop_receiver(home: Path) -> bool:
