@@ -211,8 +211,8 @@ def _scenario_keys(settings, wanted: list[str]) -> tuple[list[str], list[str]]:
     from stress_pipeline.scenarios import scenario_key
     from stress_pipeline.scenarios.catalog import BASELINE_KEY, build_catalog
 
-    on_disk = sorted(discover_symbol_files(settings.bars_dir))
-    catalog = build_catalog(settings.stress_packs_dir, known_symbols=on_disk)
+    on_disk, budget = sorted(discover_symbol_files(settings.bars_dir)), settings.scenario_memory_bytes
+    catalog = build_catalog(settings.stress_packs_dir, known_symbols=on_disk, memory_budget=budget)
     by_key = {scenario.key: scenario for scenario in catalog.scenarios}
     keys, symbols = [], set()
     for name in wanted:
@@ -378,7 +378,8 @@ def _cmd_scenarios_list(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     directory = args.dir or settings.stress_packs_dir
-    catalog = build_catalog(directory, known_symbols=list(discover_symbol_files(settings.bars_dir)) or None)
+    known, budget = list(discover_symbol_files(settings.bars_dir)) or None, settings.scenario_memory_bytes
+    catalog = build_catalog(directory, known_symbols=known, memory_budget=budget)
     entries = [
         {"key": scenario.key, **scenario.library_entry, "faults": [_fault_entry(f) for f in scenario.faults]}
         for scenario in catalog.scenarios
@@ -422,9 +423,10 @@ def _cmd_scenarios_validate(args: argparse.Namespace) -> int:
     from stress_pipeline.scenarios.packs import ScenarioPackError, check_unique_names, load_pack
     from stress_pipeline.settings import get_settings
 
-    known = list(discover_symbol_files(get_settings().bars_dir)) or None
+    known = list(discover_symbol_files((settings := get_settings()).bars_dir)) or None
+    budget = settings.scenario_memory_bytes
     try:
-        packs = [load_pack(path, known_symbols=known) for path in args.files]
+        packs = [load_pack(path, known_symbols=known, memory_budget=budget) for path in args.files]
         check_unique_names(packs)
     except ScenarioPackError as err:
         print(f"stress-pipeline: invalid pack: {err}", file=sys.stderr)

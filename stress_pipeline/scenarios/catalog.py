@@ -15,6 +15,7 @@ import pandas as pd
 
 from stress_pipeline.scenarios.model import SCENARIO_ADAPTER, Scenario
 from stress_pipeline.scenarios.packs import Pack, ScenarioPackError, load_pack, pack_files
+from stress_pipeline.settings import DEFAULT_SCENARIO_MEMORY_BYTES
 
 BASELINE_KEY = "baseline"
 CATALOG_COLUMNS = (
@@ -56,15 +57,19 @@ class Catalog:
         return pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
 
 
-def build_catalog(directory: Path, *, known_symbols: Iterable[str] | None = None) -> Catalog:
-    """Load every pack in ``directory``; a pack that fails, or reuses a name, is rejected whole."""
+def build_catalog(
+    directory: Path, *, known_symbols: Iterable[str] | None = None,
+    memory_budget: int | None = DEFAULT_SCENARIO_MEMORY_BYTES,
+) -> Catalog:
+    """Load every pack in ``directory``; a pack that fails, reuses a name, or holds a scenario over
+    ``memory_budget`` (bytes of generated bars), is rejected whole."""
     known = None if known_symbols is None else list(known_symbols)
     packs: list[Pack] = []
     errors: list[ScenarioPackError] = []
     seen: dict[str, Path] = {}
     for path in pack_files(directory):
         try:
-            pack = load_pack(path, known_symbols=known)
+            pack = load_pack(path, known_symbols=known, memory_budget=memory_budget)
         except ScenarioPackError as err:
             errors.append(err)
             continue

@@ -15,7 +15,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from stress_pipeline.scenarios.budget import over_budget
 from stress_pipeline.scenarios.model import SCENARIO_ADAPTER, SCENARIO_TYPES, Scenario, scenario_key
+from stress_pipeline.settings import DEFAULT_SCENARIO_MEMORY_BYTES
 
 PACK_SUFFIXES = (".yaml", ".yml")
 
@@ -50,8 +52,14 @@ def pack_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in PACK_SUFFIXES and not p.name.startswith("."))
 
 
-def load_pack(path: str | Path, *, known_symbols: Iterable[str] | None = None) -> Pack:
-    """Read and validate one pack file; raise :class:`ScenarioPackError` on the first problem."""
+def load_pack(
+    path: str | Path, *, known_symbols: Iterable[str] | None = None,
+    memory_budget: int | None = DEFAULT_SCENARIO_MEMORY_BYTES,
+) -> Pack:
+    """Read and validate one pack file; raise :class:`ScenarioPackError` on the first problem.
+
+    A scenario whose generated bars would need more than ``memory_budget`` bytes (see
+    :mod:`~stress_pipeline.scenarios.budget`) is such a problem; None checks no budget."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -102,13 +110,20 @@ def load_pack(path: str | Path, *, known_symbols: Iterable[str] | None = None) -
                     scenario=label,
                     field="symbols",
                 )
+        problem = over_budget(scenario, memory_budget) if memory_budget is not None else None
+        if problem:
+            raise ScenarioPackError(path, problem, scenario=label, field="parameters.n_paths")
         scenarios.append(scenario)
     return Pack(path=path, title=title, scenarios=tuple(scenarios))
 
 
-def load_packs(directory: str | Path, *, known_symbols: Iterable[str] | None = None) -> list[Scenario]:
+def load_packs(
+    directory: str | Path, *, known_symbols: Iterable[str] | None = None,
+    memory_budget: int | None = DEFAULT_SCENARIO_MEMORY_BYTES,
+) -> list[Scenario]:
     """Every scenario of every pack in ``directory``; any bad pack or a name used twice raises."""
-    packs = [load_pack(path, known_symbols=known_symbols) for path in pack_files(Path(directory))]
+    files = pack_files(Path(directory))
+    packs = [load_pack(path, known_symbols=known_symbols, memory_budget=memory_budget) for path in files]
     check_unique_names(packs)
     return [scenario for pack in packs for scenario in pack.scenarios]
 

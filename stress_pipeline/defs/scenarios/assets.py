@@ -29,7 +29,9 @@ def scenario_catalog(context: dg.AssetExecutionContext, stress: StressResource) 
     """Every scenario of every valid stress pack under $STRESS_DATA_DIR/stress_packs, as a table."""
     settings = stress.settings()
     known = list(discover_symbol_files(settings.bars_dir))
-    catalog = build_catalog(settings.stress_packs_dir, known_symbols=known)
+    catalog = build_catalog(
+        settings.stress_packs_dir, known_symbols=known, memory_budget=settings.scenario_memory_bytes
+    )
     table = catalog.table()
     sync = _sync_partitions(context, catalog, settings.stress_packs_dir)
     return dg.Output(
