@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from stress_pipeline.bench.ingest import kline_table, measure_load, size_limit_refuses, write_files
 from stress_pipeline.market import BarFileError, load_bars, loaders
 from stress_pipeline.market.loaders import load_bars_with_sources
 
@@ -110,3 +114,41 @@ def test_csv_provenance_counts_the_header_and_skips_blank_lines(tmp_path: Path, 
                                             rows[3], "", rows[0], rows[1], rows[2], rows[4], rows[5]])  # fmt: skip
     loaded = load_bars_with_sources(path, symbols_file=symbols_file)
     assert loaded.sources.locations([0, 3, 5]) == [f"{path}: line 4", f"{path}: line 2", f"{path}: line 8"]
+
+
+OUT_OF_MEMORY_CHILD = """
+import resource, sys
+from pathlib import Path
+from stress_pipeline.bench.ingest import kline_table, measure_load, size_limit_refuses, write_files
+from stress_pipeline.market import BarFileError, load_bars
+load_bars(Path(sys.argv[2]))  # imports and first-use allocations before the limit
+vm = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (vm + 10 * 1024**2, resource.RLIM_INFINITY))
+try:
+    load_bars(Path(sys.argv[1]))
+except BarFileError as err:
+    print(err)
+"""
+
+
+def test_running_out_of_memory_names_the_file(tmp_path: Path) -> None:
+    big = tmp_path / "BTCUSDT-1m.csv"
+    pacsv.write_csv(kline_table(300_000, 1), big, pacsv.WriteOptions(include_header=False))
+    small = write(tmp_path / "ETHUSDT-1m.csv", kline_rows(50))
+    proc = subprocess.run(
+        [sys.executable, "-c", OUT_OF_MEMORY_CHILD, str(big), str(small)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.stdout.strip() == (
+        f"{big}: out of memory while loading it: lower max_file_bytes (STRESS_MAX_FILE_BYTES) or split the file"
+    ), proc.stderr[-2000:]
+
+
+def test_bench_ingest_measures_a_load_in_a_fresh_process(tmp_path: Path) -> None:
+    csv_path, gz_path, parquet_path = write_files(tmp_path, seed=3, target_bytes=4 * 1024**2)
+    rows = [measure_load(path) for path in (csv_path, gz_path, parquet_path)]
+    assert len({row.rows for row in rows}) == 1 and rows[0].rows > 30_000
+    for row in rows:
+        assert row.decoded_bytes >= row.rows * 57  # ts, six floats, symbol codes
+        assert row.peak_bytes >= row.baseline_bytes > 50 * 1024**2
+        assert 0.0 <= row.ratio < 20.0
+    assert size_limit_refuses(csv_path)

@@ -102,10 +102,15 @@ def load_bars_with_sources(
         raise ValueError("load_bars: no files given")
     frames, files = [], []
     for path in paths:
-        frame, source = _read_bar_file(
-            path, symbols_file=Path(symbols_file) if symbols_file else data_symbols_file(path),
-            max_file_bytes=max_file_bytes,
-        )  # fmt: skip
+        try:
+            frame, source = _read_bar_file(
+                path, symbols_file=Path(symbols_file) if symbols_file else data_symbols_file(path),
+                max_file_bytes=max_file_bytes,
+            )  # fmt: skip
+        except MemoryError:
+            raise BarFileError(
+                path, "out of memory while loading it: lower max_file_bytes (STRESS_MAX_FILE_BYTES) or split the file"
+            ) from None
         frames.append(frame)
         files.append(source)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
