@@ -125,10 +125,11 @@ def ensure_postgres(
 
     run_as = server_run_as()
     _prepare_postgres_files(layout, run_as)
-    if not (pgdata / "PG_VERSION").exists():
+    fresh = not (pgdata / "PG_VERSION").exists()
+    if fresh:
         _initdb(layout, run_as, timeout, password)
     _clear_crash_leftovers(layout)
-    if created or not hba_secured(pgdata):
+    if not fresh and (created or not hba_secured(pgdata)):
         _secure_existing(layout, run_as, timeout, password)
     return _start_postmaster(layout, run_as, previous.port if previous else None, timeout, free_port, password)
 
