@@ -41,11 +41,6 @@ def _package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def pgserver_libs_dir() -> Path:
-    """The wheel's auditwheel dir next to the pgserver package (initdb loads libpq from there)."""
-    return _package_dir("pgserver").with_name("pgserver.libs")
-
-
 def postgres_bin_dir() -> Path:
     """The PostgreSQL binaries shipped in the pgserver wheel (initdb, pg_ctl, postgres, psql...)."""
     return _package_dir("pgserver") / "pginstall" / "bin"
