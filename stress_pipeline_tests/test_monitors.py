@@ -152,6 +152,13 @@ def test_a_monitor_that_misses_fails_coverage() -> None:
     assert not row.loc["kill_switch_set", "monitored"] and row.loc["kill_switch_set", "outcome"] == "fail"
 
 
+def test_a_monitor_that_cries_wolf_fails_coverage() -> None:
+    jumpy = dataclasses.replace(monitor_config(), correlation_limit=0.05)  # calm markets cross it
+    report = measure_coverage(lambda a: [True] * len(a), config=jumpy)
+    assert "correlation_spike" in set(report.false_alarms["failure_mode"]) and not report.passed
+    assert report.table.set_index("failure_mode").loc["correlation_spike", "outcome"] == "fail"
+
+
 def test_a_slow_monitor_fails_coverage() -> None:
     slow = dataclasses.replace(monitor_config(), probe_failures=5)  # ~50 s for a 30 s limit
     table = measure_coverage(lambda a: [True] * len(a), config=slow).table.set_index("failure_mode")
