@@ -201,3 +201,18 @@ def test_signal_flood_drill(env: DrillEnv) -> None:
     assert values["signals processed"] == 50.0 and values["trade intents opened"] == 10.0
     assert values["max queue lag (s)"] < 5.0
     assert list(result.timeline["kind"]).index("detection") < list(result.timeline["kind"]).index("recovery")
+
+
+def test_broker_failure_drill(env: DrillEnv) -> None:
+    from dataclasses import replace
+
+    from stress_pipeline.drills.broker_drill import broker_failure_drill
+
+    result = broker_failure_drill(replace(env, repeats=2), outage_s=3.0, gap_s=1.0)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert 3.0 <= values["recovery_s"] < 6.0  # the outage itself, then a reconnect within a few tries
+    assert values["Redis counted each intent once"] > 30 and values["outages alerted"] == 2.0
+    assert values["market data age at resume (s, max)"] < 0.5
+    assert list(result.timeline["kind"]).count("recovery") == 2
+    assert _leftovers(env) == []

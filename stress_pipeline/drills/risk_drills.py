@@ -35,6 +35,7 @@ class DrillEnv:
     operator_cli: Sequence[str] = ()
     seed: int = 0
     namespace: str = "stress-drills"
+    repeats: int = 3  # drills that judge a mean over repeats (broker failure)
 
 
 class Book:
