@@ -95,3 +95,13 @@ def test_first_tick_requests_symbols_never_materialised(project: Path) -> None:
         first = tick(instance, project)
         assert [r.partition_key for r in first.run_requests] == ["ETHUSDT"]
         assert first.dynamic_partitions_requests == []
+
+
+def test_a_file_whose_name_yields_no_symbol_is_reported_and_the_others_still_ingest(
+    project: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    unnamed = write(project / "bars" / "-draft.csv", kline_rows(5))
+    with dg.instance_for_test() as instance:
+        result = tick(instance, project)
+        assert sorted(r.partition_key for r in result.run_requests) == ["BTCUSDT", "ETHUSDT"]
+    assert f"ERROR - {unnamed}: skipped, cannot tell the symbol from the file name" in capfd.readouterr().err
