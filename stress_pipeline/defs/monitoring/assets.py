@@ -1,0 +1,118 @@
+"""The monitoring group: coverage of the failure modes, alert delivery reliability, Prometheus metrics."""
+
+from collections import Counter
+
+import dagster as dg
+import pandas as pd
+
+from stress_pipeline.defs.monitoring.resources import AlertingResource
+from stress_pipeline.defs.resources import StressResource
+from stress_pipeline.monitoring.alert_store import alert_tables, deliveries_of, incidents_of
+from stress_pipeline.monitoring.coverage import DRIVER, measure_coverage
+from stress_pipeline.monitoring.delivery import AlertSender
+from stress_pipeline.monitoring.delivery_report import (
+    PHASES,
+    delivery_failures,
+    delivery_summary,
+    run_delivery_scenarios,
+)
+from stress_pipeline.monitoring.metrics import ResultMetrics, previous_runs, push, write_textfile
+from stress_pipeline.monitoring.queue import AlertQueue
+from stress_pipeline.services import postgres_engine
+from stress_pipeline.services.alert_receiver import LOCAL_ROUTING_KEY, ensure_receiver
+from stress_pipeline.services.urls import mask_url
+
+GROUP = "monitoring"
+
+
+@dg.asset(group_name=GROUP, io_manager_key="parquet_io_manager", kinds={"postgres"})
+def monitoring_coverage(
+    context: dg.AssetExecutionContext, stress: StressResource, alerting: AlertingResource
+) -> dg.Output[pd.DataFrame]:
+    """Seed 002 US-004: each failure mode of the checklist made to happen, detected by its monitor from
+    what a live system sees, alerted over real HTTP; pass only at 100%."""
+    settings = stress.settings()
+    endpoint = alerting.endpoint(settings, stress.ledger_url)
+    with AlertQueue(settings.paths.alerts / "coverage") as queue:
+        sender = AlertSender(endpoint, queue)
+        report = measure_coverage(
+            lambda alerts: [d is not None and d.delivered for d in sender.send_all(alerts)],
+            tag=f"coverage-{context.run_id[:8]}",
+        )  # fmt: skip
+    table = report.table
+    context.log.info(f"monitoring coverage {report.percent:.1f}%, {report.alerts_accepted}/{report.alerts_sent} "
+                     f"alerts accepted by {mask_url(endpoint.url)}")  # fmt: skip
+    return dg.Output(table, metadata={
+        "coverage_pct": dg.MetadataValue.float(report.percent),
+        "passed": dg.MetadataValue.bool(report.passed),
+        "driven_by": dg.MetadataValue.text(DRIVER),
+        "coverage": dg.MetadataValue.md(table.to_markdown(index=False)),
+        "false_alarms_on_calm_stream": dg.MetadataValue.int(len(report.false_alarms)),
+        "alerts_sent": dg.MetadataValue.int(report.alerts_sent),
+        "alerts_accepted": dg.MetadataValue.int(report.alerts_accepted),
+        "max_detection_s": dg.MetadataValue.float(float(table["detection_s"].max())),
+        "alert_endpoint": dg.MetadataValue.text(mask_url(endpoint.url)),
+    })  # fmt: skip
+
+
+@dg.asset(group_name=GROUP, io_manager_key="parquet_io_manager", kinds={"postgres"})
+def alert_delivery(
+    context: dg.AssetExecutionContext, stress: StressResource, alerting: AlertingResource
+) -> dg.Output[pd.DataFrame]:
+    """Seed 002 test 3: alert scenarios through the fault proxy to the embedded receiver over real HTTP,
+    the path slow, down or losing answers part of the time; every alert delivered, one incident each."""
+    settings = stress.settings()
+    database_url = stress.ledger_url()
+    record = ensure_receiver(settings.home, database_url)
+    engine, tables = postgres_engine(database_url), alert_tables(record.schema)
+    try:
+        run = run_delivery_scenarios(
+            record.port, alerting.routing_key or LOCAL_ROUTING_KEY, settings.paths.alerts / "delivery",
+            lambda keys: Counter(r["dedup_key"] for r in incidents_of(engine, tables, keys)),
+            count=alerting.delivery_scenarios, tag=f"delivery-{context.run_id[:8]}",
+            count_receptions=lambda ids: Counter(r["alert_id"] for r in deliveries_of(engine, tables, ids)),
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+    summary = delivery_summary(run.table)
+    phases = run.table.assign(phase=run.phases, attempts=run.attempts, receptions=run.receptions)
+    by_phase = phases.groupby("phase", sort=False).agg(
+        alerts=("alert", "size"), delivered=("delivered", "sum"), median_s=("delivery_s", "median"),
+        max_s=("delivery_s", "max"), max_attempts=("attempts", "max"), max_receptions=("receptions", "max"),
+    )  # fmt: skip
+    failures = delivery_failures(summary)
+    return dg.Output(run.table, metadata={
+        **{name: dg.MetadataValue.float(value) for name, value in summary.items()},
+        "passed": dg.MetadataValue.bool(not failures),
+        "failures": dg.MetadataValue.json(failures),
+        "by_phase": dg.MetadataValue.md(by_phase.reset_index().to_markdown(index=False)),
+        "schedule": dg.MetadataValue.json({name: share for name, share in PHASES}),
+        "path": dg.MetadataValue.text("durable queue -> fault proxy -> embedded receiver -> PostgreSQL"),
+        "receiver": dg.MetadataValue.text(record.url),
+        "seconds": dg.MetadataValue.float(run.seconds),
+    })  # fmt: skip
+
+
+@dg.asset(
+    group_name=GROUP,
+    ins={"monitoring_coverage": dg.AssetIn(monitoring_coverage.key), "alert_delivery": dg.AssetIn(alert_delivery.key)},
+    kinds={"prometheus"},
+)
+def prometheus_metrics(
+    context: dg.AssetExecutionContext, stress: StressResource, alerting: AlertingResource,
+    monitoring_coverage: pd.DataFrame, alert_delivery: pd.DataFrame,
+) -> dg.MaterializeResult:  # fmt: skip
+    """The results as Prometheus metrics: a textfile for node_exporter under STRESS_HOME/metrics, pushed
+    to the Pushgateway too when STRESS_PUSHGATEWAY_URL is set."""
+    textfile = stress.settings().paths.metrics_textfile
+    metrics = ResultMetrics(runs_total=previous_runs(textfile) + 1, coverage=monitoring_coverage,
+                            delivery=alert_delivery)  # fmt: skip
+    write_textfile(metrics, textfile)
+    if alerting.pushgateway_url:
+        push(metrics, alerting.pushgateway_url)
+        context.log.info(f"metrics pushed to {mask_url(alerting.pushgateway_url)}")
+    return dg.MaterializeResult(metadata={
+        "textfile": dg.MetadataValue.path(str(textfile)),
+        "pushed_to": dg.MetadataValue.text(mask_url(alerting.pushgateway_url) if alerting.pushgateway_url else ""),
+        "runs_total": dg.MetadataValue.float(metrics.runs_total),
+    })  # fmt: skip

@@ -1,0 +1,31 @@
+"""The monitoring checks: coverage complete, alerts delivered once each within the seed's times."""
+
+import dagster as dg
+import pandas as pd
+
+from stress_pipeline.defs.monitoring.assets import alert_delivery, monitoring_coverage
+from stress_pipeline.monitoring.coverage import coverage_percent
+from stress_pipeline.monitoring.delivery_report import delivery_failures, delivery_summary
+
+
+@dg.asset_check(asset=monitoring_coverage, description="Every failure mode monitored, detected in time and alerted.")
+def monitoring_complete(monitoring_coverage: pd.DataFrame) -> dg.AssetCheckResult:
+    failed = monitoring_coverage.loc[monitoring_coverage["outcome"] != "pass", "failure_mode"].tolist()
+    percent = coverage_percent(monitoring_coverage)
+    return dg.AssetCheckResult(
+        passed=bool(percent == 100.0),
+        metadata={"coverage_pct": dg.MetadataValue.float(percent), "failed_modes": dg.MetadataValue.json(failed)},
+    )
+
+
+@dg.asset_check(asset=alert_delivery, description="100% delivered, no duplicate incident, median < 15 s, p95 < 30 s.")
+def alert_delivery_reliable(alert_delivery: pd.DataFrame) -> dg.AssetCheckResult:
+    summary = delivery_summary(alert_delivery)
+    failures = delivery_failures(summary)
+    return dg.AssetCheckResult(
+        passed=not failures,
+        metadata={
+            **{k: dg.MetadataValue.float(v) for k, v in summary.items()},
+            "failures": dg.MetadataValue.json(failures),
+        },
+    )
