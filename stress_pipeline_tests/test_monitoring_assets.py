@@ -52,7 +52,7 @@ def test_monitoring_assets_materialise_pass_and_never_show_the_routing_key(exter
         assert all(SECRET not in str(event.materialization.metadata) for event in materialisations)
         textfile = home / "metrics" / "stress_pipeline.prom"
         assert "stress_monitoring_coverage_ratio 1.0" in textfile.read_text()
-        [(method, path, body)] = gateway.requests
+        [(method, _, body)] = gateway.requests
         assert method == "PUT" and "stress_alert_delivery_seconds_bucket" in body
         for file in Path(home).rglob("*"):
             if file.is_file() and "postgres" not in file.parts:
