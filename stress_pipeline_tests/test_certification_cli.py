@@ -127,3 +127,27 @@ def test_certify_latest_without_history_is_a_usage_error(project):
     proc = _cli(env, "certify", "--latest")
     assert proc.returncode == 2
     assert "no certification recorded yet" in proc.stderr
+
+
+def test_the_run_report_ends_with_the_certification_and_every_gate_source():
+    from types import SimpleNamespace
+
+    from stress_pipeline.certification.decide import certify
+    from stress_pipeline.certification.summary import gate_line, run_lines
+    from stress_pipeline_tests.test_certification_gates import all_attested, full_sources
+
+    result = certify(full_sources(alert_delivery=None), attestations=all_attested())
+    steps = [
+        SimpleNamespace(asset="market_bars", partition="BTCUSDT", status="materialized", metadata={}),
+        SimpleNamespace(asset="certification", partition="2026-12-06", status="materialized",
+                        metadata={"verdict": result.verdict, "streak": 4, "certified": False,
+                                  "gates_json": [gate_line(g) for g in result.gates]}),
+        SimpleNamespace(asset="certification_report", partition="2026-12-06", status="materialized",
+                        metadata={"report": "/home/reports/certification/2026-12-06.html"}),
+    ]  # fmt: skip
+    lines = run_lines(steps)
+    assert lines[1] == "certification 2026-12-06: NO-GO  (core suite streak 4 of 100: not certified)"
+    assert len([line for line in lines if "[source: " in line]) == len(result.gates) == 13
+    assert "  no_input alert_p95_s: alert_delivery has not been materialised  [source: alert_delivery]" in lines
+    assert lines[-1] == "certification report 2026-12-06: /home/reports/certification/2026-12-06.html"
+    assert run_lines(steps[:1]) == []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from stress_pipeline.certification.decide import Certification
+from stress_pipeline.certification.gates import GateResult
 from stress_pipeline.certification.history import REQUIRED_STREAK, Recorded
 
 COMPUTED, FROM_HISTORY = "computed", "history"
@@ -53,3 +56,25 @@ def certification_text(recorded: Recorded, certification: Certification, source:
     lines += ["", f"core suite streak: {recorded.streak} consecutive passes of {REQUIRED_STREAK} required: {state}",
               f"code {recorded.code_version}; data fingerprint {recorded.data_fingerprint[:16]}"]  # fmt: skip
     return "\n".join(lines)
+
+
+def gate_line(gate: GateResult) -> dict[str, str]:
+    """What the end of a run prints of one gate (kept in the asset's metadata)."""
+    return {"gate": gate.gate, "verdict": gate.verdict, "detail": gate.detail, "source": gate.source}
+
+
+def run_lines(steps: Sequence) -> list[str]:
+    """The certification at the end of `stress-pipeline run`: the verdict, each gate with its source,
+    the streak and where the report is (from the steps' materialisation metadata)."""
+    lines: list[str] = []
+    for step in steps:
+        meta = step.metadata
+        if step.asset == "certification" and step.status == "materialized" and "verdict" in meta:
+            state = "certified" if meta.get("certified") else "not certified"
+            streak = f"core suite streak {meta.get('streak')} of {REQUIRED_STREAK}: {state}"
+            lines += ["", f"certification {step.partition}: {meta['verdict']}  ({streak})"]
+            lines += [f"  {g['verdict']:<8} {g['gate']}: {g['detail']}  [source: {g['source']}]"
+                      for g in meta.get("gates_json") or []]  # fmt: skip
+        elif step.asset == "certification_report" and step.status == "materialized" and "report" in meta:
+            lines.append(f"certification report {step.partition}: {meta['report']}")
+    return lines

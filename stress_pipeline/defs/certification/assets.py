@@ -25,6 +25,7 @@ from stress_pipeline.certification.pipeline import (
     write_report,
 )
 from stress_pipeline.certification.report import render_report
+from stress_pipeline.certification.summary import gate_line
 from stress_pipeline.defs.integrity.assets import portfolio_reconciliation
 from stress_pipeline.defs.io_manager import NotMaterialisedError, ParquetIOManager
 from stress_pipeline.defs.resources import StressResource
@@ -133,6 +134,7 @@ def _metadata(result: Certification, recorded: history.Recorded) -> dict[str, ob
         "go": dg.MetadataValue.bool(result.passed),
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.reasons) or "every gate passes"),
         "gates": dg.MetadataValue.md(gates.to_markdown(index=False)),
+        "gates_json": dg.MetadataValue.json([gate_line(gate) for gate in result.gates]),
         "readiness": dg.MetadataValue.md(result.readiness.to_markdown(index=False)),
         "certification_id": dg.MetadataValue.int(recorded.certification_id),
         "streak": dg.MetadataValue.int(recorded.streak),
