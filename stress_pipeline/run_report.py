@@ -10,6 +10,8 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
+from stress_pipeline.certification.summary import run_lines as certification_lines
+
 LIST_WIDTH = 110
 
 
@@ -152,6 +154,7 @@ def run_report(summary, services, phases: Mapping[str, float], elapsed: float, s
     lines.append(
         f"{passed}/{len(summary.steps)} partitions ok (materialised, checks pass) in {elapsed:.1f}s: {verdict_word}"
     )
+    lines.extend(certification_lines(summary.steps))
     lines.append(phase_line(phases, elapsed))
     lines.append("")
     lines.append(format_status_table(services))
