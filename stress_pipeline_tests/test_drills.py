@@ -216,3 +216,25 @@ def test_broker_failure_drill(env: DrillEnv) -> None:
     assert values["market data age at resume (s, max)"] < 0.5
     assert list(result.timeline["kind"]).count("recovery") == 2
     assert _leftovers(env) == []
+
+
+def test_webhook_lost_drill(env: DrillEnv) -> None:
+    result = run_drill("webhook_lost", env)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert values["gap detected after the last signal (s)"] == pytest.approx(66.0)  # the interval + 10%, no later
+    assert values["orders sent (no phantom, no duplicate)"] == 10.0 and values["gaps detected"] == 1.0
+    detections = result.timeline[result.timeline["kind"] == "detection"]
+    assert list(detections["t_s"]) == [306.0, 540.0]  # from the monitors, at the deadline and at the failure
+    with AlertQueue(env.alerts_dir) as queue:
+        assert len(queue.pending()) == 2
+    assert _leftovers(env) == []
+
+
+def test_high_slippage_drill(env: DrillEnv) -> None:
+    result = run_drill("high_slippage", env)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert values["slippage recorded on the faulty fill"] == pytest.approx(0.01)
+    assert values["fills alerted above 0.5%"] == 1.0  # the 0.02% fills are not alerted
+    assert [a.split("/")[1] for a in result.alerts] == ["high_slippage", "kill_switch_set"]

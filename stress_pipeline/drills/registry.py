@@ -9,6 +9,7 @@ from stress_pipeline.drills.broker_drill import broker_failure_drill
 from stress_pipeline.drills.core import DrillConfigError, DrillResult
 from stress_pipeline.drills.flow_drills import rate_limits_drill, signal_flood_drill
 from stress_pipeline.drills.risk_drills import DrillEnv, correlation_cascade_drill, ess_reset_drill
+from stress_pipeline.drills.signal_drills import high_slippage_drill, webhook_lost_drill
 
 
 class Drill(NamedTuple):
@@ -31,6 +32,10 @@ DRILLS: dict[str, Drill] = {
               "limiter holds its rates, one dependency alert, the ESS does not trip", rate_limits_drill),
         Drill("broker_failure", "seed 001", "Redis cut for 10 s, 3 times: recovery <= 25 s (mean), positions held, "
               "order queue intact, market data fresher than 500 ms before trading resumes", broker_failure_drill),
+        Drill("webhook_lost", "seed 002 scenario 3", "a strategy webhook lost, one duplicated, one malformed: gap "
+              "detected within the interval + 10%, alerted, no phantom or duplicate position", webhook_lost_drill),
+        Drill("high_slippage", "seed 002 scenario 4", "a fill 1% off: slippage recorded per trade, alert above 0.5%, "
+              "PnL recomputed on real fills, strategy disabled when unprofitable", high_slippage_drill),
     )
 }  # fmt: skip
 
