@@ -5,6 +5,7 @@ plus any buffer left on disk, holds every exchange fill."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import threading
@@ -41,7 +42,9 @@ def paper():
     return run_paper(generate_bars(days=6), None, ACTIVE, scenario_name="loss")
 
 
-def _kill_later(settings: Settings, target: str, delay: float, killed: list[float]) -> threading.Thread:
+def _kill_later(
+    settings: Settings, target: str, delay: float, killed: list[float], then=lambda: None
+) -> threading.Thread:
     def kill() -> None:
         time.sleep(delay)
         record = embedded.read_state(settings).get(target)
@@ -49,6 +52,7 @@ def _kill_later(settings: Settings, target: str, delay: float, killed: list[floa
         for pid in pids:
             send_signal(pid, signal.SIGKILL)
         killed.append(time.monotonic())
+        then()
 
     thread = threading.Thread(target=kill, daemon=True)
     thread.start()
@@ -85,3 +89,61 @@ def test_kill_9_during_a_run_recovers_or_fails_cleanly_losing_nothing(
     assert not (tmp_path / "buffers" / run_id / "postgres" / "pending.jsonl").exists() or not (
         tmp_path / "buffers" / run_id / "postgres" / "pending.jsonl"
     ).stat().st_size
+
+
+@pytest.mark.services
+def test_a_server_that_cannot_come_back_fails_the_run_naming_it_and_the_next_run_replays_its_buffer(
+    paper, home: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stress_pipeline.services import postgres_engine, resolve_service_urls
+    from stress_pipeline.state.disk_buffer import DiskBuffer
+    from stress_pipeline.state.ledger import Ledger
+    from stress_pipeline.state.records import Fill
+
+    real_start = embedded.start
+
+    def broken_start(settings, names=embedded.SERVICE_NAMES, **kwargs):
+        if "postgres" in list(names):
+            raise RuntimeError("port 1 is taken")
+        return real_start(settings, names, **kwargs)
+
+    schema, buffers, dead = f"fail_{uuid.uuid4().hex[:8]}", tmp_path / "buffers", f"dead-{uuid.uuid4().hex[:6]}"
+    config = LiveStateConfig(schema=schema, namespace=f"fail-{dead}",
+                             supervisor=SupervisorPolicy(restart_attempts=2, probe_interval_s=0.05))  # fmt: skip
+    killed: list[float] = []
+    ledger = Ledger(postgres_engine(resolve_service_urls(home).postgres_url), schema=schema)
+
+    def kill_once_writing() -> None:  # mid-run: once the ledger holds some of the run's fills
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if ledger.fill_count(dead) > 0:
+                    break
+            time.sleep(0.05)
+        ledger.engine.dispose()
+        # once killed, the server cannot be started again (its port taken, say)
+        _kill_later(home, "postgres", 0.0, killed, then=lambda: monkeypatch.setattr(embedded, "start", broken_start))
+
+    threading.Thread(target=kill_once_writing, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(ServerLostError) as caught:
+        run_live_state(paper, run_id=dead, faults=[], settings=home, initial_cash=100_000.0, buffer_root=buffers,
+                       config=config)  # fmt: skip
+    assert time.monotonic() - started < BOUND_S and killed
+    assert caught.value.server.startswith("embedded PostgreSQL at postgresql://")
+    message = str(caught.value)
+    assert "did not come back after 2 restart attempt(s)" in message and "port 1 is taken" in message
+    monkeypatch.setattr(embedded, "start", real_start)
+    real_start(home)
+    buffered = [r for r in DiskBuffer(buffers / dead / "postgres").read() if isinstance(r, Fill)]
+    assert buffered, "the loss happened with nothing buffered: the test exercised nothing"
+
+    outcome = run_live_state(paper, run_id=f"next-{uuid.uuid4().hex[:6]}", faults=[], settings=home,
+                             initial_cash=100_000.0, buffer_root=buffers, config=config)  # fmt: skip
+    assert outcome.report.passed and outcome.leftovers.aborted == [dead]
+    assert outcome.leftovers.replayed[dead] >= len(buffered) and not (buffers / dead).exists()
+    stored = sorted(f.event_id for f in ledger.fills(dead))
+    truth = [f.event_id for f in exchange_fills(paper, dead)]
+    assert {f.event_id for f in buffered} <= set(stored)
+    assert stored == truth[: len(stored)]  # every fill the dead run had written: a prefix, no gap
+    assert ledger.run_status(dead) == "aborted"
