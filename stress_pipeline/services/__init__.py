@@ -79,7 +79,10 @@ def stop_embedded(settings: Settings, *, wait: float = 0.0) -> bool:
     if not layout.root.is_dir():
         return False
     with server_use(layout, "services stop", exclusive=embedded.SERVICE_NAMES, wait=wait):
-        return embedded.stop(settings)
+        from stress_pipeline.services.alert_receiver import stop_receiver  # late: it imports this package
+
+        receiver = stop_receiver(settings.home)  # first: it records into the embedded PostgreSQL
+        return embedded.stop(settings) or receiver
 
 
 def _embedded_url(settings: Settings, state: ServiceState, name: str) -> str:
