@@ -210,3 +210,21 @@ def test_receiver_that_cannot_start_names_its_log_and_cause(tmp_path) -> None:
     assert "exited with code 1" in message and "alert_receiver/receiver.log" in message
     assert "Connection refused" in message and ":pw@" not in message
     assert service.receiver_status(tmp_path)["running"] is False
+
+
+def test_services_stop_stops_the_receiver_too(external_service_urls, tmp_path, schema) -> None:
+    from stress_pipeline.services import stop_embedded
+    from stress_pipeline.settings import make_settings
+
+    settings = make_settings(home=tmp_path, postgres_url=external_service_urls.postgres_url,
+                             redis_url=external_service_urls.redis_url)  # fmt: skip
+    try:
+        record = service.ensure_receiver(settings.home, external_service_urls.postgres_url, schema=schema)
+        assert stop_embedded(settings) is True
+        assert not service.is_receiver(record.pid, settings.paths.alert_receiver)
+    finally:
+        service.stop_receiver(settings.home)
+        eng = postgres_engine(external_service_urls.postgres_url)
+        with eng.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        eng.dispose()
