@@ -238,3 +238,34 @@ def test_high_slippage_drill(env: DrillEnv) -> None:
     assert values["slippage recorded on the faulty fill"] == pytest.approx(0.01)
     assert values["fills alerted above 0.5%"] == 1.0  # the 0.02% fills are not alerted
     assert [a.split("/")[1] for a in result.alerts] == ["high_slippage", "kill_switch_set"]
+
+
+def test_exchange_outage_drill(env: DrillEnv) -> None:
+    result = run_drill("exchange_outage", env)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert values["detection delay (s)"] == 10.0  # 3 failed calls: the order at 120 s and the probes to 130 s
+    assert values["orders attempted after detection while down"] == 0.0
+    assert values["reconnect interval (s, max deviation from 60)"] == 0.0 and values["recovery_s"] <= 70.0
+    reconnects = result.timeline[result.timeline["what"].str.startswith("reconnect")]
+    assert len(reconnects) == 16 and reconnects["what"].iloc[-1] == "reconnect succeeded"
+
+
+def test_an_outage_never_detected_is_not_a_pass(env: DrillEnv) -> None:
+    from stress_pipeline.drills.venue_drills import exchange_outage_drill
+
+    result = exchange_outage_drill(env, outage_s=5.0)  # two failed calls, then the API answers: never detected
+    values = _values(result)
+    outcome = dict(zip(result.table["criterion"], result.table["outcome"], strict=True))
+    assert math.isnan(values["detection delay (s)"]) and outcome["detection delay (s)"] == "not_exercised"
+    assert not result.passed
+
+
+def test_stuck_position_drill(env: DrillEnv) -> None:
+    result = run_drill("stuck_position", env)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert values["detection delay (s)"] == 240.0 and values["market fallback orders"] == 2.0
+    # the manual-intervention alert follows the monitors' detection of the failed fallback
+    assert [a.split("/")[1] for a in result.alerts] == ["stuck_position", "order_placement_failed",
+                                                         "manual_intervention"]  # fmt: skip

@@ -10,6 +10,7 @@ from stress_pipeline.drills.core import DrillConfigError, DrillResult
 from stress_pipeline.drills.flow_drills import rate_limits_drill, signal_flood_drill
 from stress_pipeline.drills.risk_drills import DrillEnv, correlation_cascade_drill, ess_reset_drill
 from stress_pipeline.drills.signal_drills import high_slippage_drill, webhook_lost_drill
+from stress_pipeline.drills.venue_drills import exchange_outage_drill, stuck_position_drill
 
 
 class Drill(NamedTuple):
@@ -22,6 +23,10 @@ class Drill(NamedTuple):
 DRILLS: dict[str, Drill] = {
     d.name: d
     for d in (
+        Drill("exchange_outage", "seed 002 scenario 1", "exchange API down 15 min: detected < 60 s, no order while "
+              "down, reconnect every 60 s, resumes, decider book equals the venue", exchange_outage_drill),
+        Drill("stuck_position", "seed 002 scenario 5", "an exit limit order unfilled on a thin book: detected < 5 min, "
+              "market fallback, manual-intervention alert when that fails too, position closed", stuck_position_drill),
         Drill("ess_reset", "seed 004", "ESS trips above its drawdown threshold, orders blocked, cooldown enforced, "
               "operator reset via the CLI returns it to ARMED, orders allowed again", ess_reset_drill),
         Drill("correlation_cascade", "seed 002 scenario 6", "all strategies long, the market falls together: "

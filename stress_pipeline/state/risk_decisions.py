@@ -180,6 +180,16 @@ class RiskDecisionState:
         return self._book(ess or None, kill or None, equity or None, version,
                           _pairs(book), _pairs(marks_flat))  # fmt: skip
 
+    def release(self, symbol: str, signed_qty: float) -> None:
+        """Take an approved order that the venue rejected or that was cancelled unfilled off the book
+        (atomically, bumping the version so every decider's copy is read again)."""
+        with self._connection_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hincrbyfloat(self.book_key, symbol, -float(signed_qty))
+            pipe.hincrby(self.counts_key, "released", 1)
+            pipe.incr(self.version_key)
+            pipe.execute()
+
     def counts(self) -> dict[str, int]:
         with self._connection_errors():
             raw = self.client.hgetall(self.counts_key)
