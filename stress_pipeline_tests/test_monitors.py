@@ -40,6 +40,16 @@ def test_every_checklist_mode_has_a_monitor() -> None:
     assert set(MONITORS) == set(FAILURE_MODES) and len(FAILURE_MODES) == 14
 
 
+def test_an_empty_observation_raises_nothing() -> None:
+    obs = calm_stream(0).observation
+    empty = dataclasses.replace(obs, **{name: getattr(obs, name).iloc[:0] for name in
+                                        ("events", "equity", "marks", "probes", "webhooks", "flags")})  # fmt: skip
+    for mode, monitor in MONITORS.items():
+        assert monitor(empty, CONFIG).empty, mode
+    orders_only = dataclasses.replace(obs, events=obs.events[obs.events["kind"] == "order"])
+    assert run_monitors(orders_only, CONFIG, {"x": MONITORS["execution_timeout"]}).empty  # limit orders rest
+
+
 def test_calm_stream_raises_nothing(calm: pd.DataFrame) -> None:
     assert calm.empty, calm.to_string()
 

@@ -256,8 +256,8 @@ def execution_timeout(obs: Observation, config: MonitorConfig) -> pd.DataFrame:
     orders = orders[immediate.to_numpy()]
     deadline = orders["ts"] + pd.to_timedelta(config.execution_timeout_s, unit="s")
     answered = events[events["kind"].isin(("fill", "reject", "cancel", "execution_failure"))]
-    answer = answered.groupby("order_id")["ts"].min()
-    first = orders["order_id"].map(answer)
+    answer = answered.groupby("order_id", as_index=False)["ts"].min().rename(columns={"ts": "first"})
+    first = orders[["order_id"]].merge(answer, on="order_id", how="left")["first"].set_axis(orders.index)
     late = (first.isna() | (first > deadline)).to_numpy() & (deadline <= obs.as_of).to_numpy()
     return _detections("execution_timeout", orders["symbol"][late], orders["ts"][late], deadline[late],
                        f"no execution report within {config.execution_timeout_s:.0f} s", np.nan)  # fmt: skip
