@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import yaml
 
 from stress_pipeline.certification.readiness import MANUAL_ITEMS
+from stress_pipeline.drills.registry import DRILLS
 from stress_pipeline.parquet_store import write_parquet_atomic
 from stress_pipeline.paths import StoragePaths
 from stress_pipeline.services import postgres_engine
@@ -73,9 +74,10 @@ def project(tmp_path, database, external_service_urls):
             write_result(result.__class__(**{**result.__dict__, "equity": equity}),
                          paths.result_file((f"{kind}_results",), key))  # fmt: skip
     for name, table in (("scenario_verdicts", GOOD_VERDICTS), ("monitoring_coverage", coverage_table()),
-                        ("alert_delivery", delivery_table()), ("decision_flood", flood_table()),
-                        ("drills", drills_table())):  # fmt: skip
+                        ("alert_delivery", delivery_table()), ("decision_flood", flood_table())):  # fmt: skip
         write_parquet_atomic(table, paths.asset_file((name,), None))
+    for drill in DRILLS:
+        write_parquet_atomic(drills_table((5.0,)).assign(drill=drill), paths.asset_file(("drills",), drill))
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
     env = {**os.environ, "STRESS_HOME": str(paths.home), "STRESS_DATA_DIR": str(data),
@@ -120,6 +122,20 @@ def test_certify_exits_0_on_go_and_1_on_no_go_and_reads_the_latest(project):
     assert report.returncode == 0, report.stderr
     html = (paths.home / "sent" / "report.html").read_text()
     assert "<title>Certification" in html and "NO-GO" in html and "crash_a" in html
+
+
+def test_unmaterialised_sources_are_no_input_and_no_go(project):
+    env, paths = project
+    paths.asset_file(("monitoring_coverage",), None).unlink()
+    paths.asset_file(("drills",), list(DRILLS)[1]).unlink()
+    proc = _cli(env, "certify", "--json")
+    assert proc.returncode == 1, proc.stderr
+    gates = {g["gate"]: g for g in json.loads(proc.stdout)["gates"]}
+    assert gates["monitoring_coverage_pct"]["verdict"] == "no_input"
+    assert gates["monitoring_coverage_pct"]["detail"] == "monitoring_coverage has not been materialised"
+    assert gates["recovery_mean_s"]["verdict"] == "no_input"
+    assert gates["recovery_mean_s"]["detail"] == f"drills has no stored partition {list(DRILLS)[1]}: materialise it"
+    assert gates["alert_delivery_pct"]["verdict"] == "pass"
 
 
 def test_certify_latest_without_history_is_a_usage_error(project):

@@ -396,3 +396,9 @@ def test_a_scenario_partition_without_a_verdict_leaves_the_gate_without_input():
 def test_a_long_list_of_missing_partitions_is_shortened():
     m = measure.recovery_mean({}, [f"s{i}" for i in range(8)])
     assert m.detail == "portfolio_reconciliation has no stored partition s0, s1, s2, s3, s4 and 3 more: materialise it"
+
+
+def test_a_missing_drill_partition_leaves_recovery_without_input():
+    m = measure.recovery_mean({"a": reconciliation_row()}, (), drills_table((5.0,)), ["broker_failure"])
+    assert m.value is None and m.detail == "drills has no stored partition broker_failure: materialise it"
+    assert judge("recovery_mean_s", m).verdict == NO_INPUT

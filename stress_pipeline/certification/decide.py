@@ -47,7 +47,8 @@ class Sources:
     monitoring_coverage: pd.DataFrame | None = None
     alert_delivery: pd.DataFrame | None = None
     decision_flood: pd.DataFrame | None = None
-    drills: pd.DataFrame | None = None
+    drills: pd.DataFrame | None = None  # every stored drill partition's rows
+    drills_missing: Sequence[str] = ()
     scenarios: Sequence[str] = ()  # every scenario partition (each needs a verdict); empty: not known
 
 
@@ -119,7 +120,7 @@ def certify(
         "hard_limit_breaches": measure.hard_limit_breaches(verdicts),
         "decision_latency_p99_ms": measure.decision_latency(sources.decision_flood, verdicts),
         "recovery_mean_s": measure.recovery_mean(
-            sources.reconciliation, sources.reconciliation_missing, sources.drills
+            sources.reconciliation, sources.reconciliation_missing, sources.drills, sources.drills_missing
         ),
         "integrity_delta_usd": measure.integrity_delta(sources.reconciliation, sources.reconciliation_missing),
         "stress_scenarios_passed_pct": measure.stress_scenarios_passed(verdicts, sources.scenarios),

@@ -151,12 +151,16 @@ def optimistic_bias(
 
 
 def recovery_mean(
-    tables: Mapping[str, pd.DataFrame], missing: Sequence[str] = (), drills: pd.DataFrame | None = None
-) -> Measurement:
+    tables: Mapping[str, pd.DataFrame], missing: Sequence[str] = (), drills: pd.DataFrame | None = None,
+    drills_missing: Sequence[str] = (),
+) -> Measurement:  # fmt: skip
     """Mean seconds from the end of each planned server outage (reconciliation) or recovery drill
-    (``drills`` rows ``recovery_s``) until the system answered again; a drill that never recovered fails."""
+    (``drills`` rows ``recovery_s``) until the system answered again; a drill that never recovered fails.
+    A reconciliation or drill partition never materialised leaves the gate without input."""
     if missing:
         return Measurement(None, _missing("portfolio_reconciliation", missing) or "")
+    if drills_missing:
+        return Measurement(None, _missing("drills", drills_missing) or "", source="drills")
     count, total, worst, old = 0, 0.0, 0.0, []
     for key, table in tables.items():
         if "outages_recovered" not in table.columns:

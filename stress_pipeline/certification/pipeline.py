@@ -25,8 +25,8 @@ from stress_pipeline.parquet_store import atomic_file
 from stress_pipeline.scenarios.catalog import BASELINE_KEY
 from stress_pipeline.simulation.result import SimResult
 
-#: The tables of the drills and monitoring assets the certification reads when they are stored.
-OPTIONAL_SOURCES = ("scenario_verdicts", "monitoring_coverage", "alert_delivery", "decision_flood", "drills")
+#: Unpartitioned tables the certification reads when they are stored (None while not materialised).
+OPTIONAL_SOURCES = ("scenario_verdicts", "monitoring_coverage", "alert_delivery", "decision_flood")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def baseline_days(paper: Mapping[str, Any]) -> float | None:
 
 def certify_stored(
     *, divergence: Mapping[str, Any], reconciliation: Mapping[str, Any], paper: Mapping[str, Any],
-    optional: Mapping[str, pd.DataFrame | None], files: CertificationFiles, initial_capital: float,
+    drills: Mapping[str, Any], optional: Mapping[str, pd.DataFrame | None], files: CertificationFiles,
+    initial_capital: float,
 ) -> tuple[Certification, str]:  # fmt: skip
     """The certification of what is stored, and the fingerprint of the tables it read."""
     unknown = set(optional) - set(OPTIONAL_SOURCES)
@@ -77,13 +78,15 @@ def certify_stored(
         raise ValueError(f"unknown optional source(s) {', '.join(sorted(unknown))}")
     divergence_tables, divergence_missing = stored(divergence)
     reconciliation_tables, reconciliation_missing = stored(reconciliation)
+    drill_tables, drills_missing = stored(drills)
+    drill_rows = pd.concat(list(drill_tables.values()), ignore_index=True) if drill_tables else None
     sources = Sources(
         verdicts=optional.get("scenario_verdicts"), divergence=divergence_tables,
         divergence_missing=divergence_missing, reconciliation=reconciliation_tables,
         reconciliation_missing=reconciliation_missing, baseline_days=baseline_days(paper),
         initial_capital=initial_capital, monitoring_coverage=optional.get("monitoring_coverage"),
         alert_delivery=optional.get("alert_delivery"), decision_flood=optional.get("decision_flood"),
-        drills=optional.get("drills"), scenarios=list(divergence),
+        drills=drill_rows, drills_missing=drills_missing, scenarios=list(divergence),
     )  # fmt: skip
     certification = certify(
         sources, thresholds=load_thresholds(files.gates), attestations=load_attestations(files.readiness)
@@ -91,6 +94,7 @@ def certify_stored(
     tables: dict[str, pd.DataFrame | None] = {name: optional.get(name) for name in OPTIONAL_SOURCES}
     tables.update({f"divergence_report[{k}]": v for k, v in divergence_tables.items()})
     tables.update({f"portfolio_reconciliation[{k}]": v for k, v in reconciliation_tables.items()})
+    tables.update({f"drills[{k}]": v for k, v in drill_tables.items()})
     tables["thresholds"] = pd.DataFrame([{"text": files.gates.read_text()}])
     tables["readiness"] = pd.DataFrame([{"text": files.readiness.read_text()}])
     return certification, fingerprint(tables)

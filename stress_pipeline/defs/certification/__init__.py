@@ -3,5 +3,8 @@
 import dagster as dg
 
 from stress_pipeline.defs.certification.assets import certification, certification_report
+from stress_pipeline.defs.certification.inputs import OPTIONAL_TABLE_INPUT, optional_table_input
 
-defs = dg.Definitions(assets=[certification, certification_report])
+defs = dg.Definitions(
+    assets=[certification, certification_report], resources={OPTIONAL_TABLE_INPUT: optional_table_input}
+)

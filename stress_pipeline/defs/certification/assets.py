@@ -1,11 +1,10 @@
 """The certification group: the day's go / no-go with its gates, recorded in the history, and its report.
 
 Both assets are partitioned by day. They read every scenario partition of the divergence,
-reconciliation and simulation assets (a partition never materialised is reported missing, never
-skipped silently) and, when stored, the tables of ``OPTIONAL_SOURCES`` (the scenario verdicts, the
-monitoring coverage, the alert delivery, the decision flood and the drills): those are declared as
-dependencies, read through the Parquet IO manager if their file exists, and their gates are
-"no input" until then.
+reconciliation and simulation assets and every drill partition (a partition never materialised is
+reported missing by the gate that needs it, never skipped silently), and the unpartitioned tables of
+``OPTIONAL_SOURCES`` (scenario verdicts, monitoring coverage, alert delivery, decision flood) through
+``optional_table_input``: None while not materialised, and their gates are "no input" until then.
 """
 
 import datetime as dt
@@ -26,8 +25,9 @@ from stress_pipeline.certification.pipeline import (
 )
 from stress_pipeline.certification.report import render_report
 from stress_pipeline.certification.summary import gate_line
+from stress_pipeline.defs.certification.inputs import OPTIONAL_TABLE_INPUT
+from stress_pipeline.defs.drills.assets import drills as drills_asset
 from stress_pipeline.defs.integrity.assets import portfolio_reconciliation
-from stress_pipeline.defs.io_manager import NotMaterialisedError, ParquetIOManager
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.defs.simulations.assets import backtest_results, divergence_report, paper_results
 
@@ -35,42 +35,33 @@ from stress_pipeline.defs.simulations.assets import backtest_results, divergence
 certification_days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 REPORT_NAME = "certification"
 _ALL = dg.AllPartitionMapping()
-_OPTIONAL_KEYS = [dg.AssetKey(name) for name in OPTIONAL_SOURCES]
-
-
-def _optional_tables(stress: StressResource) -> dict[str, pd.DataFrame | None]:
-    """The stored tables of the optional sources (None for one not materialised)."""
-    manager = ParquetIOManager(stress.settings().paths)
-    out: dict[str, pd.DataFrame | None] = {}
-    for key in _OPTIONAL_KEYS:
-        try:
-            out[key.to_user_string()] = manager.load_partition(key, None)
-        except NotMaterialisedError:
-            out[key.to_user_string()] = None
-    return out
+OPTIONAL_INS = {
+    name: dg.AssetIn(dg.AssetKey(name), input_manager_key=OPTIONAL_TABLE_INPUT) for name in OPTIONAL_SOURCES
+}
+SCENARIO_INS = {
+    "divergence_report": dg.AssetIn(divergence_report.key, partition_mapping=_ALL),
+    "portfolio_reconciliation": dg.AssetIn(portfolio_reconciliation.key, partition_mapping=_ALL),
+    "paper_results": dg.AssetIn(paper_results.key, partition_mapping=_ALL),
+}
 
 
 @dg.asset(
     group_name="certification",
     partitions_def=certification_days,
     io_manager_key="parquet_io_manager",
-    ins={
-        "divergence_report": dg.AssetIn(divergence_report.key, partition_mapping=_ALL),
-        "portfolio_reconciliation": dg.AssetIn(portfolio_reconciliation.key, partition_mapping=_ALL),
-        "paper_results": dg.AssetIn(paper_results.key, partition_mapping=_ALL),
-    },
-    deps=_OPTIONAL_KEYS,
+    ins={**SCENARIO_INS, "drills": dg.AssetIn(drills_asset.key, partition_mapping=_ALL), **OPTIONAL_INS},
     kinds={"postgres"},
 )
 def certification(
     context: dg.AssetExecutionContext, stress: StressResource, divergence_report, portfolio_reconciliation,
-    paper_results,
+    paper_results, drills, scenario_verdicts, monitoring_coverage, alert_delivery, decision_flood,
 ) -> pd.DataFrame:  # fmt: skip
     """Go / no-go: the gates of seeds 001 and 002 and the readiness checklist, each gate with its threshold,
     measured value, verdict, action and source; recorded in the certification history with the streak."""
-    optional = _optional_tables(stress)
+    optional = {"scenario_verdicts": scenario_verdicts, "monitoring_coverage": monitoring_coverage,
+                "alert_delivery": alert_delivery, "decision_flood": decision_flood}  # fmt: skip
     result, data_fingerprint = certify_stored(
-        divergence=divergence_report, reconciliation=portfolio_reconciliation, paper=paper_results,
+        divergence=divergence_report, reconciliation=portfolio_reconciliation, paper=paper_results, drills=drills,
         optional=optional, files=CertificationFiles.under(stress.settings().data_dir),
         initial_capital=stress.initial_capital,
     )  # fmt: skip
@@ -91,17 +82,15 @@ def certification(
     io_manager_key="parquet_io_manager",
     ins={
         "certification": dg.AssetIn(certification.key),
-        "divergence_report": dg.AssetIn(divergence_report.key, partition_mapping=_ALL),
-        "portfolio_reconciliation": dg.AssetIn(portfolio_reconciliation.key, partition_mapping=_ALL),
-        "paper_results": dg.AssetIn(paper_results.key, partition_mapping=_ALL),
+        **SCENARIO_INS,
         "backtest_results": dg.AssetIn(backtest_results.key, partition_mapping=_ALL),
+        "scenario_verdicts": OPTIONAL_INS["scenario_verdicts"],
     },
-    deps=[dg.AssetKey("scenario_verdicts")],
     kinds={"html"},
 )
 def certification_report(
     context: dg.AssetExecutionContext, stress: StressResource, certification, divergence_report,
-    portfolio_reconciliation, paper_results, backtest_results,
+    portfolio_reconciliation, paper_results, backtest_results, scenario_verdicts,
 ) -> pd.DataFrame:  # fmt: skip
     """The day's certification as one self-contained HTML file (no network): verdict and gates, readiness,
     scenario table, per-scenario drill-down, divergence; stored under $STRESS_HOME/reports/certification/."""
@@ -112,7 +101,7 @@ def certification_report(
     html = render_report(
         result, partition=day, generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         history=history_of(history.latest(engine, partition=day)),
-        verdicts=_optional_tables(stress)["scenario_verdicts"],
+        verdicts=scenario_verdicts,
         runs=scenario_runs(paper_results, backtest_results, portfolio_reconciliation),
         divergence=stored(divergence_report)[0], initial_capital=stress.initial_capital,
     )  # fmt: skip
