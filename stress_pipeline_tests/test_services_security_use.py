@@ -150,7 +150,8 @@ def test_a_run_using_a_server_shared_cannot_also_stop_it(home: Settings) -> None
 
 
 def test_services_stop_refuses_while_a_run_uses_the_servers(home: Settings) -> None:
-    env = {**os.environ, "STRESS_HOME": str(home.home)}
+    env = {key: value for key, value in os.environ.items() if key not in ("STRESS_POSTGRES_URL", "STRESS_REDIS_URL")}
+    env["STRESS_HOME"] = str(home.home)
     cli = str(Path(sys.executable).with_name("stress-pipeline"))
     with _holder(home, "run-busy", "", 60):
         done = subprocess.run([cli, "services", "stop"], env=env, capture_output=True, text=True, timeout=60)

@@ -14,7 +14,8 @@ from stress_pipeline.services import embedded
 from stress_pipeline.services.connections import check_postgres, check_redis, postgres_engine, redis_client
 from stress_pipeline.services.embedded import ServerRecord, ServerStatus, ServiceState
 from stress_pipeline.services.errors import ServiceStartError, ServiceUnavailableError
-from stress_pipeline.services.server_use import ServerInUseError, server_use
+from stress_pipeline.services.server_use import ServerInUseError
+from stress_pipeline.services.server_use import server_use as _use_servers  # the module keeps its name here
 from stress_pipeline.services.status import format_status_table, service_status
 from stress_pipeline.services.urls import check_postgres_url, check_redis_url, mask_url, to_sqlalchemy_url
 from stress_pipeline.settings import Settings
@@ -78,7 +79,7 @@ def stop_embedded(settings: Settings, *, wait: float = 0.0) -> bool:
     layout = embedded.ServiceLayout.from_settings(settings)
     if not layout.root.is_dir():
         return False
-    with server_use(layout, "services stop", exclusive=embedded.SERVICE_NAMES, wait=wait):
+    with _use_servers(layout, "services stop", exclusive=embedded.SERVICE_NAMES, wait=wait):
         from stress_pipeline.services.alert_receiver import stop_receiver  # late: it imports this package
 
         receiver = stop_receiver(settings.home)  # first: it records into the embedded PostgreSQL
