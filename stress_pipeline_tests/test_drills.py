@@ -269,3 +269,32 @@ def test_stuck_position_drill(env: DrillEnv) -> None:
     # the manual-intervention alert follows the monitors' detection of the failed fallback
     assert [a.split("/")[1] for a in result.alerts] == ["stuck_position", "order_placement_failed",
                                                          "manual_intervention"]  # fmt: skip
+
+
+def test_network_loss_drill_delivers_the_queued_alerts_once_on_reconnect(env: DrillEnv, external_service_urls) -> None:
+    from dataclasses import replace
+
+    import sqlalchemy as sa
+
+    from stress_pipeline.services.connections import postgres_engine
+
+    schema = f"drill_alerts_test_{uuid.uuid4().hex[:8]}"
+    try:
+        result = run_drill("network_loss", replace(env, postgres_url=external_service_urls.postgres_url,
+                                                   alerts_schema=schema))  # fmt: skip
+        values = _values(result)
+        assert result.passed, result.table.to_string()
+        assert values["detection delay (s)"] == 10.0  # two failed probes, 10 s apart
+        assert values["alerts held while the network was down"] == 2.0  # connectivity lost, the close that failed
+        assert values["alerts delivered on reconnect"] == 2.0 and values["deliveries per alert (max)"] == 1.0
+        assert values["events logged locally"] == 31.0  # 30 failed probes and the failed close
+    finally:
+        engine = postgres_engine(external_service_urls.postgres_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def test_network_loss_needs_the_receivers_database(env: DrillEnv) -> None:
+    with pytest.raises(DrillConfigError, match=r"needs DrillEnv\.postgres_url"):
+        run_drill("network_loss", env)

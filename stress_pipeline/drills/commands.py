@@ -17,7 +17,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run one drill against the live state and print its criteria")
     run.add_argument("name")
     run.add_argument("--json", action="store_true")
-    run.add_argument("--alerts-dir", default=None, help="durable alert queue folder (default: none, only recorded)")
+    run.add_argument("--alerts-dir", default=None,
+                     help="durable alert queue folder (default: $STRESS_HOME/alerts/drill-NAME)")
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(handler=_run, settings=True)
     reset = sub.add_parser("reset-ess", help="operator reset: AWAITING_RESET -> ARMED (refused during the cooldown)")
@@ -44,7 +45,9 @@ def _run(args: argparse.Namespace) -> int:
     from stress_pipeline.services import resolve_service_urls
 
     chosen = drill(args.name)
-    env = DrillEnv(redis_url=resolve_service_urls(args.settings).redis_url, alerts_dir=args.alerts_dir,
+    urls = resolve_service_urls(args.settings)
+    alerts_dir = args.alerts_dir or str(args.settings.paths.alerts / f"drill-{chosen.name}")
+    env = DrillEnv(redis_url=urls.redis_url, alerts_dir=alerts_dir, postgres_url=urls.postgres_url,
                    operator_cli=(sys.executable, "-m", "stress_pipeline.cli"), seed=args.seed)  # fmt: skip
     result = chosen.run(env)
     if args.json:

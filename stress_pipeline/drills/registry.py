@@ -8,6 +8,7 @@ from typing import NamedTuple
 from stress_pipeline.drills.broker_drill import broker_failure_drill
 from stress_pipeline.drills.core import DrillConfigError, DrillResult
 from stress_pipeline.drills.flow_drills import rate_limits_drill, signal_flood_drill
+from stress_pipeline.drills.network_drill import network_loss_drill
 from stress_pipeline.drills.risk_drills import DrillEnv, correlation_cascade_drill, ess_reset_drill
 from stress_pipeline.drills.signal_drills import high_slippage_drill, webhook_lost_drill
 from stress_pipeline.drills.venue_drills import exchange_outage_drill, stuck_position_drill
@@ -27,6 +28,9 @@ DRILLS: dict[str, Drill] = {
               "down, reconnect every 60 s, resumes, decider book equals the venue", exchange_outage_drill),
         Drill("stuck_position", "seed 002 scenario 5", "an exit limit order unfilled on a thin book: detected < 5 min, "
               "market fallback, manual-intervention alert when that fails too, position closed", stuck_position_drill),
+        Drill("network_loss", "seed 002 scenario 7", "network lost 5 min: detected, positions closed first, events "
+              "logged locally, state synced and the queued alerts delivered once each on reconnect",
+              network_loss_drill),
         Drill("ess_reset", "seed 004", "ESS trips above its drawdown threshold, orders blocked, cooldown enforced, "
               "operator reset via the CLI returns it to ARMED, orders allowed again", ess_reset_drill),
         Drill("correlation_cascade", "seed 002 scenario 6", "all strategies long, the market falls together: "

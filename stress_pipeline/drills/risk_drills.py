@@ -28,7 +28,8 @@ EQUITY = 100_000.0
 @dataclass(frozen=True)
 class DrillEnv:
     """Where a drill runs: the Redis of the live state, the alert queue's folder (None: alerts are only
-    recorded), the operator's command line (``stress-pipeline`` as a list), a seed."""
+    recorded), the operator's command line (``stress-pipeline`` as a list), a seed, and for the drills
+    that deliver alerts over HTTP the PostgreSQL of the alert receiver."""
 
     redis_url: str
     alerts_dir: str | None = None
@@ -36,6 +37,8 @@ class DrillEnv:
     seed: int = 0
     namespace: str = "stress-drills"
     repeats: int = 3  # drills that judge a mean over repeats (broker failure)
+    postgres_url: str | None = None  # the alert receiver's database (network loss)
+    alerts_schema: str = "stress_drill_alerts"  # where the receiver records the drills' alerts
 
 
 class Book:

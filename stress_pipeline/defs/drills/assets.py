@@ -61,9 +61,10 @@ def drills(context: dg.AssetExecutionContext, stress: StressResource) -> pd.Data
     its timeline (fault, detection, alert, recovery) as a table and a plot."""
     settings = stress.settings()
     name = context.partition_key
+    urls = resolve_service_urls(settings)
     env = DrillEnv(
-        redis_url=resolve_service_urls(settings).redis_url, alerts_dir=str(settings.paths.alerts / f"drill-{name}"),
-        operator_cli=(sys.executable, "-m", "stress_pipeline.cli"),
+        redis_url=urls.redis_url, alerts_dir=str(settings.paths.alerts / f"drill-{name}"),
+        postgres_url=urls.postgres_url, operator_cli=(sys.executable, "-m", "stress_pipeline.cli"),
     )  # fmt: skip
     result = run_drill(name, env)
     context.log.info(result.summary())
