@@ -55,7 +55,9 @@ def sim_result(kind: str, name: str, drop: float = 0.1) -> SimResult:
             "reason": ["drawdown", "max_exposure", "", ""],
             "details": ['{"from": "normal", "to": "halted"}', "{}", "{}", '{"outside": true}'],
         })  # fmt: skip
-    return SimResult(kind, name, pd.DataFrame(), pd.DataFrame(), frame, {"total_pnl": 1.0}, events)
+    metrics = ({"total_pnl": 800.0, "fees": 30.0, "slippage_cost": 20.0} if kind == "paper"
+               else {"total_pnl": 1000.0, "fees": 25.0, "slippage_cost": 10.0})  # fmt: skip
+    return SimResult(kind, name, pd.DataFrame(), pd.DataFrame(), frame, metrics, events)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,10 @@ def test_report_counts_only_events_inside_the_window(report_file):
 
 def test_explanation_names_the_direction_and_the_bias(report_file):
     html = report_file.read_text()
+    assert "PnL gap (paper - backtest): -200, of which:" in html
+    assert "fees: -5 (paper paid 30, the backtest 25)" in html
+    assert "slippage (spread and market impact): -10 (paper 20, the backtest&#39;s fixed slippage 10)" in html
+    assert "execution timing, partial and rejected fills, risk blocks (the rest): -185" in html
     assert "total_pnl: paper 800 vs backtest 1,000 (lower in paper), divergence 20.0%" in html
     assert "Optimistic bias check: paper beat the backtest in 0 of 1 scenarios" in html
 

@@ -195,7 +195,30 @@ def _divergence(
         plot = _png_uri(stacked_plot_png([(series, "equity")], title=f"{BASELINE_KEY}: backtest vs paper equity"))
     columns = ("metric", "backtest", "paper", "divergence", "passed")
     rows = [] if table is None else [{c: record.get(c) for c in columns} for record in table.to_dict("records")]
-    return {"rows": rows, "plot": plot, "explanation": _explain(table, bias), "missing": table is None}
+    explanation = _explain(table, bias) + _cost_lines(baseline)
+    return {"rows": rows, "plot": plot, "explanation": explanation, "missing": table is None}
+
+
+def _cost_lines(baseline: ScenarioRuns | None) -> list[str]:
+    """Where the PnL gap comes from (seed 002 US-003: slippage, fees, execution timing), from the two
+    runs' metrics: fees, slippage (spread and impact in paper) and the rest (timing, fills, risk)."""
+    if baseline is None or baseline.paper is None or baseline.backtest is None:
+        return [f"No stored {BASELINE_KEY} simulations: the PnL gap cannot be broken down."]
+    paper, backtest = baseline.paper.metrics, baseline.backtest.metrics
+    try:
+        values = {k: (float(paper[k]), float(backtest[k])) for k in ("total_pnl", "fees", "slippage_cost")}
+    except (KeyError, TypeError, ValueError):
+        return ["The stored simulations lack fees or slippage metrics: the PnL gap cannot be broken down."]
+    (pnl_p, pnl_b), (fee_p, fee_b), (slip_p, slip_b) = values.values()
+    gap = pnl_p - pnl_b
+    rest = gap + (fee_p - fee_b) + (slip_p - slip_b)
+    return [
+        f"PnL gap (paper - backtest): {_num(gap)}, of which:",
+        f"fees: {_num(-(fee_p - fee_b))} (paper paid {_num(fee_p)}, the backtest {_num(fee_b)})",
+        f"slippage (spread and market impact): {_num(-(slip_p - slip_b))} (paper {_num(slip_p)}, "
+        f"the backtest's fixed slippage {_num(slip_b)})",
+        f"execution timing, partial and rejected fills, risk blocks (the rest): {_num(rest)}",
+    ]
 
 
 def _explain(table: pd.DataFrame | None, bias) -> list[str]:
@@ -234,4 +257,3 @@ def _num(value: object) -> str:
     if number == int(number) and abs(number) < 1e15:
         return f"{int(number):,}"
     return f"{number:,.4g}" if abs(number) < 1 else f"{number:,.2f}"
-
