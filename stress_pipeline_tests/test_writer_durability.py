@@ -303,3 +303,35 @@ def test_the_outage_budget_and_the_buffer_cap_are_settings() -> None:
                         ("STRESS_OUTAGE_BUDGET_S", "inf"), ("STRESS_BUFFER_MAX_BYTES", "-1")):  # fmt: skip
         with pytest.raises(SettingsError, match=f"{name}='{value}'"):
             get_settings({name: value})
+
+
+def test_supervised_gets_back_the_server_an_action_found_gone_once() -> None:
+    from stress_pipeline.state.supervisor import supervised
+
+    clock = FakeClock()
+    restarts: list[str] = []
+    supervisors = {
+        name: Supervisor(name, lambda: None, lambda n=name: restarts.append(n), clock=lambda: clock.now,
+                         sleep=clock.sleep)
+        for name in ("PostgreSQL", "Redis")
+    }
+    failures = iter(["PostgreSQL", "Redis"])
+
+    def flaky() -> str:
+        service = next(failures, None)
+        if service is not None:
+            raise ServiceUnavailableError(service, None, "connection refused")
+        return "done"
+
+    assert supervised(supervisors, flaky) == "done"
+    assert [r.server for s in supervisors.values() for r in s.recoveries] == ["PostgreSQL", "Redis"]
+
+    def always_down() -> None:
+        raise ServiceUnavailableError("PostgreSQL", None, "connection refused")
+
+    with pytest.raises(ServiceUnavailableError):  # once per server: a second loss is not waited for
+        supervised(supervisors, always_down)
+    assert len(supervisors["PostgreSQL"].recoveries) == 2
+    with pytest.raises(ServiceUnavailableError):  # down on purpose (a planned outage): not waited for
+        supervised(supervisors, always_down, skip={"PostgreSQL"})
+    assert len(supervisors["PostgreSQL"].recoveries) == 2

@@ -57,7 +57,7 @@ from stress_pipeline.state.hot_state import HotState
 from stress_pipeline.state.ledger import Ledger
 from stress_pipeline.state.reconcile import HotView, LedgerView, reconcile
 from stress_pipeline.state.records import Fill, Mark, fill_from_values
-from stress_pipeline.state.supervisor import Supervisor, SupervisorPolicy
+from stress_pipeline.state.supervisor import Supervisor, SupervisorPolicy, supervised
 from stress_pipeline.state.writer import StateWriter, WriterCrash
 
 TARGETS = ("postgres", "redis")
@@ -356,15 +356,17 @@ class _Run:
         self.writer.flush(now)
 
     def _finish(self, now: int) -> ScheduleResult:
-        schedule, ledger, pg, rd = self.schedule, self.servers.ledger, *self.supervisors.values()
+        schedule, ledger = self.schedule, self.servers.ledger
+        by_service = {embedded.DISPLAY_NAMES[target]: s for target, s in self.supervisors.items()}
         self.writer.flush(now)
         self._supervise(now)
-        rd.call(lambda: self.writer.recover_after_crash(now))
-        ledger_view = pg.call(lambda: LedgerView(
+        supervised(by_service, lambda: self.writer.recover_after_crash(now))
+        self.writer.flush(now)
+        ledger_view = supervised(by_service, lambda: LedgerView(
             fills=ledger.fills(self.run_id), positions=ledger.positions(self.run_id),
             cash=ledger.cash(self.run_id, self.cash),
         ))  # fmt: skip
-        snapshot = rd.call(self.hot.snapshot)
+        snapshot = supervised(by_service, self.hot.snapshot)
         truth = [dataclasses.replace(fill, run_id=self.run_id) for fill in schedule.fills]
         report = reconcile(truth, ledger_view, HotView(positions=dict(snapshot.positions), cash=snapshot.cash),
                            initial_cash=self.cash)  # fmt: skip

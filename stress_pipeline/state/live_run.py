@@ -50,7 +50,7 @@ from stress_pipeline.state.leftovers import LeftoverReport, repair_leftovers, ru
 from stress_pipeline.state.live_run_batches import coalesce_writes
 from stress_pipeline.state.reconcile import HotView, LedgerView, ReconciliationReport, reconcile
 from stress_pipeline.state.records import Fill, Mark, fill_from_values, money
-from stress_pipeline.state.supervisor import Supervisor, SupervisorPolicy
+from stress_pipeline.state.supervisor import Supervisor, SupervisorPolicy, supervised
 from stress_pipeline.state.writer import StateWriter, WriterCrash, WriterStats
 
 NS = 1_000_000_000
@@ -143,13 +143,13 @@ def run_live_state(
         run_lock(buffer_root, run_id),
     ):
         supervisors = _supervisors(settings, postgres_url, redis_url, config.supervisor)
-        pg, rd = supervisors["postgres"], supervisors["redis"]
+        by_service = _by_service(supervisors)
         ledger = Ledger(postgres_engine(postgres_url), schema=config.schema)
-        pg.call(ledger.migrate)
-        leftovers = pg.call(lambda: repair_leftovers(buffer_root, ledger, current=run_id))
-        pg.call(lambda: ledger.start_run(run_id, paper.scenario_name))
+        supervised(by_service, ledger.migrate)
+        leftovers = supervised(by_service, lambda: repair_leftovers(buffer_root, ledger, current=run_id))
+        supervised(by_service, lambda: ledger.start_run(run_id, paper.scenario_name))
         hot = HotState(redis_client(redis_url), run_id, namespace=config.namespace)
-        rd.call(lambda: (hot.clear(), hot.init(cash0)))
+        supervised(by_service, lambda: (hot.clear(), hot.init(cash0)))
         buffer_dir = buffer_root / run_id
         clock = _Clock(
             run_id, equity, start_ns, config, plan, settings, proxies,
@@ -165,17 +165,19 @@ def run_live_state(
                 clock.write(batch, now_ns)
             clock.advance(end_ns + 1)
             clock.finish(end_ns)
-            ledger_view = pg.call(lambda: LedgerView(
+            ledger_view = supervised(by_service, lambda: LedgerView(
                 fills=ledger.fills(run_id), positions=ledger.positions(run_id), cash=ledger.cash(run_id, cash0)
             ))  # fmt: skip
             # a Redis restarted empty is rebuilt from the ledger first (as the writer does)
-            hot_view = rd.call(lambda: (clock.writer.recover_after_crash(end_ns), _hot_view(hot.snapshot()))[1])
+            hot_view = supervised(
+                by_service, lambda: (clock.writer.recover_after_crash(end_ns), _hot_view(hot.snapshot()))[1]
+            )
         except BaseException:
             with contextlib.suppress(Exception):  # the ledger may be the server that was lost
                 ledger.finish_run(run_id, "failed")
             raise
         report = reconcile(truth, ledger_view, hot_view, initial_cash=cash0)
-        pg.call(lambda: ledger.finish_run(run_id, "finished"))
+        supervised(by_service, lambda: ledger.finish_run(run_id, "finished"))
     stats = clock.stats()
     return LiveStateOutcome(
         run_id=run_id, report=report, writer=stats, outages=stats["outages"], health=clock.health,
@@ -211,6 +213,11 @@ def _supervisors(
         restart = (lambda target=target: embedded.start(settings, [target])) if is_embedded else None
         result[target] = Supervisor(name, lambda url=url, check=check: check(url, 2.0), restart, policy)
     return result
+
+
+def _by_service(supervisors: dict[str, Supervisor]) -> dict[str, Supervisor]:
+    """The supervisors by the service name a ServiceUnavailableError carries ("PostgreSQL", "Redis")."""
+    return {embedded.DISPLAY_NAMES[target]: supervisor for target, supervisor in supervisors.items()}
 
 
 @contextlib.contextmanager
@@ -288,7 +295,8 @@ class _Clock:
             self._end(target)
         self.writer.flush(end_ns)
         self._supervise(end_ns)
-        self.writer.recover_after_crash(end_ns)
+        supervised(_by_service(self.supervisors), lambda: self.writer.recover_after_crash(end_ns))
+        self.writer.flush(end_ns)
 
     def _supervise(self, now_ns: int) -> None:
         """A server the writer found down outside a planned outage was lost: back within the bound

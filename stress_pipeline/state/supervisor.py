@@ -20,7 +20,7 @@ No Dagster and no environment here: the caller passes the probe, the restart and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -87,14 +87,6 @@ class Supervisor:
             return False
         return True
 
-    def call(self, action: Callable[[], _T]) -> _T:
-        """``action()``; if it finds the server gone, get the server back and run it once more."""
-        try:
-            return action()
-        except ServiceUnavailableError:
-            self.recover()
-        return action()
-
     def recover(self) -> Recovery:
         """Bring the server back, or raise ServerLostError naming it."""
         started = self._clock()
@@ -143,4 +135,21 @@ class Supervisor:
             self._sleep(min(self.policy.probe_interval_s, self.policy.outage_budget_s - waited))
 
 
-__all__ = ["Recovery", "ServerLostError", "Supervisor", "SupervisorPolicy"]
+def supervised(by_service: Mapping[str, Supervisor], action: Callable[[], _T], *, skip: Collection[str] = ()) -> _T:
+    """``action()``, getting back each server it finds gone (at most once per server) and trying again.
+
+    ``by_service`` maps the ``service`` of a ServiceUnavailableError ("PostgreSQL", "Redis") to its
+    supervisor; a server in ``skip`` (down on purpose) or without one is not waited for."""
+    recovered: set[str] = set()
+    while True:
+        try:
+            return action()
+        except ServiceUnavailableError as err:
+            supervisor = by_service.get(err.service)
+            if supervisor is None or err.service in skip or err.service in recovered:
+                raise
+            recovered.add(err.service)
+            supervisor.recover()
+
+
+__all__ = ["Recovery", "ServerLostError", "Supervisor", "SupervisorPolicy", "supervised"]
