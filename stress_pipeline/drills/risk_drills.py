@@ -17,6 +17,8 @@ import numpy as np
 
 from stress_pipeline.drills.core import DrillRecord, DrillResult, SimClock, alert_queue
 from stress_pipeline.drills.ess import LiveGovernor
+from stress_pipeline.drills.observe import Observed, at, detect
+from stress_pipeline.monitoring.monitors import MonitorConfig
 from stress_pipeline.services import redis_client
 from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
 from stress_pipeline.trading.risk.decision import BUY, SELL, Decision, DecisionRequest
@@ -51,6 +53,7 @@ class Book:
         self.cash = EQUITY
         self.positions = dict.fromkeys(prices, 0.0)
         self.sent = 0
+        self.observed = Observed()  # what the system exposes to the monitors
 
     @property
     def equity(self) -> float:
@@ -86,11 +89,15 @@ def _setup(env: DrillEnv, name: str, policy: RiskPolicy, prices: dict[str, float
 
 
 def _mark(book: Book, state: RiskDecisionState, governor: LiveGovernor, record: DrillRecord) -> list:
+    """Mark the equity (hot state, governor, and what the monitors see); ESS transitions are events."""
     state.set_equity(book.equity)
+    now = book.clock.now()
+    book.observed.equity.append({"ts": at(now), "equity": book.equity})
     taken = governor.mark(book.equity, flat=book.flat)
     for t in taken:
-        record.mark("detection" if t.to_state in ("TRIPPED", "HALTED") else "action",
-                    f"ESS {t.from_state} -> {t.to_state} ({t.reason}, drawdown {t.drawdown:.1%})")  # fmt: skip
+        record.mark("action", f"ESS {t.from_state} -> {t.to_state} ({t.reason}, drawdown {t.drawdown:.1%})")
+        book.observed.event(now, "ess_transition", None, None, 0.0, float("nan"), t.reason,
+                            **{"from": t.from_state, "to": t.to_state})  # fmt: skip
     return taken
 
 
@@ -119,7 +126,7 @@ def ess_reset_drill(env: DrillEnv) -> DrillResult:
         record.check("trip drawdown", tripped.drawdown if tripped else None, ">", safety.trip_drawdown,
                      "drawdown from the peak when the ESS tripped")  # fmt: skip
         if tripped:
-            record.alert("ess_tripped", run_id, f"ESS tripped at drawdown {tripped.drawdown:.1%}")
+            detect(book.observed, clock.now(), ["ess_tripped"], MonitorConfig(), record, run_id)
         blocked = book.order("BTCUSDT", 0.1)
         record.check("risk-adding order blocked while tripped", float(not blocked.allowed), "==", 1.0, blocked.reason)
         _flatten(book)
@@ -183,6 +190,7 @@ def correlation_cascade_drill(env: DrillEnv) -> DrillResult:
         returns: list[list[float]] = []
         tripped = None
         mean_corr = None
+        drawdown_seen = None
         buys_after_trip = allowed_after_trip = 0
         while clock.now() < 600:
             clock.sleep(10.0)
@@ -197,8 +205,9 @@ def correlation_cascade_drill(env: DrillEnv) -> DrillResult:
                 if tripped:
                     corr = np.corrcoef(np.array(returns).T)
                     mean_corr = float(corr[np.triu_indices(len(symbols), 1)].mean())
-                    record.alert("drawdown_exceeded", run_id, f"portfolio drawdown {tripped.drawdown:.1%}: trading "
-                                 f"halted (mean pairwise correlation {mean_corr:.2f})")  # fmt: skip
+                    found = detect(book.observed, clock.now(), ["drawdown_exceeded", "ess_tripped"],
+                                   MonitorConfig(drawdown_limit=safety.trip_drawdown), record, run_id)  # fmt: skip
+                    drawdown_seen = found[found["failure_mode"] == "drawdown_exceeded"]
                     _flatten(book)
                     record.mark("action", "positions flattened at market")
                     continue
@@ -211,6 +220,9 @@ def correlation_cascade_drill(env: DrillEnv) -> DrillResult:
                 break
         record.check("halt at drawdown > 15%", tripped.drawdown if tripped else None, ">", safety.trip_drawdown,
                      f"tripped at {tripped.t_s:.0f} s" if tripped else "never tripped")  # fmt: skip
+        record.check("drawdown detected by the monitors at the halt (s after)",
+                     None if drawdown_seen is None or not len(drawdown_seen) else
+                     (drawdown_seen["detected_at"].iloc[0] - at(tripped.t_s)).total_seconds(), "<=", 0.0)  # fmt: skip
         record.check("mean pairwise correlation at the halt", mean_corr, ">", 0.8, "returns of the five symbols")
         record.check("new trades after the halt", float(allowed_after_trip) if buys_after_trip else None, "==", 0.0,
                      f"{buys_after_trip} buy orders sent after the halt")  # fmt: skip
