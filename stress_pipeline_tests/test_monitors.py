@@ -127,6 +127,8 @@ def test_bad_observations_and_thresholds_are_named() -> None:
         dataclasses.replace(obs, webhooks=hooks)
     with pytest.raises(ValueError, match=r"MonitorConfig.slippage_limit: expected a fraction"):
         MonitorConfig(slippage_limit=5)
+    with pytest.raises(ValueError, match=r"correlation_baseline: expected more marks than correlation_window \(20\)"):
+        MonitorConfig(correlation_baseline=20)
     with pytest.raises(ValueError, match=r"webhook_intervals_s\['trend'\]"):
         MonitorConfig(webhook_intervals_s={"trend": 0})
     with pytest.raises(ValueError, match="failure mode 'meteor'"):
@@ -163,10 +165,12 @@ def test_a_monitor_that_misses_fails_coverage() -> None:
 
 
 def test_a_monitor_that_cries_wolf_fails_coverage() -> None:
-    jumpy = dataclasses.replace(monitor_config(), correlation_limit=0.05)  # calm markets cross it
+    jumpy = dataclasses.replace(monitor_config(), balance_drop=0.001)  # calm equity noise crosses it
     report = measure_coverage(lambda a: [True] * len(a), config=jumpy)
-    assert "correlation_spike" in set(report.false_alarms["failure_mode"]) and not report.passed
-    assert report.table.set_index("failure_mode").loc["correlation_spike", "outcome"] == "fail"
+    assert set(report.false_alarms["failure_mode"]) == {"balance_anomaly"} and not report.passed
+    table = report.table.set_index("failure_mode")
+    assert table.loc["balance_anomaly", "outcome"] == "fail"
+    assert (table.drop(index="balance_anomaly")["outcome"] == "pass").all()
 
 
 def test_a_slow_monitor_fails_coverage() -> None:

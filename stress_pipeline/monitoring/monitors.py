@@ -21,7 +21,9 @@ high_slippage              a fill worse than its expected price (the limit, else
 stuck_position             an exit order (against the position) not filled nor cancelled ``stuck_after_s`` after it
 drawdown_exceeded          equity below its running peak by more than ``drawdown_limit``
 correlation_spike          mean pairwise correlation of the symbols' returns over ``correlation_window`` marks
-                           above ``correlation_limit``
+                           above ``correlation_limit`` and ``correlation_jump`` above its level over the last
+                           ``correlation_baseline`` marks, while they fall together by more than
+                           ``correlation_move`` (a cascade, not assets that always move together)
 balance_anomaly            equity below its highest mark of the last ``balance_window_s`` by more than ``balance_drop``
 order_placement_failed     an execution failure (the client gave up) or a reject that will not be retried
 execution_timeout          a market or IOC order with no fill, reject or cancel within ``execution_timeout_s``
@@ -76,8 +78,11 @@ class MonitorConfig:
     slippage_limit: float = 0.005
     stuck_after_s: float = 300.0
     drawdown_limit: float = 0.15
-    correlation_window: int = 12
+    correlation_window: int = 20
+    correlation_baseline: int = 200  # marks of the usual level the spike is measured against
     correlation_limit: float = 0.9
+    correlation_jump: float = 0.2
+    correlation_move: float = 0.02  # the joint fall over the window that makes co-movement a cascade
     balance_drop: float = 0.10
     balance_window_s: float = 3600.0
     execution_timeout_s: float = 15.0
@@ -86,7 +91,11 @@ class MonitorConfig:
         for name in ("api_down_failures", "probe_failures", "correlation_window"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"MonitorConfig.{name}: expected >= 1, got {getattr(self, name)!r}")
-        for name in ("slippage_limit", "drawdown_limit", "balance_drop", "correlation_limit", "webhook_tolerance"):
+        if self.correlation_baseline <= self.correlation_window:
+            raise ValueError(f"MonitorConfig.correlation_baseline: expected more marks than correlation_window "
+                             f"({self.correlation_window}), got {self.correlation_baseline!r}")  # fmt: skip
+        for name in ("slippage_limit", "drawdown_limit", "balance_drop", "correlation_limit", "correlation_jump",
+                     "correlation_move", "webhook_tolerance"):  # fmt: skip
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"MonitorConfig.{name}: expected a fraction in (0, 1], got {getattr(self, name)!r}")
         for name in ("stuck_after_s", "balance_window_s", "execution_timeout_s"):
@@ -291,20 +300,31 @@ def balance_anomaly(obs: Observation, config: MonitorConfig) -> pd.DataFrame:
 
 def correlation_spike(obs: Observation, config: MonitorConfig) -> pd.DataFrame:
     marks = obs.marks.pivot_table(index="ts", columns="symbol", values="price", aggfunc="last").sort_index()
-    n, w = marks.shape[1], config.correlation_window
-    if n < 2 or len(marks) <= w:
+    n, w, baseline = marks.shape[1], config.correlation_window, config.correlation_baseline
+    if n < 2 or len(marks) <= baseline + w:
         return _detections("correlation_spike", [], [], [], "", [])
     returns = np.diff(np.log(marks.ffill().to_numpy(dtype=float)), axis=0)
-    windows = np.lib.stride_tricks.sliding_window_view(returns, w, axis=0)  # (T - w + 1, n, w)
+    # At each mark from baseline + w on: the last w returns against the baseline returns before them.
+    recent = _mean_correlation(returns, w)[baseline:]
+    usual = _mean_correlation(returns, baseline)[: len(recent)]
+    cumulative = np.concatenate([np.zeros((1, n)), np.cumsum(returns, axis=0)])
+    move = (cumulative[w:] - cumulative[:-w]).mean(axis=1)[baseline:]  # the symbols' joint move (log)
+    spike = ((recent > config.correlation_limit) & (recent - usual > config.correlation_jump)
+             & (move < -config.correlation_move))  # fmt: skip
+    return _onsets("correlation_spike", pd.Series(marks.index[baseline + w :]), spike, recent,
+                   "mean pairwise correlation {v:.2f} across symbols, far above its usual level")  # fmt: skip
+
+
+def _mean_correlation(returns: np.ndarray, window: int) -> np.ndarray:
+    """Mean pairwise correlation of the columns of ``returns`` over each sliding ``window`` of rows."""
+    n = returns.shape[1]
+    windows = np.lib.stride_tricks.sliding_window_view(returns, window, axis=0)  # (T - window + 1, n, window)
     centred = windows - windows.mean(axis=2, keepdims=True)
     scale = np.sqrt((centred**2).sum(axis=2))
     with np.errstate(invalid="ignore", divide="ignore"):
         unit = centred / scale[..., None]
         corr = np.einsum("tiw,tjw->tij", unit, unit)
-    mean = (np.nansum(corr, axis=(1, 2)) - n) / (n * (n - 1))
-    ts = pd.Series(marks.index[w:])
-    return _onsets("correlation_spike", ts, mean > config.correlation_limit, mean,
-                   "mean pairwise correlation {v:.2f} across symbols")  # fmt: skip
+    return (np.nansum(corr, axis=(1, 2)) - n) / (n * (n - 1))
 
 
 def ess_tripped(obs: Observation, config: MonitorConfig) -> pd.DataFrame:
