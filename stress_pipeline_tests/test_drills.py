@@ -126,6 +126,12 @@ def env(external_service_urls, tmp_path) -> DrillEnv:
 
 
 def _values(result) -> dict[str, float]:
+    """The drill's measured values by criterion; also holds the drill to the failure modes it drives:
+    each one's monitor detected it during the drill."""
+    from stress_pipeline.drills.registry import FAILURE_MODE_DRILLS
+
+    wanted = {mode for mode, name in FAILURE_MODE_DRILLS.items() if name == result.drill}
+    assert wanted <= set(result.detections["failure_mode"]), (result.drill, result.detections)
     return dict(zip(result.table["criterion"], result.table["value"], strict=True))
 
 
@@ -216,6 +222,8 @@ def test_broker_failure_drill(env: DrillEnv) -> None:
     assert values["Redis counted each intent once"] > 30 and values["outages alerted"] == 2.0
     assert values["market data age at resume (s, max)"] < 0.5
     assert list(result.timeline["kind"]).count("recovery") == 2
+    assert list(result.detections["failure_mode"]) == ["redis_down", "redis_down"]
+    assert values["detection delay (s, max)"] < 5.0
     assert _leftovers(env) == []
 
 
@@ -256,7 +264,8 @@ def test_an_outage_never_detected_is_not_a_pass(env: DrillEnv) -> None:
     from stress_pipeline.drills.venue_drills import exchange_outage_drill
 
     result = exchange_outage_drill(env, outage_s=5.0)  # two failed calls, then the API answers: never detected
-    values = _values(result)
+    values = dict(zip(result.table["criterion"], result.table["value"], strict=True))
+    assert len(result.detections) == 0
     outcome = dict(zip(result.table["criterion"], result.table["outcome"], strict=True))
     assert math.isnan(values["detection delay (s)"]) and outcome["detection delay (s)"] == "not_exercised"
     assert not result.passed

@@ -10,8 +10,8 @@ after the reconnect resumes only once the market data it reads is fresher than 5
 Criteria: recovery (fault start to the first decision after it) <= 25 s, mean over the repeats; the
 approved book in Redis is the same before and after each outage (positions held); every intent is
 decided exactly once (the queue is intact: none lost, none twice, and Redis counted each once); the
-market data was fresher than 500 ms at every resume; the failure was detected and alerted once per
-outage.
+market data was fresher than 500 ms at every resume; the ``redis_down`` monitor detected each
+outage from the failed calls (health probes of the live state) and it was alerted once per outage.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from urllib.parse import urlsplit
 import redis
 
 from stress_pipeline.drills.core import DrillRecord, DrillResult, alert_queue
+from stress_pipeline.drills.observe import Observed, detect
 from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv
 from stress_pipeline.faults.proxy import FaultProxy
+from stress_pipeline.monitoring.monitors import MonitorConfig
 from stress_pipeline.services import redis_client
 from stress_pipeline.services.errors import ServiceUnavailableError
 from stress_pipeline.state.risk_decisions import REQUESTS, RiskDecisionState, RiskStackDecider
@@ -74,6 +76,8 @@ def broker_failure_drill(env: DrillEnv, *, outage_s: float = 10.0, reconnect_s: 
 
     threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=strategy, daemon=True)]
     recoveries: list[float] = []
+    delays: list[float] = []
+    observed = Observed()
     ages: list[float] = []
     held: list[bool] = []
     try:
@@ -97,6 +101,7 @@ def broker_failure_drill(env: DrillEnv, *, outage_s: float = 10.0, reconnect_s: 
                     record.mark("action", f"outage {repeat + 1}: the path is back")
                 try:
                     age = time.time() - float(client.get(tick_key) or 0.0)
+                    observed.probe(record.clock(), "redis", True)
                     if age > MAX_DATA_AGE_S:
                         time.sleep(0.05)
                         continue
@@ -107,11 +112,13 @@ def broker_failure_drill(env: DrillEnv, *, outage_s: float = 10.0, reconnect_s: 
                                                 f"{age * 1e3:.0f} ms old")  # fmt: skip
                         break
                 except (ServiceUnavailableError, OSError, redis.exceptions.RedisError) as exc:
-                    if not detected:
-                        detected = True
-                        record.mark("detection", f"outage {repeat + 1}: {type(exc).__name__}")
-                        record.alert("redis_down", f"{run_id}/outage-{repeat + 1}",
-                                     "the live state store is unreachable")  # fmt: skip
+                    observed.probe(record.clock(), "redis", False, type(exc).__name__)
+                    if not detected:  # the monitors decide, from the failed calls, that Redis is down
+                        found = detect(observed, record.clock(), ["redis_down"], MonitorConfig(), record,
+                                       f"{run_id}/outage-{repeat + 1}", since_s=fault_at)  # fmt: skip
+                        if len(found):
+                            detected = True
+                            delays.append(record.detections[-1][2] - fault_at)
                     time.sleep(reconnect_s)
         trader.until(time.monotonic() + gap_s)
         stop.set()
@@ -128,7 +135,8 @@ def broker_failure_drill(env: DrillEnv, *, outage_s: float = 10.0, reconnect_s: 
         record.check("Redis counted each intent once", float(observer.counts().get(REQUESTS, 0)), "==",
                      float(len(produced)))  # fmt: skip
         record.check("market data age at resume (s, max)", max(ages) if ages else None, "<", MAX_DATA_AGE_S)
-        record.check("outages alerted", float(len(record.raised)), "==", float(env.repeats))
+        record.check("outages alerted", float(len(record.raised)), "==", float(env.repeats), "redis_down monitor")
+        record.check("detection delay (s, max)", max(delays) if len(delays) == env.repeats else None, "<", 30.0)
         record.mark("end", "drill over")
         return record.result()
     finally:

@@ -35,6 +35,8 @@ from stress_pipeline.monitoring.queue import AlertQueue
 DRILL_COLUMNS = ("drill", "criterion", "comparison", "threshold", "value", "outcome", "detail")
 TIMELINE_COLUMNS = ("t_s", "kind", "what")
 TIMELINE_KINDS = ("fault", "detection", "alert", "action", "recovery", "end")
+#: The monitors' detections during a drill: failure mode, first evidence and conclusion (drill seconds).
+DETECTION_COLUMNS = ("failure_mode", "evidence_s", "detected_s")
 OUTCOMES = ("pass", "fail", "not_exercised")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, "==": operator.eq, ">=": operator.ge, ">": operator.gt,
@@ -80,6 +82,7 @@ class DrillRecord:
     rows: list[dict[str, object]] = field(default_factory=list)
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
     raised: list[str] = field(default_factory=list)  # dedup keys, in order
+    detections: list[tuple[str, float, float]] = field(default_factory=list)  # (failure mode, evidence, detected)
 
     def mark(self, kind: str, what: str, t_s: float | None = None) -> float:
         if kind not in TIMELINE_KINDS:
@@ -123,7 +126,8 @@ class DrillRecord:
     def result(self) -> DrillResult:
         table = validate_drill_table(pd.DataFrame(self.rows, columns=list(DRILL_COLUMNS)))
         timeline = pd.DataFrame(sorted(self.timeline, key=lambda r: r[0]), columns=list(TIMELINE_COLUMNS))
-        return DrillResult(self.drill, table, timeline, tuple(self.raised))
+        detections = pd.DataFrame(self.detections, columns=list(DETECTION_COLUMNS))
+        return DrillResult(self.drill, table, timeline, tuple(self.raised), detections)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ class DrillResult:
     table: pd.DataFrame
     timeline: pd.DataFrame
     alerts: tuple[str, ...]  # dedup keys raised, in order
+    detections: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(DETECTION_COLUMNS)))
 
     @property
     def passed(self) -> bool:

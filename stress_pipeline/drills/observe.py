@@ -78,11 +78,15 @@ class Observed:
 
 
 def detect(observed: Observed, as_of_s: float, modes: Sequence[str], config: MonitorConfig,
-           record: DrillRecord, subject_prefix: str) -> pd.DataFrame:  # fmt: skip
-    """Run the monitors of ``modes`` on what was observed; each detection goes on the timeline and
-    its alert into the drill's queue. Returns the detections (``DETECTION_COLUMNS``)."""
+           record: DrillRecord, subject_prefix: str, *, since_s: float = -np.inf) -> pd.DataFrame:  # fmt: skip
+    """Run the monitors of ``modes`` on what was observed; each detection concluded after ``since_s``
+    (the ones before were reported by an earlier call) goes on the timeline, into the drill's
+    detections, and its alert into the drill's queue. Returns those detections (``DETECTION_COLUMNS``)."""
     chosen = {mode: MONITORS[mode] for mode in modes}
     detections = run_monitors(observed.observation(as_of_s), config, chosen)
+    if len(detections):
+        detections = detections[detections["detected_at"] > at(since_s) if np.isfinite(since_s) else
+                                np.ones(len(detections), dtype=bool)].reset_index(drop=True)  # fmt: skip
     if not len(detections):
         return empty_table(DETECTION_COLUMNS)
     source = f"stress-pipeline/drills/{record.drill}"
@@ -90,6 +94,7 @@ def detect(observed: Observed, as_of_s: float, modes: Sequence[str], config: Mon
                                                                           subject_prefix=subject_prefix), strict=True):
         t_s = (row.detected_at - START).total_seconds()
         record.mark("detection", f"{row.failure_mode}: {row.summary}", t_s)
+        record.detections.append((row.failure_mode, (row.evidence_at - START).total_seconds(), t_s))
         if record.alerts is not None:
             record.alerts.put(alert.unrouted_body())
         record.raised.append(alert.dedup_key)

@@ -49,6 +49,16 @@ DRILLS: dict[str, Drill] = {
 }  # fmt: skip
 
 
+#: The failure modes of the monitoring checklist each drill makes happen, and whose monitor must detect
+#: it during the drill (``DrillResult.detections``). Modes no drill makes happen are absent.
+FAILURE_MODE_DRILLS: dict[str, str] = {
+    "api_down": "exchange_outage", "webhook_lost": "webhook_lost", "high_slippage": "high_slippage",
+    "stuck_position": "stuck_position", "order_placement_failed": "stuck_position",
+    "drawdown_exceeded": "correlation_cascade", "ess_tripped": "ess_reset", "kill_switch_set": "high_slippage",
+    "connectivity_lost": "network_loss", "redis_down": "broker_failure",
+}  # fmt: skip
+
+
 def drill(name: str) -> Drill:
     try:
         return DRILLS[name]
