@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from stress_pipeline.state import disk_buffer
@@ -133,6 +133,9 @@ def test_a_damaged_terminator_of_the_last_line_is_no_torn_tail(buffer_dir: Path)
     path = buffer_dir / FILE_NAME
     content = path.read_bytes()
     path.write_bytes(content[:-1] + b" ")  # the record is intact, its newline is not
+    with pytest.raises(DiskBufferCorruptError, match=r"line 2 .* newline is damaged"):
+        DiskBuffer(buffer_dir).read()
+    path.write_bytes(content[:-1] + b"\x0b" + b'{"cr')  # ... and the torn start of a later append after it
     with pytest.raises(DiskBufferCorruptError, match=r"line 2 .* newline is damaged"):
         DiskBuffer(buffer_dir).read()
     path.write_bytes(content[:-1])  # the newline is simply missing: a write cut short, ignored
@@ -334,6 +337,7 @@ def _damaged(content: bytes, damage: list[tuple[str, float, int]]) -> bytes:
     damage=_damage,
     torn=st.integers(0, 60),
 )
+@example(batches=[[_fill(0)]], damage=[("flip", 0.9999, 1)], torn=1)  # the newline flipped, a fragment glued on
 def test_every_acknowledged_fill_replays_or_the_read_raises(tmp_path_factory, batches, damage, torn: int) -> None:
     """Random byte flips and truncations of acknowledged records (after, perhaps, a crash in a later
     append left ``torn`` bytes of it): whoever reads gets every acknowledged fill back, in order, or a

@@ -24,7 +24,8 @@ Durability rule: an entry whose :meth:`DiskBuffer.append` returned is never drop
   returned, so nobody relied on it. The next append cuts it off first, so new lines never glue onto a
   fragment.
 * Damage anywhere else — a terminated line that fails its checksum or its sequence number (the last
-  complete line included), a torn-looking tail that is an intact record with a damaged terminator, or
+  complete line included), a torn-looking tail that starts with an intact record followed by anything
+  but its newline (a damaged terminator, perhaps with the start of a later append glued on), or
   a file shorter than what this object acknowledged — raises :class:`DiskBufferCorruptError` naming
   the file, the line number and the byte offset. Nothing is guessed away.
 
@@ -323,7 +324,7 @@ class DiskBuffer:
         for number, offset, line, terminated in _lines(self.file):
             decoded = _decode(line)
             if not terminated:
-                if len(line) > 1 and not isinstance(_decode(line[:-1]), str):
+                if _holds_a_record(line):
                     raise self._corrupt(number, offset, "is an intact record whose newline is damaged")
                 if with_tail:
                     yield number, len(line), None, None
@@ -413,6 +414,20 @@ def _decode(line: bytes) -> tuple[int, Fill | Mark] | str:
         )
     except (ValueError, KeyError, TypeError, ArithmeticError) as err:
         return f"unreadable record: {err}"
+
+
+def _holds_a_record(line: bytes) -> bool:
+    """Whether an unterminated last line starts with a whole record followed by more bytes.
+
+    A write cut short leaves a prefix of one record line: at most the whole record without its
+    newline. A whole record followed by anything else is an acknowledged line whose newline was
+    damaged (perhaps with the torn start of a later append glued on), never a crash artefact."""
+    end = line.find(_SUFFIX)
+    while end != -1 and end + 1 < len(line):
+        if not isinstance(_decode(line[: end + 1]), str):
+            return True
+        end = line.find(_SUFFIX, end + 1)
+    return False
 
 
 def _write_all(fd: int, data: bytes) -> None:
