@@ -13,10 +13,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stress_pipeline.bench.ingest import kline_table, measure_load, size_limit_refuses, write_files
 from stress_pipeline.market import BarFileError, load_bars, loaders
-from stress_pipeline.market.loaders import load_bars_with_sources
+from stress_pipeline.market.loaders import BINANCE_COLUMNS, load_bars_with_sources
 
 from .test_market_loaders import kline_rows, load_error, write
 
@@ -152,3 +154,39 @@ def test_bench_ingest_measures_a_load_in_a_fresh_process(tmp_path: Path) -> None
         assert row.peak_bytes >= row.baseline_bytes > 50 * 1024**2
         assert 0.0 <= row.ratio < 20.0
     assert size_limit_refuses(csv_path)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    order=st.permutations(range(40)),
+    split=st.integers(1, 39),
+    blanks=st.sets(st.integers(1, 45), max_size=5),
+    duplicate=st.integers(0, 39),
+    block=st.sampled_from([300, 1000, 4096, 1024**2]),
+)
+def test_every_row_s_location_holds_that_row(tmp_path_factory, order, split, blanks, duplicate, block) -> None:
+    """Across two files in shuffled order, with blank lines, a header, a duplicated row and any CSV block
+    size: the line each row is said to come from holds exactly that bar."""
+    folder = tmp_path_factory.mktemp("prov")
+    symbols_file = folder / "symbols.yaml"
+    symbols_file.write_text("defaults:\n  spread_bps: 3.0\n")
+    rows = kline_rows(40)
+    lines = [rows[i] for i in order] + [rows[duplicate]]
+    first, second = lines[:split], lines[split:]
+    for position in sorted(blanks, reverse=True):
+        first.insert(min(position, len(first)), "")
+    a = write(folder / "BTCUSDT-1m-a.csv", first)
+    b = write(folder / "BTCUSDT-1m-b.csv", [",".join(BINANCE_COLUMNS), *second])
+    saved = loaders.CSV_BLOCK_BYTES
+    loaders.CSV_BLOCK_BYTES = block
+    try:
+        loaded = load_bars_with_sources([a, b], symbols_file=symbols_file)
+    finally:
+        loaders.CSV_BLOCK_BYTES = saved
+    assert len(loaded.bars) == 40 and loaded.bars["ts"].is_monotonic_increasing
+    texts = {path: path.read_text().splitlines() for path in (a, b)}
+    for row, where in enumerate(loaded.sources.locations(range(40))):
+        name, line = where.rsplit(": line ", 1)
+        fields = texts[Path(name)][int(line) - 1].split(",")
+        assert pd.Timestamp(int(fields[0]), unit="ms", tz="UTC") == loaded.bars["ts"].iloc[row]
+        assert float(fields[4]) == loaded.bars["close"].iloc[row]
