@@ -147,3 +147,52 @@ def test_a_server_that_cannot_come_back_fails_the_run_naming_it_and_the_next_run
     assert {f.event_id for f in buffered} <= set(stored)
     assert stored == truth[: len(stored)]  # every fill the dead run had written: a prefix, no gap
     assert ledger.run_status(dead) == "aborted"
+
+
+KILLED_RUN = """
+import sys, uuid
+from pathlib import Path
+from stress_pipeline.market.synthetic import generate_bars
+from stress_pipeline.scenarios.model import parse_faults
+from stress_pipeline.settings import get_settings
+from stress_pipeline.simulation import SimConfig, run_paper
+from stress_pipeline.state.live_run import LiveStateConfig, run_live_state
+
+home, buffers, run_id, schema = sys.argv[1:5]
+paper = run_paper(generate_bars(days=6), None, SimConfig(strategy="trend", strategy_params={"fast": 15, "slow": 90,
+                  "band": 0.0005}), scenario_name="loss")
+faults = parse_faults([{"kind": "postgres_down", "at_s": 3600 * 24, "duration_s": 3600 * 96}])
+run_live_state(paper, run_id=run_id, faults=faults, settings=get_settings({"STRESS_HOME": home}),
+               initial_cash=100_000.0, buffer_root=Path(buffers), config=LiveStateConfig(schema=schema))
+"""
+
+
+@pytest.mark.services
+def test_a_run_process_killed_mid_outage_is_repaired_by_the_next_run(paper, home: Settings, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from stress_pipeline.services import postgres_engine, resolve_service_urls
+    from stress_pipeline.state.ledger import Ledger
+
+    schema, buffers, dead = f"killed_{uuid.uuid4().hex[:8]}", tmp_path / "buffers", f"killed-{uuid.uuid4().hex[:6]}"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(home.home), str(buffers), dead, schema])
+    pending = buffers / dead / "postgres" / "pending.jsonl"
+    deadline = time.monotonic() + 180
+    while not (pending.exists() and pending.read_bytes().count(b"\n") >= 5):  # mid-outage, fills buffered
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    process.kill()
+    assert process.wait(30) == -9
+    lines = pending.read_bytes().count(b"\n")
+
+    config = LiveStateConfig(schema=schema, namespace=f"next-{dead}")
+    outcome = run_live_state(paper, run_id=f"next-{uuid.uuid4().hex[:6]}", faults=[], settings=home,
+                             initial_cash=100_000.0, buffer_root=buffers, config=config)  # fmt: skip
+    assert outcome.report.passed
+    assert outcome.leftovers.aborted == [dead] and outcome.leftovers.replayed[dead] >= lines
+    assert outcome.leftovers.unreplayed == {} and not (buffers / dead).exists()
+    ledger = Ledger(postgres_engine(resolve_service_urls(home).postgres_url), schema=schema)
+    stored = sorted(f.event_id for f in ledger.fills(dead))
+    assert stored == [f.event_id for f in exchange_fills(paper, dead)][: len(stored)] and len(stored) >= lines // 2
+    assert ledger.run_status(dead) == "aborted"
