@@ -89,6 +89,7 @@ def _lines(rig: Rig, target: str) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+@pytest.mark.services
 def test_marks_coalesce_to_one_pending_mark_while_a_server_is_down(rig_factory) -> None:
     rig = rig_factory()
     rig.proxies[POSTGRES].down()
@@ -112,6 +113,7 @@ def test_marks_coalesce_to_one_pending_mark_while_a_server_is_down(rig_factory) 
     assert rig.hot.snapshot().last_event_id == 2
 
 
+@pytest.mark.services
 def test_a_large_backlog_flushes_in_streamed_batches(rig_factory) -> None:
     rig = rig_factory(flush_batch=1_000)
     rig.proxies[POSTGRES].down()
@@ -129,6 +131,7 @@ def test_a_large_backlog_flushes_in_streamed_batches(rig_factory) -> None:
     assert (outage.target, outage.buffered, outage.flushed, outage.recovered_ns) == (POSTGRES, 4_500, 4_500, 5_000)
 
 
+@pytest.mark.services
 def test_a_full_buffer_fails_the_write_naming_the_file_and_keeps_what_it_holds(rig_factory) -> None:
     rig = rig_factory(max_buffer_bytes=20_000)
     rig.proxies[POSTGRES].down()
@@ -212,6 +215,7 @@ def test_an_embedded_server_gets_bounded_restarts() -> None:
         SupervisorPolicy(restart_attempts=0)
 
 
+@pytest.mark.services
 def test_the_supervisor_probes_a_real_server_through_a_proxy(external_service_urls) -> None:
     url = external_service_urls.redis_url
     with FaultProxy("127.0.0.1", urlparse(url).port).start() as proxy:
@@ -240,6 +244,7 @@ def ledger(external_service_urls) -> Ledger:
     return ledger
 
 
+@pytest.mark.services
 def test_a_killed_run_is_repaired_by_the_next(ledger: Ledger, tmp_path: Path) -> None:
     root = tmp_path / "buffers"
     ledger.start_run("dead", "s")
@@ -272,6 +277,7 @@ def test_a_killed_run_is_repaired_by_the_next(ledger: Ledger, tmp_path: Path) ->
     assert repair_leftovers(root, ledger).replayed == {"alive": 2}  # once its process is gone
 
 
+@pytest.mark.services
 def test_a_damaged_or_unknown_buffer_is_reported_by_run_and_count_and_kept(ledger: Ledger, tmp_path: Path) -> None:
     root = tmp_path / "buffers"
     ledger.start_run("broken", "s")
