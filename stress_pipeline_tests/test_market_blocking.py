@@ -14,7 +14,9 @@ from stress_pipeline.defs.market.assets import failed_symbols, market_bars
 from stress_pipeline.defs.market.checks import market_bars_quality
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.defs.runner import register_symbols, resolve_selection, run_selection
-from stress_pipeline.market.loaders import BINANCE_COLUMNS
+from stress_pipeline.market.loaders import BINANCE_COLUMNS, load_bars_with_sources
+from stress_pipeline.market.quality import validate_bars
+from stress_pipeline.market.sources import quality_failure_message
 from stress_pipeline.settings import get_settings
 
 from .test_market_loaders import kline_rows, write
@@ -125,3 +127,23 @@ def test_nothing_downstream_of_a_failed_symbol_runs(project: Path) -> None:
         assert "the latest market_bars of BTCUSDT (scenarios " in alone[0].error
         assert "btc_crash" in alone[0].error and "eth_only" not in alone[0].error.split("BTCUSDT")[0]
         assert pd.read_parquet(get_settings().storage_dir / "market_bars" / "BTCUSDT.parquet")["high"].min() > 1.0
+
+
+def test_the_probe_s_bad_bars_are_each_named_by_file_and_line(tmp_path: Path) -> None:
+    """A negative price and a repeated timestamp with other values: each failed check lists its lines."""
+    rows = kline_rows(200)
+    fields = rows[30].split(",")
+    fields[3] = "-5"  # low
+    rows[30] = ",".join(fields)
+    fields = rows[100].split(",")
+    fields[0], fields[4] = rows[99].split(",")[0], "42099.0"  # bar 99's time, another close
+    rows[100] = ",".join(fields)
+    path = write(tmp_path / "BTCUSDT-1m.csv", rows)
+    loaded = load_bars_with_sources(path, symbols_file=tmp_path / "symbols.yaml")
+    report = validate_bars(loaded.bars, max_gap_ratio=0.01)
+    lines = quality_failure_message("BTCUSDT", report, loaded.sources).splitlines()
+    assert lines[0] == "BTCUSDT: bar quality failed, nothing was written (the last good bars stay):"
+    at = {line.strip().split(":")[0]: i for i, line in enumerate(lines) if not line.startswith("    ")}
+    assert lines[at["prices_positive"] + 1] == f"    {path}: line 31"
+    assert lines[at["ts_unique"] + 1 : at["ts_unique"] + 3] == [f"    {path}: line 100", f"    {path}: line 101"]
+    assert lines[at["ts_strictly_increasing"] + 1] == f"    {path}: line 101"
