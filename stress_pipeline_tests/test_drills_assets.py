@@ -21,7 +21,7 @@ def defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, external_service_urls)
 def test_decision_flood_asset_stores_the_contract_row(defs: dg.Definitions) -> None:
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [*defs.assets], selection=["decision_flood"], instance=instance,
+            [*defs.assets, *defs.asset_checks], selection=["decision_flood"], instance=instance,
             resources={**defs.resources, "stress": stress_resource_from_env()},
             run_config={"ops": {"decision_flood": {"config": {"rate": 1_000.0, "seconds": 1.0}}}},
         )  # fmt: skip
@@ -30,12 +30,15 @@ def test_decision_flood_asset_stores_the_contract_row(defs: dg.Definitions) -> N
         assert list(table.columns) == list(FLOOD_COLUMNS) and table["decisions"].iloc[0] == 1_000
         meta = result.get_asset_materialization_events()[0].materialization.metadata
         assert meta["p99_ms"].value == table["p99_ms"].iloc[0] and sum(meta["reasons"].value.values()) == 1_000
+        (check,) = result.get_asset_check_evaluations()
+        assert check.check_name == "decision_latency_p99" and check.passed == (table["p99_ms"].iloc[0] <= 15.0)
 
 
 def test_a_drill_partition_stores_its_criteria_and_timeline(defs: dg.Definitions) -> None:
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [*defs.assets], selection=["drills"], partition_key="correlation_cascade", instance=instance,
+            [*defs.assets, *defs.asset_checks], selection=["drills"], partition_key="correlation_cascade",
+            instance=instance,
             resources={**defs.resources, "stress": stress_resource_from_env()},
         )  # fmt: skip
         assert result.success
@@ -44,3 +47,6 @@ def test_a_drill_partition_stores_its_criteria_and_timeline(defs: dg.Definitions
         meta = result.get_asset_materialization_events()[0].materialization.metadata
         assert meta["passed"].value is True
         assert "data:image/png;base64," in meta["timeline_plot"].value and "detection" in meta["timeline"].value
+        assert "drawdown_exceeded" in meta["detections"].value
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert checks["drill_criteria_met"].passed and checks["drill_criteria_met"].partition == "correlation_cascade"

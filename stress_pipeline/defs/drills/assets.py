@@ -76,6 +76,9 @@ def drills(context: dg.AssetExecutionContext, stress: StressResource) -> pd.Data
             "timeline": dg.MetadataValue.md(result.timeline.to_markdown(index=False)),
             "timeline_plot": dg.MetadataValue.md(png_markdown(timeline_png(result.timeline, title=name), name)),
             "alerts": dg.MetadataValue.json(list(result.alerts)),
+            "detections": dg.MetadataValue.md(
+                result.detections.to_markdown(index=False) if len(result.detections) else "no monitor detection"
+            ),
         }
     )
     return result.table
