@@ -6,6 +6,7 @@ WARN severity: a NO-GO is a finding about the system under test, not a failure o
 
 import dagster as dg
 
+import stress_pipeline.defs.partitions  # noqa: F401  (silences the partitioned-check preview warning first)
 from stress_pipeline.certification.decide import Certification
 from stress_pipeline.defs.certification.assets import certification, certification_days
 from stress_pipeline.defs.checks import Verdict, report_per_partition
