@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from stress_pipeline.certification.summary import run_lines as certification_lines
+from stress_pipeline.verdicts.report import counts_text, outcome_lines
 
 LIST_WIDTH = 110
 
@@ -140,7 +141,7 @@ def run_report(summary, services, phases: Mapping[str, float], elapsed: float, s
                 checks or "-",
             )
         )
-    lines = [format_table(rows), ""]
+    lines = [*verdict_section(summary.steps), format_table(rows), ""]
     for step in summary.steps:
         if step.error:
             lines.append(f"{step.asset}[{step.partition}] {step.status}: {step.error}")
@@ -154,6 +155,7 @@ def run_report(summary, services, phases: Mapping[str, float], elapsed: float, s
     lines.append(
         f"{passed}/{len(summary.steps)} partitions ok (materialised, checks pass) in {elapsed:.1f}s: {verdict_word}"
     )
+    lines.extend(verdict_count_line(summary.steps))
     lines.extend(certification_lines(summary.steps))
     lines.append(phase_line(phases, elapsed))
     lines.append("")
@@ -165,6 +167,28 @@ def run_report(summary, services, phases: Mapping[str, float], elapsed: float, s
     lines.append("                                     the materialised tables (one file per partition)")
     lines.append("  stress-pipeline run --json         this summary, machine-readable")
     return "\n".join(lines)
+
+
+def verdict_section(steps: Sequence) -> list[str]:
+    """The scenario verdicts of this run (from the ``scenario_verdicts`` step's metadata), printed first;
+    none when the run did not judge the scenarios."""
+    step = _verdicts_step(steps)
+    if step is None:
+        return []
+    return [*outcome_lines(step.metadata["outcomes_json"], step.metadata.get("missing") or ()), ""]
+
+
+def verdict_count_line(steps: Sequence) -> list[str]:
+    """The verdict counts again at the end of the report."""
+    step = _verdicts_step(steps)
+    return [] if step is None else [f"scenario verdicts (listed first): {counts_text(step.metadata['outcomes_json'])}"]
+
+
+def _verdicts_step(steps: Sequence):
+    for step in steps:
+        if step.asset == "scenario_verdicts" and step.metadata.get("outcomes_json") is not None:
+            return step
+    return None
 
 
 def _failure_detail(verdict) -> str:

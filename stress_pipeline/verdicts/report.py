@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pandas as pd
 
-from stress_pipeline.verdicts.table import EXERCISED, OUTCOMES, scenario_outcomes, validate_verdict_table
+from stress_pipeline.verdicts.table import OUTCOMES, scenario_outcomes, validate_verdict_table
 
 _WORDS = {"pass": "PASS", "fail": "FAIL", "not_exercised": "NOT EXERCISED"}
 
@@ -29,23 +31,35 @@ def verdict_markdown(table: pd.DataFrame) -> str:
 
 def verdict_lines(table: pd.DataFrame) -> list[str]:
     """The verdicts first: one line per scenario, its failed criteria under it, then the counts."""
-    table = validate_verdict_table(table)
-    outcomes = scenario_outcomes(table)
-    width = max([len(s) for s in outcomes["scenario"]] + [8])
+    return outcome_lines(scenario_outcomes(validate_verdict_table(table)).to_dict("records"))
+
+
+def outcome_lines(outcomes: Sequence[Mapping[str, object]], missing: Sequence[str] = ()) -> list[str]:
+    """Lines for a person from per-scenario outcome records (scenario, outcome, failed: the details of
+    the failed criteria joined by "; "), as ``scenario_outcomes`` returns and the asset records them."""
+    width = max([len(str(r["scenario"])) for r in outcomes] + [8])
     lines = ["Scenario verdicts:"]
-    for row in outcomes.itertuples():
-        rows = table[table["scenario"] == row.scenario]
-        lines.append(f"  {row.scenario.ljust(width)}  {_WORDS[row.outcome]}")
-        if row.outcome == "fail":
-            lines.extend(f"      {detail}" for detail in rows.loc[rows["outcome"] == "fail", "detail"])
-        elif row.outcome == "not_exercised":
-            lines.extend(f"      {d}" for d in rows.loc[rows["criterion"] == EXERCISED, "detail"])
-    counts = outcome_counts(outcomes)
-    lines.append(
-        f"  {counts['pass']} passed, {counts['fail']} failed, {counts['not_exercised']} not exercised "
+    for record in outcomes:
+        outcome = str(record["outcome"])
+        word = _WORDS.get(outcome, outcome)
+        if outcome == "not_exercised":
+            word += " (no position at the shock and no trade in the window)"
+        lines.append(f"  {str(record['scenario']).ljust(width)}  {word}")
+        if outcome == "fail":
+            lines.extend(f"      {detail}" for detail in str(record.get("failed") or "").split("; ") if detail)
+    lines.append(f"  {counts_text(outcomes)}")
+    if missing:
+        lines.append(f"  no verdict (not materialised): {', '.join(missing)}")
+    return lines
+
+
+def counts_text(outcomes: Sequence[Mapping[str, object]]) -> str:
+    """The counts of outcome records: "2 passed, 1 failed, 0 not exercised of 3 scenarios"."""
+    counts = {name: sum(r["outcome"] == name for r in outcomes) for name in OUTCOMES}
+    return (
+        f"{counts['pass']} passed, {counts['fail']} failed, {counts['not_exercised']} not exercised "
         f"of {len(outcomes)} scenarios"
     )
-    return lines
 
 
 def _limit(comparison: str, threshold: float) -> str:

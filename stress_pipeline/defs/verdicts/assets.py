@@ -1,7 +1,8 @@
 """The verdicts group: each scenario's verdict on its partition, and the table of all of them.
 
-``scenario_verdict`` judges one scenario from what the scenarios and simulations groups stored (its
-stressed bars, its backtest and paper results, the unstressed bars for the baseline run) through
+``scenario_verdict`` judges one scenario from what the market, scenarios and simulations groups stored
+(its stressed bars, its backtest and paper results, the market bars of its symbols for the unstressed
+baseline run, as ``stressed_bars`` anchors windows on) through
 ``stress_pipeline.verdicts.judge``; ``scenario_verdicts`` gathers every partition's rows into the one
 table the certification, the CLI and the report read.
 """
@@ -12,11 +13,12 @@ import dagster as dg
 import pandas as pd
 
 from stress_pipeline.defs.io_manager import NotMaterialisedError, PartitionValues
+from stress_pipeline.defs.market.assets import market_bars
 from stress_pipeline.defs.partitions import scenarios_partitions
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.defs.scenarios.assets import scenario_catalog, stressed_bars
 from stress_pipeline.defs.simulations.assets import backtest_results, paper_results, scenario_of
-from stress_pipeline.scenarios.catalog import BASELINE_KEY
+from stress_pipeline.market.schema import concat_bars
 from stress_pipeline.verdicts.anchor import baseline_run
 from stress_pipeline.verdicts.judge import judge_scenario
 from stress_pipeline.verdicts.report import outcome_counts, verdict_markdown
@@ -29,8 +31,9 @@ from stress_pipeline.verdicts.table import scenario_outcomes, validate_verdict_t
     io_manager_key="parquet_io_manager",
     ins={
         "scenario_catalog": dg.AssetIn(scenario_catalog.key),
-        # All partitions: the scenario's own and the unstressed baseline (read lazily, only those two).
-        "stressed_bars": dg.AssetIn(stressed_bars.key, partition_mapping=dg.AllPartitionMapping()),
+        # Every symbol (read lazily: only the scenario's symbols are loaded) for the unstressed baseline run.
+        "market_bars": dg.AssetIn(market_bars.key, partition_mapping=dg.AllPartitionMapping()),
+        "stressed_bars": dg.AssetIn(stressed_bars.key),
         "backtest_results": dg.AssetIn(backtest_results.key),
         "paper_results": dg.AssetIn(paper_results.key),
     },
@@ -39,7 +42,7 @@ from stress_pipeline.verdicts.table import scenario_outcomes, validate_verdict_t
 )
 def scenario_verdict(
     context: dg.AssetExecutionContext, stress: StressResource, scenario_catalog: pd.DataFrame,
-    stressed_bars: PartitionValues, backtest_results, paper_results,
+    market_bars: PartitionValues, stressed_bars: PartitionValues, backtest_results, paper_results,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
     """One scenario's verdict: every criterion (its pack's ``expect`` over its type's defaults) judged on the
     stress window (the bars the scenario changed plus a recovery tail), with the figures of the stressed
@@ -51,9 +54,9 @@ def scenario_verdict(
         scenario = scenario_of(context, scenario_catalog, key)
         symbols = tuple(scenario.symbols)
         if symbols not in baselines:
-            baselines[symbols] = baseline_run(symbols, _bars(stressed_bars, BASELINE_KEY), config, policy)
+            baselines[symbols] = baseline_run(symbols, _market(market_bars, symbols), config, policy)
         verdict = judge_scenario(
-            scenario, _bars(stressed_bars, key), paper_results[key], backtest_results[key], baselines[symbols],
+            scenario, stressed_bars[key], paper_results[key], backtest_results[key], baselines[symbols],
             policy, key=key,
         )  # fmt: skip
         out[key] = verdict.table
@@ -107,8 +110,9 @@ def scenario_verdicts(context: dg.AssetExecutionContext, scenario_verdict: Parti
     )
 
 
-def _bars(stressed: PartitionValues, key: str) -> pd.DataFrame:
+def _market(market_bars: PartitionValues, symbols: tuple[str, ...]) -> pd.DataFrame:
+    """The unstressed bars of ``symbols``, as ``stressed_bars`` reads them."""
     try:
-        return stressed[key]
-    except NotMaterialisedError as err:
-        raise dg.Failure(f"{err}: materialise stressed_bars[{key}] first") from None
+        return concat_bars([market_bars[symbol] for symbol in symbols])
+    except (KeyError, NotMaterialisedError) as err:
+        raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None

@@ -58,7 +58,10 @@ def partition_verdict(table: pd.DataFrame) -> Verdict:
 @dg.asset_check(
     asset=scenario_verdicts,
     name=SCENARIO_VERDICTS_COMPLETE,
-    description="The verdict table covers every scenario partition (none left unmaterialised).",
+    description=(
+        "The verdict table covers every scenario partition. A run of some scenarios leaves the others without a "
+        "verdict: a WARN naming them (the certification then lacks their evidence), not a pipeline failure."
+    ),
 )
 def scenario_verdicts_complete(
     context: dg.AssetCheckExecutionContext, scenario_verdicts: pd.DataFrame
@@ -67,7 +70,7 @@ def scenario_verdicts_complete(
     outcomes = scenario_outcomes(scenario_verdicts)
     return dg.AssetCheckResult(
         passed=not missing,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity.WARN,
         description=f"no verdict for {', '.join(missing)}" if missing else None,
         metadata={
             "scenarios": dg.MetadataValue.int(len(outcomes)),
