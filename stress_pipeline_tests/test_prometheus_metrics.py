@@ -112,6 +112,17 @@ def test_push_to_a_gateway_that_is_not_there_raises(tmp_path) -> None:
         push(_metrics(), url, timeout_s=2.0)
 
 
+def test_decision_flood_table_gives_quantiles_in_seconds(tmp_path) -> None:
+    flood = pd.DataFrame([{"rate_per_s": 1000.0, "seconds": 10.0, "decisions": 10_000, "p50_ms": 0.2, "p99_ms": 0.9,
+                           "p999_ms": 2.5, "max_ms": 7.0, "rss_slope_mb_per_min": 0.0}])  # fmt: skip
+    text = write_textfile(ResultMetrics(decision_flood=flood), tmp_path / "m.prom").read_text()
+    samples = _samples(text)
+    assert samples[("stress_decision_latency_seconds", (("quantile", "0.99"),))] == pytest.approx(0.0009)
+    assert samples[("stress_decision_latency_seconds_count", ())] == 10_000
+    assert samples[("stress_decision_latency_max_seconds", ())] == pytest.approx(0.007)
+    assert "# TYPE stress_decision_latency_seconds summary" in text
+
+
 def test_tables_left_out_leave_their_metrics_out(tmp_path) -> None:
     samples = _samples(write_textfile(ResultMetrics(runs_total=1.0), tmp_path / "m.prom").read_text())
     assert set(name for name, _ in samples) == {"stress_runs_total"}

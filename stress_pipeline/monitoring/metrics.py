@@ -14,7 +14,9 @@ metric                                         type       from
 ``stress_alert_delivery_seconds``              histogram  delivery time of each alert scenario
 ``stress_alerts_undelivered``                  gauge      alert scenarios not delivered
 ``stress_alert_duplicate_incidents``           gauge      events the receiver opened more than one incident for
-``stress_decision_latency_seconds``            histogram  the decision flood's latencies (seconds)
+``stress_decision_latency_seconds``            histogram  the decision flood's latencies, given as samples
+``stress_decision_latency_seconds``            summary    else quantiles .5/.99/.999 of the decision_flood table
+``stress_decision_latency_max_seconds``        gauge      the decision flood's slowest decision
 ============================================  =========  =====================================================
 
 Histograms are built from whole arrays (``numpy`` bucket counts), never one observation at a time.
@@ -49,6 +51,7 @@ class ResultMetrics:
     coverage: pd.DataFrame | None = None  # monitoring_coverage
     delivery: pd.DataFrame | None = None  # alert_delivery
     drills: pd.DataFrame | None = None  # drills: drill, criterion, outcome, ...
+    decision_flood: pd.DataFrame | None = None  # one row: decisions, p50_ms, p99_ms, p999_ms, max_ms, ...
     decision_latencies_s: np.ndarray | None = field(default=None)
 
     def collect(self) -> Iterator[Metric]:
@@ -81,6 +84,8 @@ class ResultMetrics:
         if self.decision_latencies_s is not None:
             yield histogram("stress_decision_latency_seconds", "Risk decision latency.",
                             np.asarray(self.decision_latencies_s, dtype=float), DECISION_BUCKETS_S)  # fmt: skip
+        elif self.decision_flood is not None and len(self.decision_flood):
+            yield from _flood_summary(self.decision_flood.iloc[-1])
 
     def _breaches(self) -> CounterMetricFamily:
         family = CounterMetricFamily("stress_breaches", "Failed criteria.", labels=["source", "criterion"])
@@ -98,6 +103,16 @@ class ResultMetrics:
                 if n:
                     family.add_metric(["alert_delivery", criterion], float(n))
         return family
+
+
+def _flood_summary(row: pd.Series) -> Iterator[Metric]:
+    summary = Metric("stress_decision_latency_seconds", "Risk decision latency under the decision flood.", "summary")
+    for quantile, column in (("0.5", "p50_ms"), ("0.99", "p99_ms"), ("0.999", "p999_ms")):
+        summary.add_sample("stress_decision_latency_seconds", {"quantile": quantile}, float(row[column]) / 1000.0)
+    summary.add_sample("stress_decision_latency_seconds_count", {}, float(row["decisions"]))
+    yield summary
+    yield GaugeMetricFamily("stress_decision_latency_max_seconds", "Slowest decision under the decision flood.",
+                            value=float(row["max_ms"]) / 1000.0)  # fmt: skip
 
 
 def histogram(name: str, documentation: str, values: np.ndarray, bounds: Sequence[float]) -> HistogramMetricFamily:

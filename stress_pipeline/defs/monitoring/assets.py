@@ -5,6 +5,7 @@ from collections import Counter
 import dagster as dg
 import pandas as pd
 
+from stress_pipeline.defs.certification.inputs import OPTIONAL_TABLE_INPUT
 from stress_pipeline.defs.monitoring.resources import AlertingResource
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.monitoring.alert_store import alert_tables, deliveries_of, incidents_of
@@ -95,24 +96,36 @@ def alert_delivery(
 
 @dg.asset(
     group_name=GROUP,
-    ins={"monitoring_coverage": dg.AssetIn(monitoring_coverage.key), "alert_delivery": dg.AssetIn(alert_delivery.key)},
+    ins={
+        "monitoring_coverage": dg.AssetIn(monitoring_coverage.key),
+        "alert_delivery": dg.AssetIn(alert_delivery.key),
+        # Published when they exist, left out while they have never been materialised.
+        "scenario_verdicts": dg.AssetIn(dg.AssetKey("scenario_verdicts"), input_manager_key=OPTIONAL_TABLE_INPUT),
+        "decision_flood": dg.AssetIn(dg.AssetKey("decision_flood"), input_manager_key=OPTIONAL_TABLE_INPUT),
+    },
     kinds={"prometheus"},
 )
 def prometheus_metrics(
     context: dg.AssetExecutionContext, stress: StressResource, alerting: AlertingResource,
-    monitoring_coverage: pd.DataFrame, alert_delivery: pd.DataFrame,
+    monitoring_coverage: pd.DataFrame, alert_delivery: pd.DataFrame, scenario_verdicts, decision_flood,
 ) -> dg.MaterializeResult:  # fmt: skip
     """The results as Prometheus metrics: a textfile for node_exporter under STRESS_HOME/metrics, pushed
     to the Pushgateway too when STRESS_PUSHGATEWAY_URL is set."""
     textfile = stress.settings().paths.metrics_textfile
-    metrics = ResultMetrics(runs_total=previous_runs(textfile) + 1, coverage=monitoring_coverage,
-                            delivery=alert_delivery)  # fmt: skip
+    metrics = ResultMetrics(
+        runs_total=previous_runs(textfile) + 1, coverage=monitoring_coverage, delivery=alert_delivery,
+        verdicts=scenario_verdicts, decision_flood=decision_flood,
+    )  # fmt: skip
     write_textfile(metrics, textfile)
     if alerting.pushgateway_url:
         push(metrics, alerting.pushgateway_url)
         context.log.info(f"metrics pushed to {mask_url(alerting.pushgateway_url)}")
-    return dg.MaterializeResult(metadata={
-        "textfile": dg.MetadataValue.path(str(textfile)),
-        "pushed_to": dg.MetadataValue.text(mask_url(alerting.pushgateway_url) if alerting.pushgateway_url else ""),
-        "runs_total": dg.MetadataValue.float(metrics.runs_total),
-    })  # fmt: skip
+    published = {"scenario_verdicts": scenario_verdicts is not None, "decision_flood": decision_flood is not None}
+    return dg.MaterializeResult(
+        metadata={
+            "textfile": dg.MetadataValue.path(str(textfile)),
+            "pushed_to": dg.MetadataValue.text(mask_url(alerting.pushgateway_url) if alerting.pushgateway_url else ""),
+            "runs_total": dg.MetadataValue.float(metrics.runs_total),
+            "tables": dg.MetadataValue.json(published),
+        }
+    )
