@@ -181,7 +181,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if new_symbols:
         progress.say(f"registered symbols found on disk: {', '.join(new_symbols)}")
     defs = build_definitions()
-    keys = resolve_selection(defs, args.select)
+    keys = resolve_selection(defs, args.select, partitioned_by=SCENARIOS_PARTITIONS_NAME if scenario_keys else None)
     partitions = None
     if scenario_keys is not None:
         chosen, symbols = scenario_keys

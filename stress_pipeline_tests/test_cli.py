@@ -16,7 +16,7 @@ import pytest
 
 from stress_pipeline.cli import ProjectError, dagster_home, main
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.services import embedded
+from stress_pipeline.services import stop_embedded
 from stress_pipeline.settings import get_settings
 
 from .test_webserver import free_port, graphql
@@ -49,6 +49,7 @@ def make_project(root: Path, *, days: int = 3) -> Path:
         frame.drop(columns="symbol").to_parquet(data / "bars" / f"{symbol}_1m.parquet")
     (data / "stress_packs" / "small.yaml").write_text(PACK)
     shutil.copytree(ROOT / "data" / "policies", data / "policies")
+    shutil.copytree(ROOT / "data" / "certification", data / "certification")
     shutil.copy(ROOT / "data" / "symbols.yaml", data / "symbols.yaml")
     shutil.copy(ROOT / "dagster.yaml", root / "dagster.yaml")
     return root
@@ -64,7 +65,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     try:
         yield root
     finally:
-        embedded.stop(get_settings())
+        stop_embedded(get_settings())  # and the alert receiver
 
 
 def files_under(path: Path) -> list[str]:
@@ -193,7 +194,8 @@ def test_one_scenario_runs_through_every_stage(project: Path, capsys: pytest.Cap
         ("paper_results", "small_spreads", "materialized"),
         ("divergence_report", "small_spreads", "materialized"),
         ("portfolio_reconciliation", "small_spreads", "materialized"),
-    ]
+        ("scenario_verdict", "small_spreads", "materialized"),
+    ]  # and none of the assets that summarise every scenario (verdicts table, certification)
     checks = {(c["asset"], c["partition"], c["check"]): c["status"] for c in summary["checks"]}
     assert checks[("stressed_bars", "small_spreads", "stressed_bars_invariants")] == "passed"
     assert checks[("portfolio_reconciliation", "small_spreads", "reconciliation_clean")] == "passed"

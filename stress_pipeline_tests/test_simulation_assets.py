@@ -13,7 +13,7 @@ from stress_pipeline.defs import build_definitions
 from stress_pipeline.defs.resources import stress_resource_from_env
 from stress_pipeline.defs.runner import register_symbols, resolve_selection, run_selection
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.services import embedded
+from stress_pipeline.services import stop_embedded
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline.simulation.storage import read_result
@@ -45,7 +45,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     try:
         yield data
     finally:
-        embedded.stop(get_settings())  # the reconciliation started the embedded servers
+        stop_embedded(get_settings())  # the alert receiver too; the reconciliation started the embedded servers
 
 
 def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: Path) -> None:
@@ -77,8 +77,12 @@ def test_backtest_paper_and_divergence_for_a_scenario_and_the_baseline(project: 
             assert "risk blocks" in meta["divergence_report"]["attribution"].value
             reconciliation = meta["portfolio_reconciliation"]
             assert reconciliation["passed"].value and reconciliation["breaks"].value == "no breaks"
-            if key == "sim_crash":  # the scenario's Redis outage was real and buffered
-                assert reconciliation["buffered"].value["redis"] >= 10
+            if key == "sim_crash":  # the scenario's Redis outage was real, and the writer degraded and recovered
+                (timing,) = reconciliation["outage_timings"].value
+                assert timing["target"] == "redis" and timing["down_s"] > 0 and timing["recovery_s"] > 0
+                (seen,) = [o for o in reconciliation["outages"].value if o["target"] == "redis"]
+                assert seen["marks_tried"] >= 1 and seen["recovered_ns"] is not None  # marks coalesced, flushed
+                assert reconciliation["buffered"].value["redis"] == seen["buffered"]  # fills kept on disk, if any
 
         paths = get_settings().paths
         paper = read_result(paths.result_file(["paper_results"], "sim_crash"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stress_pipeline.services import embedded
+from stress_pipeline.services import stop_embedded
 from stress_pipeline.settings import get_settings
 
 from .test_cli import ENV_NAMES, make_project
@@ -87,7 +87,7 @@ def env(tmp_path: Path):
     try:
         yield env
     finally:
-        embedded.stop(get_settings(env))
+        stop_embedded(get_settings(env))  # and the alert receiver
 
 
 @pytest.mark.webserver

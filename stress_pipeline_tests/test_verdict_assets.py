@@ -16,7 +16,7 @@ import pytest
 from stress_pipeline.defs import build_definitions
 from stress_pipeline.defs.partitions import SCENARIOS_PARTITIONS_NAME, SYMBOLS_PARTITIONS_NAME
 from stress_pipeline.defs.runner import Runner, register_symbols, resolve_selection
-from stress_pipeline.services import embedded
+from stress_pipeline.services import stop_embedded
 from stress_pipeline.settings import get_settings
 from stress_pipeline.verdicts.table import scenario_outcomes, validate_verdict_table
 
@@ -117,7 +117,7 @@ def test_cli_run_prints_the_verdicts_first_and_exits_0_when_the_pipeline_worked(
             cwd=root, env=dict(os.environ), capture_output=True, text=True, timeout=600,
         )  # fmt: skip
     finally:
-        embedded.stop(get_settings())  # the run's service status starts the embedded servers
+        stop_embedded(get_settings())  # the alert receiver too; the run's service status starts the embedded servers
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr + out  # a failed scenario is a finding, not a broken pipeline
     assert out.startswith("Scenario verdicts:\n"), out

@@ -4,6 +4,8 @@ import warnings
 
 import dagster as dg
 
+from stress_pipeline.drills.registry import DRILLS
+
 # Partitioned asset checks (a preview feature of Dagster 1.13) and backfill policies (beta) are used
 # knowingly, so their warnings are silenced once here rather than shown on every load.
 warnings.filterwarnings(
@@ -22,3 +24,6 @@ SCENARIOS_PARTITIONS_NAME = "scenarios"
 # One partition per scenario key (see stress_pipeline.scenarios.scenario_key); scenario_catalog keeps
 # the set in sync with the stress packs on disk.
 scenarios_partitions = dg.DynamicPartitionsDefinition(name=SCENARIOS_PARTITIONS_NAME)
+
+# One partition per operational drill of stress_pipeline.drills.registry.
+drills_partitions = dg.StaticPartitionsDefinition(list(DRILLS))

@@ -138,15 +138,30 @@ def register_symbols(instance: dg.DagsterInstance, settings: Settings) -> list[s
     return new
 
 
-def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.AssetKey]:
-    """Asset keys of a Dagster selection string (default: every asset), in dependency order."""
+def resolve_selection(
+    defs: dg.Definitions, selection: str | None, *, partitioned_by: str | None = None
+) -> list[dg.AssetKey]:
+    """Asset keys of a Dagster selection string, in dependency order.
+
+    Without a selection: every asset, or with ``partitioned_by`` (a dynamic partitions name) the assets
+    partitioned by it and what they read, so that a run for a few of its keys leaves out the assets
+    that summarise every key."""
     graph = defs.resolve_asset_graph()
     with warnings.catch_warnings():
         # Dagster's selection parser passes a beta parameter (include_sources) to AssetSelection.groups.
         warnings.filterwarnings("ignore", message="Parameter `include_sources`", category=dg.BetaWarning)
-        wanted = (
-            dg.AssetSelection.all() if not selection else dg.AssetSelection.from_string(selection)
-        ).resolve(graph)
+        if selection:
+            chosen = dg.AssetSelection.from_string(selection)
+        elif partitioned_by:
+            by_name = [
+                key for key in graph.materializable_asset_keys
+                if graph.get(key).partitions_def is not None
+                and _dynamic_name(graph.get(key).partitions_def) == partitioned_by
+            ]  # fmt: skip
+            chosen = dg.AssetSelection.assets(*by_name).upstream()
+        else:
+            chosen = dg.AssetSelection.all()
+        wanted = chosen.resolve(graph)
     ordered = [key for level in graph.toposorted_asset_keys_by_level for key in sorted(level) if key in wanted]
     if not ordered:
         raise ValueError(f"the selection {selection!r} matches no asset")

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from stress_pipeline.services.connections import check_redis
 from stress_pipeline.services.credentials import ensure_password, write_private
@@ -193,8 +195,13 @@ def _start_redis(
 
 
 def _open_to_all(port: int) -> bool:
-    """True if the server on ``port`` answers PING without a password (an older version's server)."""
-    client = redis.Redis(host=HOST, port=port, socket_connect_timeout=2, socket_timeout=2)
+    """True if the server on ``port`` answers PING without a password (an older version's server).
+
+    One attempt, no retry: redis-py otherwise retries the expected authentication error with backoff,
+    which cost every service lookup several seconds."""
+    client = redis.Redis(
+        host=HOST, port=port, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
     try:
         return bool(client.ping())
     except redis.RedisError:

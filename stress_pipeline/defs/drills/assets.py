@@ -6,15 +6,14 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from stress_pipeline.defs.partitions import drills_partitions
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.drills.decision_flood import run_redis_flood
 from stress_pipeline.drills.plots import timeline_png
-from stress_pipeline.drills.registry import DRILLS, run_drill
+from stress_pipeline.drills.registry import run_drill
 from stress_pipeline.drills.risk_drills import DrillEnv
 from stress_pipeline.plots import png_markdown
 from stress_pipeline.services import resolve_service_urls
-
-drills_partitions = dg.StaticPartitionsDefinition(list(DRILLS))
 
 
 class DecisionFloodConfig(dg.Config):

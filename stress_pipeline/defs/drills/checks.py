@@ -4,8 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from stress_pipeline.defs.checks import Verdict, report_per_partition
-from stress_pipeline.defs.drills.assets import decision_flood, drills, drills_partitions
+from stress_pipeline.defs.drills.assets import decision_flood, drills
 from stress_pipeline.defs.io_manager import PartitionValues
+from stress_pipeline.defs.partitions import drills_partitions
 
 SEED_P99_MS = 15.0
 
