@@ -93,3 +93,16 @@ def checked_partition(key: str) -> str:
     if not key or key in {".", ".."} or "/" in key or "\\" in key or "\x00" in key:
         raise PartitionKeyError(f"partition key {key!r} cannot name a file")
     return key
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and every missing folder above it as 0700 (``mkdir(parents=True)`` would give
+    the folders above the umask's mode, 0755 by default); folders that exist keep their mode."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return path

@@ -367,3 +367,14 @@ def test_every_acknowledged_fill_replays_or_the_read_raises(tmp_path_factory, ba
     if single_flip:
         assert seen == acknowledged
     assert seen == acknowledged[: len(seen)]  # a prefix at worst: never reordered, never invented
+
+
+def test_the_folders_it_creates_above_a_buffer_are_private_too(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)  # a folder that exists keeps its mode
+    buffer_dir = home / "buffers" / "run-1" / "redis"
+    DiskBuffer(buffer_dir).append([_fill(0)])
+    for folder in (home / "buffers", home / "buffers" / "run-1", buffer_dir):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    assert home.stat().st_mode & 0o777 == 0o755

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stress_pipeline.paths import private_dir
+
 FILE_NAME = "alerts.jsonl"
 LOCK_NAME = "alerts.lock"
 DELIVERED, REJECTED = "delivered", "rejected"
@@ -79,7 +81,7 @@ class AlertQueue:
     def __init__(self, directory: str | os.PathLike[str]):
         self.directory = Path(directory)
         self.file = self.directory / FILE_NAME
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.directory)
         self._mutex = threading.RLock()  # alerts are put by one thread and acknowledged by another
         self._lock_fd: int | None = _take_lock(self.directory / LOCK_NAME)
         try:

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from stress_pipeline.paths import private_dir
 from stress_pipeline.state.records import Fill, Mark
 
 FILE_NAME = "pending.jsonl"
@@ -164,7 +165,7 @@ class DiskBuffer:
                     f"disk buffer {self.file} holds {self._bytes} bytes ({self._count} records); appending "
                     f"{len(records)} more ({len(data)} bytes) would pass its cap of {self.max_bytes} bytes"
                 )
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(self.directory)
             created = not self.file.exists()
             fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stress_pipeline.paths import private_dir
 from stress_pipeline.state.disk_buffer import FILE_NAME, DiskBuffer, DiskBufferError
 from stress_pipeline.state.ledger import Ledger
 from stress_pipeline.state.records import Fill, Mark
@@ -62,7 +63,7 @@ def run_lock(buffer_root: Path, run_id: str) -> Iterator[Path]:
     """Hold the run's lock (its buffer directory, created 0700) for the block; raises RunInUseError
     when a live process holds it."""
     directory = Path(buffer_root) / run_id
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(directory)
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
