@@ -108,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--schedules", type=int, default=None, help="faults: random fault schedules to run")
     bench.add_argument("--seconds", type=float, default=None, help="decisions: how long the load runs")
     bench.add_argument("--rate", type=float, default=None, help="decisions: decisions per second sent")
+    bench.add_argument("--decider", default="", help="decisions: a decision function or risk governor, "
+                       "pkg.mod:callable (default: the risk stack with its state in Redis)")  # fmt: skip
     bench.set_defaults(handler=_cmd_bench)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)

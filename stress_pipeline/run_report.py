@@ -151,7 +151,13 @@ def run_report(summary, services, phases: Mapping[str, float], elapsed: float, s
             detail = _failure_detail(verdict)
             lines.append(f"{verdict.asset}{where} {verdict.check} {check_word(verdict.status)}{detail}")
     passed = sum(step.ok for step in summary.steps)
-    verdict_word = "all passed" if summary.ok else "FAILURES above"
+    warned = sum(verdict.status == "warn" for verdict in summary.checks)
+    if not summary.ok:
+        verdict_word = "FAILURES above"
+    elif warned:
+        verdict_word = f"the pipeline worked; {warned} check(s) warn: findings about the system under test, above"
+    else:
+        verdict_word = "all passed"
     lines.append(
         f"{passed}/{len(summary.steps)} partitions ok (materialised, checks pass) in {elapsed:.1f}s: {verdict_word}"
     )

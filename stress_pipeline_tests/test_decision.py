@@ -55,6 +55,23 @@ class BadBatch:
         return Decision.allow(request.qty)
     def decide_batch(self, requests):
         return [Decision.allow(r.qty) for r in requests][:-1]
+
+class Keeper:
+    def __init__(self):
+        self.book = {}
+    def decide(self, request):
+        self.book[request.symbol] = self.book.get(request.symbol, 0.0) + request.signed_qty
+        return Decision.allow(request.qty)
+    def positions(self):
+        return self.book
+    def release(self, symbol, signed_qty):
+        self.book[symbol] -= signed_qty
+
+class ListBook(Keeper):
+    def positions(self):
+        return [("BTC", 1.0)]
+
+NOT_A_DECIDER = 42
 """
 
 
@@ -119,6 +136,23 @@ def test_a_batch_of_the_wrong_length_is_refused(user_module: str) -> None:
         load_decider(f"{user_module}:BadBatch").decide_batch([BTC, BTC])
 
 
+def test_something_neither_callable_nor_a_governor_is_refused(user_module: str) -> None:
+    with pytest.raises(DecisionSpecError, match=rf"'{user_module}:NOT_A_DECIDER' is neither callable nor has decide"):
+        load_decider(f"{user_module}:NOT_A_DECIDER")
+
+
+def test_a_governors_book_and_release_are_reached_and_checked(user_module: str) -> None:
+    keeper = load_decider(f"{user_module}:Keeper")
+    assert keeper.keeps_positions and keeper.positions() == {}
+    keeper.decide_batch([BTC, BTC._replace(side="SELL", qty=0.25)])
+    assert keeper.positions() == {"BTC": 0.75} and keeper.answered == 2
+    assert keeper.release("BTC", 0.75) and keeper.positions() == {"BTC": 0.0}
+    bare = load_decider(f"{user_module}:allow_half")
+    assert not bare.keeps_positions and bare.positions() is None and bare.release("BTC", 1.0) is False
+    with pytest.raises(DecisionContractError, match=r"positions\(\) returned list; expected a mapping"):
+        load_decider(f"{user_module}:ListBook").positions()
+
+
 # ------------------------------------------------------------------------------ risk stack in Redis
 
 
@@ -168,6 +202,16 @@ def test_the_guard_and_balancer_cut_and_the_book_lives_in_redis(state: RiskDecis
     # a second decider on the same run starts from what the first one stored
     assert RiskStackDecider(state, policy).decide(_req("BTC", "SELL", 0.7, 50_000.0)) == Decision(True, 0.7, "")
     assert state.read().positions["BTC"] == pytest.approx(0.0)
+
+
+def test_the_risk_stack_shows_its_redis_book_and_takes_releases(state: RiskDecisionState) -> None:
+    decider = RiskStackDecider(state)
+    assert decider.decide(_req("ETH", "BUY", 2.0, 2_000.0)) == Decision(True, 2.0, "")
+    assert decider.positions() == {"ETH": 2.0}
+    decider.release("ETH", 2.0)  # the venue rejected it: off the book, and the next batch reads the new one
+    assert state.read().positions == {"ETH": 0.0} and state.counts()["released"] == 1
+    assert decider.decide(_req("ETH", "BUY", 1.0, 2_000.0)) == Decision(True, 1.0, "")
+    assert decider.positions() == {"ETH": 1.0} and decider.conflicts == 0
 
 
 def test_the_kill_switch_and_the_governor_stop_the_next_batch(state: RiskDecisionState) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from stress_pipeline.services import stop_embedded
@@ -33,6 +34,7 @@ CHECKS_QUERY = """
             ... on AssetCheckDefaultPartitionStatuses {
               succeededPartitions failedPartitions inProgressPartitions skippedPartitions executionFailedPartitions
             }
+            ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } }
           }
         }
       }
@@ -64,6 +66,24 @@ def query(port: int, text: str, variables: dict | None = None) -> dict:
         answer = json.loads(response.read())
     assert "errors" not in answer, answer
     return answer["data"]
+
+
+def by_status(statuses: dict) -> dict[str, set[str]]:
+    """The partition keys the UI lists under each status, from either shape GraphQL answers with
+    (key lists for static and dynamic partitions, ranges of days for daily ones)."""
+    if statuses["__typename"] == "AssetCheckDefaultPartitionStatuses":
+        return {
+            status: set(statuses[f"{field}Partitions"])
+            for status, field in (("SUCCEEDED", "succeeded"), ("FAILED", "failed"), ("SKIPPED", "skipped"),
+                                  ("EXECUTION_FAILED", "executionFailed"), ("IN_PROGRESS", "inProgress"))
+        }  # fmt: skip
+    assert statuses["__typename"] == "AssetCheckTimePartitionStatuses", statuses
+    statuses_ = ("SUCCEEDED", "FAILED", "SKIPPED", "EXECUTION_FAILED", "IN_PROGRESS")
+    keys: dict[str, set[str]] = {status: set() for status in statuses_}
+    for span in statuses["ranges"]:
+        days = pd.date_range(span["startKey"], span["endKey"], freq="D")
+        keys[span["status"]] |= {day.strftime("%Y-%m-%d") for day in days}
+    return keys
 
 
 def ui_status(execution: dict) -> str:
@@ -142,9 +162,10 @@ def test_every_check_verdict_of_a_sweep_is_the_same_in_the_ui_and_the_cli(env: d
         # and the per-partition status lists the UI draws agree with them too
         for (asset, check), statuses in partitioned.items():
             verdicts = {p: status for (a, p, c), status in cli.items() if (a, c) == (asset, check)}
-            assert set(statuses["succeededPartitions"]) == {p for p, status in verdicts.items() if status == "passed"}
-            assert set(statuses["failedPartitions"]) == {p for p, s in verdicts.items() if s in ("failed", "warn")}
-            assert statuses["skippedPartitions"] == [] and statuses["executionFailedPartitions"] == []
+            listed = by_status(statuses)
+            assert listed["SUCCEEDED"] == {p for p, status in verdicts.items() if status == "passed"}, check
+            assert listed["FAILED"] == {p for p, s in verdicts.items() if s in ("failed", "warn")}, check
+            assert listed["SKIPPED"] == set() and listed["EXECUTION_FAILED"] == set(), check
     finally:
         proc.terminate()
         try:

@@ -1,11 +1,11 @@
 """Decision flood benchmark: the risk stack with its state in real Redis, open-loop at a fixed rate.
 
-``stress-pipeline bench decisions [--seconds S] [--rate R]`` (defaults 10 s at 20,000/s; the seeds'
-soak is ``--seconds 600 --rate 1000``). Targets: at least 20,000/s scheduled and answered at >= 99%
-of the schedule, with P99 <= 1 ms; a run scheduled below 20,000/s is judged against the seeds' bar
-instead (1,000/s, P99 <= 15 ms) and prints so. The RSS slope is judged only over runs of a minute or
-more (shorter runs are dominated by warm-up); it is printed either way. The run's Redis keys are
-removed afterwards.
+``stress-pipeline bench decisions [--seconds S] [--rate R] [--decider pkg.mod:callable]`` (defaults
+10 s at 20,000/s against the risk stack; the seeds' soak is ``--seconds 600 --rate 1000``). Targets:
+at least 20,000/s scheduled and answered at >= 99% of the schedule, with P99 <= 1 ms; a run scheduled
+below 20,000/s is judged against the seeds' bar instead (1,000/s, P99 <= 15 ms) and prints so. The RSS
+slope is judged only over runs of a minute or more (shorter runs are dominated by warm-up); it is
+printed either way. The run's Redis keys are removed afterwards.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def targets(result: FloodResult) -> list[tuple[str, float, str, bool | None]]:
     ]  # fmt: skip
 
 
-def format_result(result: FloodResult) -> str:
+def format_result(result: FloodResult, decider: str = "") -> str:
     lines = [
-        f"decision flood: risk stack, state in Redis, {result.rate_per_s:,.0f}/s scheduled for {result.seconds:g} s "
+        f"decision flood: {decider or 'risk stack, state in Redis'}, {result.rate_per_s:,.0f}/s scheduled for "
+        f"{result.seconds:g} s "
         f"({result.decisions:,} decisions in {result.batches:,} batches, largest {result.max_batch})",
         f"{'figure':34} {'value':>12}  target",
     ]
@@ -71,11 +72,11 @@ def main(args: Namespace) -> int:
     seconds = args.seconds if args.seconds is not None else DEFAULT_SECONDS
     rate = args.rate if args.rate is not None else TARGET_RATE
     result = run_redis_flood(resolve_service_urls(args.settings).redis_url, rate=rate, seconds=seconds,
-                             seed=args.seed or 0, namespace="stress-bench")  # fmt: skip
+                             seed=args.seed or 0, namespace="stress-bench", decider=args.decider)  # fmt: skip
     if args.json:
         print(json.dumps({**result.row(), "achieved_per_s": result.achieved_per_s, "reasons": result.reasons,
                           "targets": [dict(zip(("figure", "value", "target", "met"), t, strict=True))
                                       for t in targets(result)]}, indent=2))  # fmt: skip
     else:
-        print(format_result(result))
+        print(format_result(result, args.decider))
     return 0 if met(result) else 1

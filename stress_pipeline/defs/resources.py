@@ -2,11 +2,11 @@
 
 ``StressResource`` carries everything a run is configured with: where state and data live, the
 ledger and hot-state servers (and connections to them), the system under test (strategy, capital,
-sizing) and its trading policy. The IO managers read their storage root from it, so a run configured
-with another ``home`` in the launchpad stores its outputs there too. Each field is bound to its
-environment variable with ``dg.EnvVar`` when that variable is set (so the UI shows where a value
-comes from), else it keeps the documented default; the launchpad can override any of them per run.
-The core receives what it needs from here as arguments.
+sizing, the decider its orders go to) and its trading policy. The IO managers read their storage
+root from it, so a run configured with another ``home`` in the launchpad stores its outputs there
+too. Each field is bound to its environment variable with ``dg.EnvVar`` when that variable is set (so
+the UI shows where a value comes from), else it keeps the documented default; the launchpad can
+override any of them per run. The core receives what it needs from here as arguments.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ ENV_VARIABLES = {
     "data_dir": "STRESS_DATA_DIR",
     "postgres_url": "STRESS_POSTGRES_URL",
     "redis_url": "STRESS_REDIS_URL",
+    "decider": "STRESS_DECIDER",
 }
 
 
@@ -71,6 +72,10 @@ class StressResource(dg.ConfigurableResource):
     initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
     position_scale: float = Field(default=_SIM_DEFAULTS.position_scale, description="weight x scale = allocation")
     policy: str = Field(default="default", description="a policy name under data/policies, or a YAML path")
+    decider: str = Field(
+        default="", description="STRESS_DECIDER: the decision function or risk governor the decision flood and the "
+        "drills call, pkg.mod:callable; empty: the risk stack with its state in Redis"
+    )  # fmt: skip
     _engine: sa.Engine | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:

@@ -20,6 +20,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--alerts-dir", default=None,
                      help="durable alert queue folder (default: $STRESS_HOME/alerts/drill-NAME)")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--decider", default="", help="the decision function or risk governor the drill's orders go to, "
+                     "pkg.mod:callable (default: the risk stack with its state in Redis)")  # fmt: skip
     run.set_defaults(handler=_run, settings=True)
     reset = sub.add_parser("reset-ess", help="operator reset: AWAITING_RESET -> ARMED (refused during the cooldown)")
     reset.add_argument("run_id")
@@ -48,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     urls = resolve_service_urls(args.settings)
     alerts_dir = args.alerts_dir or str(args.settings.paths.alerts / f"drill-{chosen.name}")
     env = DrillEnv(redis_url=urls.redis_url, alerts_dir=alerts_dir, postgres_url=urls.postgres_url,
-                   operator_cli=(sys.executable, "-m", "stress_pipeline.cli"), seed=args.seed)  # fmt: skip
+                   operator_cli=(sys.executable, "-m", "stress_pipeline.cli"), seed=args.seed,
+                   decider=args.decider)  # fmt: skip
     result = chosen.run(env)
     if args.json:
         print(json.dumps({"drill": result.drill, "passed": result.passed, "alerts": list(result.alerts),

@@ -1,7 +1,7 @@
 """Drills of the order flow: a signal flood through the decider, and the venue's rate limits.
 
 * ``signal_flood`` runs in real time: 50 strategy signals arrive in 5 seconds on a real queue, a
-  consumer thread drains it into the default decider (risk stack, state in Redis), and every signal's
+  consumer thread drains it into the system's decider (by default the risk stack, state in Redis), and every signal's
   queue lag is measured from its arrival to its decision.
 * ``rate_limits`` runs on a :class:`~stress_pipeline.drills.core.SimClock`: a burst of orders against
   the venue's own limiter (``exchange.rate_limits.rate_check``, Binance's fixed windows) answered with
@@ -23,16 +23,15 @@ import pandas as pd
 
 from stress_pipeline.drills.core import DrillRecord, DrillResult, SimClock, alert_queue
 from stress_pipeline.drills.ess import LiveGovernor
-from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv
+from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv, system_decider
 from stress_pipeline.services import redis_client
-from stress_pipeline.state.risk_decisions import REQUESTS, RiskDecisionState, RiskStackDecider
+from stress_pipeline.state.risk_decisions import RiskDecisionState
 from stress_pipeline.trading.exchange.client import retry_delay_ns
 from stress_pipeline.trading.exchange.config import RateLimitConfig
 from stress_pipeline.trading.exchange.rate_limits import MINUTE_NS, TEN_SECONDS_NS, new_state, rate_check
 from stress_pipeline.trading.exchange.reasons import BINANCE_CODES, NONE
 from stress_pipeline.trading.risk.decision import BUY, SELL, DecisionRequest
 from stress_pipeline.trading.risk.policy import RiskPolicy
-from stress_pipeline.trading.risk.stack import compile_stack
 
 FLOOD_SIGNALS, FLOOD_SECONDS = 50, 5.0
 MAX_LAG_S = 5.0
@@ -47,9 +46,8 @@ def signal_flood_drill(env: DrillEnv) -> DrillResult:
     start = time.monotonic()
     record = DrillRecord("signal_flood", lambda: time.monotonic() - start, alert_queue(env.alerts_dir))
     try:
-        compile_stack()  # a live decider is warm when signals arrive
         state.init(EQUITY)
-        decider = RiskStackDecider(state, policy)
+        decider = system_decider(env, state, policy)  # warm (compiled) when the signals arrive
         inbox: queue.Queue = queue.Queue()
         lags: dict[int, float] = {}
         allowed: dict[int, bool] = {}
@@ -92,7 +90,7 @@ def signal_flood_drill(env: DrillEnv) -> DrillResult:
         inbox.put(None)
         worker.join(timeout=30)
         record.check("signals processed", float(len(lags) - (1000 in lags)), "==", float(FLOOD_SIGNALS),
-                     f"{state.counts().get(REQUESTS, 0)} requests judged in Redis")  # fmt: skip
+                     f"{decider.answered} requests answered by {decider.name}")  # fmt: skip
         record.check("trade intents opened", float(len(opened)), "<=", float(policy.guard.max_open_positions),
                      "the guard's max_open_positions")  # fmt: skip
         record.check("max queue lag (s)", max((lags[i] for i in range(FLOOD_SIGNALS) if i in lags), default=None), "<",

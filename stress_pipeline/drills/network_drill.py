@@ -1,7 +1,7 @@
 """Network connectivity loss drill (seed 002): 5 minutes without a network, alerts batched on reconnect.
 
 The trading timeline runs on a :class:`~stress_pipeline.drills.core.SimClock` (health probes of the
-network every 10 s, orders through the default decider, risk stack in Redis); the alert path is real:
+network every 10 s, orders through the system's decider, by default the risk stack in Redis); the alert path is real:
 PagerDuty Events v2 triggers go into the durable alert queue and out over HTTP, through the project's
 TCP fault proxy, to the embedded alert receiver recording into PostgreSQL. The proxy is down for as
 long as the network is, so the alerts raised during the loss wait in the queue.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from stress_pipeline.drills.core import DrillConfigError, DrillRecord, DrillResult, SimClock
 from stress_pipeline.drills.observe import Observed, detect
-from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv
+from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv, check_book, system_decider
 from stress_pipeline.drills.venue_drills import TICK_S, Venue, _decide
 from stress_pipeline.faults.proxy import FaultProxy
 from stress_pipeline.monitoring.alert_store import deliveries_of, incidents_of
@@ -33,8 +33,7 @@ from stress_pipeline.monitoring.monitors import MonitorConfig
 from stress_pipeline.monitoring.queue import AlertQueue
 from stress_pipeline.monitoring.receiver import ENQUEUE_PATH, AlertReceiver
 from stress_pipeline.services import redis_client
-from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
-from stress_pipeline.trading.risk.stack import compile_stack
+from stress_pipeline.state.risk_decisions import RiskDecisionState
 
 
 class LocalLog:
@@ -75,9 +74,8 @@ def network_loss_drill(env: DrillEnv, *, loss_s: float = 300.0) -> DrillResult:
     venue = Venue(down_from=60.0, down_until=60.0 + loss_s)  # the venue is behind the same network
     config = MonitorConfig()
     try:
-        compile_stack()
         state.init(EQUITY)
-        decider = RiskStackDecider(state)
+        decider = system_decider(env, state)
         oid = 1
         _decide(decider, "BTCUSDT", 0.5, 50_000.0, 0.0, oid)
         venue.fill(0.0, 0.5, 50_000.0)
@@ -132,9 +130,7 @@ def network_loss_drill(env: DrillEnv, *, loss_s: float = 300.0) -> DrillResult:
         lines = local.lines()
         record.check("events logged locally", float(len(lines)) if lines else None, "==", float(logged_during_loss),
                      str(local.path.name))  # fmt: skip
-        book = state.read().positions.get("BTCUSDT", 0.0)
-        record.check("state synced (decider book equals the venue)", abs(book - venue.position), "<=", 1e-12,
-                     f"book {book}, venue {venue.position}")  # fmt: skip
+        check_book(record, decider, "BTCUSDT", venue.position, "state synced (decider book equals the venue)")
         record.check("alerts held while the network was down", float(undelivered_during_loss), ">=", 1.0)
         ids = [d.alert_id for d in delivered_at_reconnect]
         deliveries = deliveries_of(receiver.engine, receiver.tables, ids) if ids else []

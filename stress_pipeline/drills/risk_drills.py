@@ -2,8 +2,12 @@
 
 Both run on a :class:`~stress_pipeline.drills.core.SimClock` (minutes of market in milliseconds): the
 prices move, every open position is marked, the equity goes to the hot state and to the live safety
-governor (``drills/ess.py``), and every order goes through the default decider (the risk stack over
-Redis, ``state/risk_decisions.py``), exactly as a live system would send it.
+governor (``drills/ess.py``), and every order goes through the system's decider, exactly as a live
+system would send it.
+
+The decider every drill calls is :func:`system_decider`: the user's decision function or risk governor
+when ``DrillEnv.decider`` names one ("package.module:callable", built afresh for each drill), else
+the default decider, the risk stack over the drill's state in Redis (``state/risk_decisions.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +25,17 @@ from stress_pipeline.drills.observe import Observed, at, detect
 from stress_pipeline.monitoring.monitors import MonitorConfig
 from stress_pipeline.services import redis_client
 from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
-from stress_pipeline.trading.risk.decision import BUY, SELL, Decision, DecisionRequest
+from stress_pipeline.trading.risk.decision import (
+    BUY,
+    SELL,
+    CheckedDecider,
+    Decision,
+    DecisionRequest,
+    as_decider,
+    load_decider,
+)
 from stress_pipeline.trading.risk.policy import RiskPolicy, SafetyConfig
+from stress_pipeline.trading.risk.stack import compile_stack
 
 EQUITY = 100_000.0
 
@@ -31,7 +44,8 @@ EQUITY = 100_000.0
 class DrillEnv:
     """Where a drill runs: the Redis of the live state, the alert queue's folder (None: alerts are only
     recorded), the operator's command line (``stress-pipeline`` as a list), a seed, and for the drills
-    that deliver alerts over HTTP the PostgreSQL of the alert receiver."""
+    that deliver alerts over HTTP the PostgreSQL of the alert receiver. ``decider``: the system's
+    decision function or risk governor, "package.module:callable"; empty: the risk stack in Redis."""
 
     redis_url: str
     alerts_dir: str | None = None
@@ -41,12 +55,36 @@ class DrillEnv:
     repeats: int = 3  # drills that judge a mean over repeats (broker failure)
     postgres_url: str | None = None  # the alert receiver's database (network loss)
     alerts_schema: str = "stress_drill_alerts"  # where the receiver records the drills' alerts
+    decider: str = ""
+
+
+def system_decider(env: DrillEnv, state: RiskDecisionState, policy: RiskPolicy | None = None) -> CheckedDecider:
+    """The decider the drill's orders go to: the user's at ``env.decider``, built for this drill (a bad
+    path is a :class:`~stress_pipeline.trading.risk.decision.DecisionSpecError` naming it), else the
+    risk stack with ``policy`` over ``state`` (compiled now, so the first order is not the one that
+    waits for it)."""
+    if env.decider:
+        return load_decider(env.decider)
+    compile_stack()
+    return as_decider(RiskStackDecider(state, policy), name=RiskStackDecider.name)
+
+
+def check_book(record: DrillRecord, decider: CheckedDecider, symbol: str, expected: float, criterion: str,
+               what: str = "venue") -> None:  # fmt: skip
+    """Judge the decider's approved position in ``symbol`` against ``expected`` (the ``what``'s); not
+    exercised, naming the decider, when it keeps no book it can show (no ``positions()``)."""
+    book = decider.positions()
+    if book is None:
+        record.check(criterion, None, "<=", 1e-12, f"decider {decider.name!r} has no positions(): no book to compare")
+        return
+    held = book.get(symbol, 0.0)
+    record.check(criterion, abs(held - expected), "<=", 1e-12, f"book {held}, {what} {expected}")
 
 
 class Book:
     """The trading system of a drill: cash, positions and prices, orders through the decider."""
 
-    def __init__(self, decider: RiskStackDecider, clock: SimClock, prices: dict[str, float]) -> None:
+    def __init__(self, decider: CheckedDecider, clock: SimClock, prices: dict[str, float]) -> None:
         self.decider = decider
         self.clock = clock
         self.prices = dict(prices)
@@ -81,8 +119,13 @@ def _setup(env: DrillEnv, name: str, policy: RiskPolicy, prices: dict[str, float
     client = redis_client(env.redis_url)
     run_id = f"{name}-{uuid.uuid4().hex[:10]}"
     state = RiskDecisionState(client, run_id, namespace=env.namespace)
-    state.init(EQUITY)
-    book = Book(RiskStackDecider(state, policy), clock, prices)
+    try:
+        state.init(EQUITY)
+        book = Book(system_decider(env, state, policy), clock, prices)
+    except Exception:  # a decider that does not load: nothing of the drill is left behind
+        state.clear()
+        client.close()
+        raise
     governor = LiveGovernor(state.hot, policy.safety, EQUITY, clock.now)
     record = DrillRecord(name, clock.now, alert_queue(env.alerts_dir))
     return client, run_id, state, book, governor, record

@@ -1,7 +1,7 @@
 """Drills of the strategy signal path and of execution quality: webhook signal lost, high slippage.
 
-Both run on a :class:`~stress_pipeline.drills.core.SimClock` with the default decider (risk stack,
-state in Redis). What the system exposes (webhooks, orders, fills, flags) is recorded as the monitors'
+Both run on a :class:`~stress_pipeline.drills.core.SimClock` with the system's decider (by default the
+risk stack, state in Redis). What the system exposes (webhooks, orders, fills, flags) is recorded as the monitors'
 observation (``drills/observe.py``), and the monitors of ``monitoring/monitors.py`` detect the failure
 from it; their detections are the drill's detection times and alerts.
 
@@ -22,12 +22,11 @@ import pandas as pd
 
 from stress_pipeline.drills.core import DrillRecord, DrillResult, SimClock, alert_queue
 from stress_pipeline.drills.observe import START, Observed, detect
-from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv
+from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv, check_book, system_decider
 from stress_pipeline.monitoring.monitors import MonitorConfig
 from stress_pipeline.services import redis_client
-from stress_pipeline.state.risk_decisions import REQUESTS, RiskDecisionState, RiskStackDecider
+from stress_pipeline.state.risk_decisions import RiskDecisionState
 from stress_pipeline.trading.risk.decision import BUY, SELL, DecisionRequest
-from stress_pipeline.trading.risk.stack import compile_stack
 
 INTERVAL_S = 60.0
 TOLERANCE = 0.10
@@ -43,9 +42,8 @@ def webhook_lost_drill(env: DrillEnv) -> DrillResult:
     observed = Observed()
     seen_key = f"{state.hot.keys.prefix}:signals"
     try:
-        compile_stack()
         state.init(EQUITY)
-        decider = RiskStackDecider(state)
+        decider = system_decider(env, state)
         deliveries: list[tuple[float, int, str]] = []  # (time, signal number, payload)
         for k in range(1, 13):
             payload = json.dumps({"id": f"trend-{k}", "side": BUY if k % 2 else SELL, "qty": 0.1})
@@ -89,10 +87,9 @@ def webhook_lost_drill(env: DrillEnv) -> DrillResult:
         record.check("gaps detected", float(len(gaps)), "==", 1.0, "only the lost signal")
         record.check("failed signal detected", float(len(failed)), "==", 1.0)
         record.check("alerts raised", float(len(record.raised)), "==", 2.0, ", ".join(record.raised))
-        book = state.read().positions.get("BTCUSDT", 0.0)
-        record.check("position equals the distinct valid signals", abs(book - expected), "<=", 1e-12,
-                     f"book {book}, expected {expected}")  # fmt: skip
-        record.check("orders sent (no phantom, no duplicate)", float(state.counts().get(REQUESTS, 0)), "==", 10.0,
+        check_book(record, decider, "BTCUSDT", expected, "position equals the distinct valid signals",
+                   "the distinct valid signals'")  # fmt: skip
+        record.check("orders sent (no phantom, no duplicate)", float(decider.answered), "==", 10.0,
                      "12 signals - 1 lost - 1 malformed = 10 distinct valid; the second delivery of 7 sends nothing")
         record.mark("end", "drill over")
         return record.result()
@@ -114,9 +111,8 @@ def high_slippage_drill(env: DrillEnv) -> DrillResult:
     record = DrillRecord("high_slippage", clock.now, alert_queue(env.alerts_dir))
     observed = Observed()
     try:
-        compile_stack()
         state.init(EQUITY)
-        decider = RiskStackDecider(state)
+        decider = system_decider(env, state)
         # (time, side, expected price, slippage of the fill: adverse fraction)
         plan = [(0.0, BUY, 50_000.0, 0.0002), (60.0, SELL, 50_250.0, 0.0002), (120.0, BUY, 50_000.0, 0.01),
                 (180.0, SELL, 50_200.0, 0.0002)]  # fmt: skip

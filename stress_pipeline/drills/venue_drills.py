@@ -1,9 +1,9 @@
 """Drills at the venue: a 15-minute exchange API outage, and a position stuck behind an unfilled exit.
 
-Both run on a :class:`~stress_pipeline.drills.core.SimClock`, the orders through the default decider
-(risk stack, state in Redis), and the failure is detected by the monitors (``monitoring/monitors.py``)
-from what the trading system exposes (health probes, orders, fills, rejects, cancels), evaluated every
-10 s as a live watcher would.
+Both run on a :class:`~stress_pipeline.drills.core.SimClock`, the orders through the system's decider
+(``risk_drills.system_decider``: the user's, else the risk stack with its state in Redis), and the
+failure is detected by the monitors (``monitoring/monitors.py``) from what the trading system exposes
+(health probes, orders, fills, rejects, cancels), evaluated every 10 s as a live watcher would.
 
 The exchange session these drills exercise is the reference trading system's (seed 002): it sends
 nothing while the monitors say the API is down, tries to reconnect every 60 s, and resumes once a
@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 
 from stress_pipeline.drills.core import DrillRecord, DrillResult, SimClock, alert_queue
 from stress_pipeline.drills.observe import START, Observed, detect
-from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv
+from stress_pipeline.drills.risk_drills import EQUITY, DrillEnv, check_book, system_decider
 from stress_pipeline.monitoring.monitors import MonitorConfig
 from stress_pipeline.services import redis_client
-from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
-from stress_pipeline.trading.risk.decision import BUY, SELL, DecisionRequest
-from stress_pipeline.trading.risk.stack import compile_stack
+from stress_pipeline.state.risk_decisions import RiskDecisionState
+from stress_pipeline.trading.risk.decision import BUY, SELL, CheckedDecider, DecisionRequest
 
 TICK_S = 10.0
 RECONNECT_S = 60.0
@@ -48,7 +47,7 @@ class Venue:
         self.fills.append((t_s, qty, price))
 
 
-def _decide(decider: RiskStackDecider, symbol: str, qty: float, price: float, t_s: float, oid: int):
+def _decide(decider: CheckedDecider, symbol: str, qty: float, price: float, t_s: float, oid: int):
     side = BUY if qty > 0 else SELL
     return decider.decide(DecisionRequest(symbol, side, abs(qty), price, round(t_s * 1e9), oid))
 
@@ -65,9 +64,8 @@ def exchange_outage_drill(env: DrillEnv, *, outage_s: float = 900.0) -> DrillRes
     venue = Venue(down_from=120.0, down_until=120.0 + outage_s)
     end_s = venue.down_until + 300.0
     try:
-        compile_stack()
         state.init(EQUITY)
-        decider = RiskStackDecider(state)
+        decider = system_decider(env, state)
         record.mark("fault", f"exchange API unreachable for {outage_s / 60:g} min", venue.down_from)
         session_up, detected_at, last_try = True, math.nan, -math.inf
         reconnects: list[float] = []
@@ -97,7 +95,7 @@ def exchange_outage_drill(env: DrillEnv, *, outage_s: float = 900.0) -> DrillRes
                         else:
                             observed.event(t + 0.05, "reject", "BTCUSDT", oid, qty, math.nan, "EXCHANGE_OUTAGE",
                                            will_retry=False)  # fmt: skip
-                            state.release("BTCUSDT", qty)
+                            decider.release("BTCUSDT", qty)
                 found = detect(observed, t, ["api_down"], config, record, state.hot.keys.prefix) \
                     if math.isnan(detected_at) else []  # fmt: skip
                 if len(found):
@@ -120,9 +118,7 @@ def exchange_outage_drill(env: DrillEnv, *, outage_s: float = 900.0) -> DrillRes
                      if gaps else None, "<=", TICK_S, f"{len(reconnects)} reconnect attempts")  # fmt: skip
         record.check("recovery_s", resumed_at - venue.down_until, "<=", RECONNECT_S + TICK_S,
                      "API back to the first fill")  # fmt: skip
-        book = state.read().positions.get("BTCUSDT", 0.0)
-        record.check("decider book equals the venue position", abs(book - venue.position), "<=", 1e-12,
-                     f"book {book}, venue {venue.position}")  # fmt: skip
+        check_book(record, decider, "BTCUSDT", venue.position, "decider book equals the venue position")
         record.mark("end", "drill over", end_s)
         return record.result()
     finally:
@@ -144,9 +140,8 @@ def stuck_position_drill(env: DrillEnv, *, stuck_after_s: float = 240.0) -> Dril
     venue = Venue()
     config = MonitorConfig(stuck_after_s=stuck_after_s)
     try:
-        compile_stack()
         state.init(EQUITY)
-        decider = RiskStackDecider(state)
+        decider = system_decider(env, state)
         _decide(decider, "BTCUSDT", 1.0, 50_000.0, 0.0, 1)
         observed.event(0.0, "order", "BTCUSDT", 1, 1.0, 50_000.0)
         venue.fill(0.1, 1.0, 50_000.0)
@@ -168,7 +163,7 @@ def stuck_position_drill(env: DrillEnv, *, stuck_after_s: float = 240.0) -> Dril
                 if len(found):
                     detected_at = (found["detected_at"].iloc[0] - START).total_seconds()
                     observed.event(t, "cancel", "BTCUSDT", 2, -1.0, 50_500.0, "STUCK_EXIT")
-                    state.release("BTCUSDT", -1.0)  # the limit order is off the book
+                    decider.release("BTCUSDT", -1.0)  # the limit order is off the book
                     record.mark("action", "limit exit cancelled, market fallback", t)
                 else:
                     continue
@@ -179,7 +174,7 @@ def stuck_position_drill(env: DrillEnv, *, stuck_after_s: float = 240.0) -> Dril
             if market_orders == 1:  # the book is empty on this side: the market order fails too
                 observed.event(t + 0.1, "reject", "BTCUSDT", oid, -decision.qty, math.nan, "NO_LIQUIDITY",
                                will_retry=False)  # fmt: skip
-                state.release("BTCUSDT", -decision.qty)
+                decider.release("BTCUSDT", -decision.qty)
                 failures += len(detect(observed, t + 0.1, ["order_placement_failed"], config, record,
                                        state.hot.keys.prefix))  # fmt: skip
                 if failures:  # the monitors saw the fallback fail: a person has to look at it
@@ -198,9 +193,7 @@ def stuck_position_drill(env: DrillEnv, *, stuck_after_s: float = 240.0) -> Dril
                      1.0)  # fmt: skip
         record.check("position closed", abs(venue.position) if not math.isnan(closed_at) else None, "<=", 1e-12)
         record.check("recovery_s", closed_at - exit_at, "<=", 600.0, "exit sent to position closed")
-        book = state.read().positions.get("BTCUSDT", 0.0)
-        record.check("decider book equals the venue position", abs(book - venue.position), "<=", 1e-12,
-                     f"book {book}, venue {venue.position}")  # fmt: skip
+        check_book(record, decider, "BTCUSDT", venue.position, "decider book equals the venue position")
         record.mark("end", "drill over", max(t, closed_at) if not math.isnan(closed_at) else t)
         return record.result()
     finally:

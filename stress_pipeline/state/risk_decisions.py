@@ -271,6 +271,15 @@ class RiskStackDecider:
     def decide(self, request: DecisionRequest) -> Decision:
         return self.decide_batch([request])[0]
 
+    def positions(self) -> dict[str, float]:
+        """The approved book as stored in Redis (read now, not this decider's copy)."""
+        return self.state.read().positions
+
+    def release(self, symbol: str, signed_qty: float) -> None:
+        """An approved order that did not fill leaves the book (see :meth:`RiskDecisionState.release`)."""
+        self.state.release(symbol, signed_qty)
+        self._book = None  # the version moved: read it before the next batch rather than lose a commit
+
     def decide_batch(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         if not requests:
             return []

@@ -20,7 +20,7 @@ class DecisionFloodConfig(dg.Config):
     rate: float = Field(default=1_000.0, description="decisions per second, sent open-loop")
     seconds: float = Field(default=3.0, description="how long the load runs (the seeds' soak: 600)")
     decider: str = Field(default="", description="a decision function or risk governor, pkg.mod:callable; "
-                                                 "empty: the risk stack with its state in Redis")
+                                                 "empty: the stress resource's decider (STRESS_DECIDER)")
 
 
 @dg.asset(group_name="drills", io_manager_key="parquet_io_manager", kinds={"redis"})
@@ -30,14 +30,15 @@ def decision_flood(
     """The risk decision path driven at a fixed rate by an open-loop generator (latency from the
     scheduled send time): P50/P99/P99.9/max from an HDR-layout histogram and the RSS slope."""
     settings = stress.settings()
+    decider = config.decider or stress.decider
     result = run_redis_flood(
         resolve_service_urls(settings).redis_url, rate=config.rate, seconds=config.seconds,
-        policy=stress.trading_policy().risk, decider=config.decider,
+        policy=stress.trading_policy().risk, decider=decider,
     )  # fmt: skip
     table = result.table()
     context.add_output_metadata(
         {
-            "decider": dg.MetadataValue.text(config.decider or "risk stack (state in Redis)"),
+            "decider": dg.MetadataValue.text(decider or "risk stack (state in Redis)"),
             "decisions": dg.MetadataValue.int(result.decisions),
             "answered_per_s": dg.MetadataValue.float(round(result.achieved_per_s, 1)),
             "p50_ms": dg.MetadataValue.float(result.p50_ms),
@@ -64,12 +65,14 @@ def drills(context: dg.AssetExecutionContext, stress: StressResource) -> pd.Data
     env = DrillEnv(
         redis_url=urls.redis_url, alerts_dir=str(settings.paths.alerts / f"drill-{name}"),
         postgres_url=urls.postgres_url, operator_cli=(sys.executable, "-m", "stress_pipeline.cli"),
+        decider=stress.decider,
     )  # fmt: skip
     result = run_drill(name, env)
     context.log.info(result.summary())
     context.add_output_metadata(
         {
             "passed": dg.MetadataValue.bool(result.passed),
+            "decider": dg.MetadataValue.text(stress.decider or "risk stack (state in Redis)"),
             "summary": dg.MetadataValue.text(result.summary()),
             "criteria": dg.MetadataValue.md(result.table.drop(columns="drill").to_markdown(index=False)),
             "timeline": dg.MetadataValue.md(result.timeline.to_markdown(index=False)),

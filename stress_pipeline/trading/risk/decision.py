@@ -16,17 +16,21 @@ import path, "package.module:callable", resolved like a strategy (``trading/impo
 
 A decider may also answer several requests at once (``decide_batch(requests) -> list[Decision]``),
 which lets one backed by a server answer a batch in one round trip; :func:`load_decider` gives every
-decider that method (a loop over ``decide`` when the user's has none). What a user's decider returns
-is checked on every call: a wrong type, or an approved quantity above the requested one, raises
-:class:`DecisionContractError` naming the decider and the request, so a broken governor fails loudly
-instead of being measured as fast.
+decider that method (a loop over ``decide`` when the user's has none). Two more methods are optional,
+for the drills that check the decider's own state: ``positions() -> {symbol: signed qty}``, the book
+the decider has approved, compared with the venue's after an outage; and ``release(symbol,
+signed_qty)``, told when an approved order was rejected by the venue or cancelled unfilled. A drill
+whose criterion needs one the decider lacks records that criterion as not exercised, naming it.
+What a user's decider returns is checked on every call: a wrong type, or an approved quantity above
+the requested one, raises :class:`DecisionContractError` naming the decider and the request, so a
+broken governor fails loudly instead of being measured as fast.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from stress_pipeline.trading.import_path import call_with_params, import_object, required_arguments
@@ -110,7 +114,7 @@ def check_request(request: DecisionRequest) -> DecisionRequest:
     return request
 
 
-def load_decider(spec: str, **params: object) -> Decider:
+def load_decider(spec: str, **params: object) -> CheckedDecider:
     """The decider at import path ``spec`` ("package.module:callable"), built with ``params``."""
     if not isinstance(spec, str) or ":" not in spec:
         raise DecisionSpecError(f"decision function {spec!r}: expected 'package.module:callable'")
@@ -118,9 +122,11 @@ def load_decider(spec: str, **params: object) -> Decider:
     return as_decider(target, name=spec.strip(), **params)
 
 
-def as_decider(obj: object, *, name: str | None = None, **params: object) -> Decider:
+def as_decider(obj: object, *, name: str | None = None, **params: object) -> CheckedDecider:
     """Any accepted form of decider (see the module docstring) as a :class:`Decider` whose answers are checked."""
     label = str(name or getattr(obj, "name", None) or getattr(obj, "__name__", type(obj).__name__))
+    if isinstance(obj, CheckedDecider):
+        return obj
     if inspect.isclass(obj):
         return as_decider(_build(obj, params, label), name=label)
     decide = getattr(obj, "decide", None)
@@ -130,8 +136,8 @@ def as_decider(obj: object, *, name: str | None = None, **params: object) -> Dec
                 f"decision function {label!r} is an instance: it takes no parameters ({', '.join(params)})"
             )
         _check_one_argument(decide, label)
-        batch = getattr(obj, "decide_batch", None)
-        return CheckedDecider(label, decide, batch if callable(batch) else None)
+        optional = {m: getattr(obj, m, None) for m in ("decide_batch", "positions", "release")}
+        return CheckedDecider(label, decide, **{m: f for m, f in optional.items() if callable(f)})
     if not callable(obj):
         raise DecisionSpecError(f"decision function {label!r} is neither callable nor has decide(request)")
     if required_arguments(obj) == 0:
@@ -145,29 +151,64 @@ def as_decider(obj: object, *, name: str | None = None, **params: object) -> Dec
 
 
 class CheckedDecider:
-    """A user's decider with a batch method and every answer checked against the contract."""
+    """A user's decider with a batch method and every answer checked against the contract;
+    ``answered`` counts the requests it has answered."""
 
     def __init__(
         self, name: str, decide: Callable[[DecisionRequest], object],
         decide_batch: Callable[[Sequence[DecisionRequest]], object] | None = None,
+        positions: Callable[[], Mapping[str, float]] | None = None,
+        release: Callable[[str, float], object] | None = None,
     ) -> None:  # fmt: skip
         self.name = name
         self._decide = decide
         self._decide_batch = decide_batch
+        self._positions = positions
+        self._release = release
+        self.answered = 0
 
     def decide(self, request: DecisionRequest) -> Decision:
-        return self._checked(self._decide(request), request)
+        answer = self._checked(self._decide(request), request)
+        self.answered += 1
+        return answer
 
     def decide_batch(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         if self._decide_batch is None:
-            return [self._checked(self._decide(request), request) for request in requests]
-        answers = self._decide_batch(requests)
-        if not isinstance(answers, list | tuple) or len(answers) != len(requests):
-            got = len(answers) if isinstance(answers, list | tuple) else type(answers).__name__
+            answers = [self._checked(self._decide(request), request) for request in requests]
+            self.answered += len(answers)
+            return answers
+        raw = self._decide_batch(requests)
+        if not isinstance(raw, list | tuple) or len(raw) != len(requests):
+            got = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
             raise DecisionContractError(
                 f"decision function {self.name!r}: decide_batch of {len(requests)} requests returned {got}"
             )
-        return [self._checked(answer, request) for answer, request in zip(answers, requests, strict=True)]
+        answers = [self._checked(answer, request) for answer, request in zip(raw, requests, strict=True)]
+        self.answered += len(answers)
+        return answers
+
+    @property
+    def keeps_positions(self) -> bool:
+        return self._positions is not None
+
+    def positions(self) -> dict[str, float] | None:
+        """The book the decider has approved ({symbol: signed qty}); None when it does not say."""
+        if self._positions is None:
+            return None
+        book = self._positions()
+        if not isinstance(book, Mapping):
+            raise DecisionContractError(
+                f"decision function {self.name!r}: positions() returned {type(book).__name__}; expected a mapping "
+                "of symbol to signed quantity"
+            )
+        return {str(symbol): float(qty) for symbol, qty in book.items()}
+
+    def release(self, symbol: str, signed_qty: float) -> bool:
+        """Tell the decider an approved order did not fill (rejected, cancelled); False when it does not listen."""
+        if self._release is None:
+            return False
+        self._release(symbol, signed_qty)
+        return True
 
     def _checked(self, answer: object, request: DecisionRequest) -> Decision:
         if type(answer) is not Decision:

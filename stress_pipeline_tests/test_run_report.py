@@ -1,0 +1,32 @@
+"""The last lines of `stress-pipeline run`: a pipeline that worked with findings says so, not "all passed"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stress_pipeline.defs.runner import CheckVerdict, RunSummary, StepOutcome
+from stress_pipeline.run_report import run_report
+from stress_pipeline.settings import get_settings
+
+
+def summary(status: str) -> RunSummary:
+    verdict = CheckVerdict("divergence_report", "divergence_within_limit", "small_crash", status)
+    step = StepOutcome("divergence_report", "small_crash", "materialized", 1.0, verdicts=[verdict])
+    return RunSummary(steps=[step], checks=[verdict])
+
+
+def last_line(status: str, tmp_path: Path) -> str:
+    settings = get_settings({"STRESS_HOME": str(tmp_path)})
+    text = run_report(summary(status), [], {"setup": 0.1}, 1.5, settings)
+    return next(line for line in text.splitlines() if "partitions ok" in line)
+
+
+def test_the_summary_line_tells_passes_findings_and_failures_apart(tmp_path: Path) -> None:
+    assert last_line("passed", tmp_path).endswith(": all passed")
+    assert last_line("warn", tmp_path) == (
+        "1/1 partitions ok (materialised, checks pass) in 1.5s: the pipeline worked; 1 check(s) warn: "
+        "findings about the system under test, above"
+    )
+    assert last_line("failed", tmp_path).startswith("0/1 partitions ok") and "FAILURES above" in last_line(
+        "failed", tmp_path
+    )
