@@ -4,6 +4,7 @@ random markets (hypothesis)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -247,3 +248,37 @@ def test_no_position_opens_while_the_ledger_is_down_and_trading_resumes_after() 
     off = policy.model_copy(update={"risk": policy.risk.model_copy(update={"block_openings_when_ledger_down": False})})
     unblocked = run_paper(bars, None, cfg, policy=off, faults=[outage])
     assert not (unblocked.events["reason"] == "LEDGER_DOWN").any()
+
+
+def test_the_exchange_session_sends_nothing_while_the_exchange_is_known_down() -> None:
+    bars = generate_bars(days=1, seed=5)
+    n_bars = bars["ts"].nunique()
+    strategy = FixedWeights(0.3 + 0.2 * ((np.arange(n_bars) // 5) % 2))  # a new target every 5 minutes
+    outage = {"kind": "exchange_outage", "at_s": 7230, "duration_s": 900}
+    begin = pd.Timestamp(bars["ts"].min()) + pd.Timedelta(seconds=7230)
+    end = begin + pd.Timedelta(seconds=900)
+    data = TradingPolicy().model_dump()
+    data["router"]["pause_on_outage"] = True
+    session = TradingPolicy.model_validate(data)
+    plain = run_paper(bars, strategy, SimConfig(), faults=[outage])
+    paused = run_paper(bars, strategy, SimConfig(), policy=session, faults=[outage])
+    for run in (plain, paused):
+        events = run.events
+        refused = events[(events["kind"] == "reject") & (events["reason"] == "EXCHANGE_OUTAGE")]
+        known = refused["ts"].min()
+        sent = events[(events["kind"] == "order") & (events["ts"] > known) & (events["ts"] < end)]
+        if run is plain:  # the default router sends the refused targets again at every decision
+            assert len(sent) > 10 and not (events["kind"] == "reconnect").any()
+            continue
+        assert sent.empty and len(refused) == 3  # the three orders in flight, then nothing
+        reconnects = events[events["kind"] == "reconnect"]
+        gaps = reconnects["ts"].diff().dropna()
+        assert (gaps == pd.Timedelta(seconds=60)).all() and reconnects["ts"].iloc[0] == known + pd.Timedelta(seconds=60)
+        assert list(reconnects["reason"]) == ["EXCHANGE_OUTAGE"] * (len(reconnects) - 1) + [""]
+        assert reconnects["ts"].iloc[-2] < end <= reconnects["ts"].iloc[-1]
+        details = [json.loads(d) for d in reconnects["details"]]
+        assert [d["ok"] for d in details] == [False] * (len(details) - 1) + [True] and details[-1]["waiting"] >= 1
+        assert (run.fills["ts"] >= reconnects["ts"].iloc[-1]).any()  # it resumes after the successful reconnect
+    # the same run until the exchange went down
+    before = plain.fills[plain.fills["ts"] < begin]
+    pd.testing.assert_frame_equal(before, paused.fills[paused.fills["ts"] < begin])

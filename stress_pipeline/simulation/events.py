@@ -20,7 +20,11 @@ kind-specific values ``a`` .. ``d``:
   stop_loss      position                stop level                  average entry price
   execution_     signed quantity         NaN                         attempts, last code
   failure
+  reconnect      NaN                     NaN                         succeeded?, orders waiting
   ============== ======================= =========================== ==================================
+
+``reconnect`` (the router's ``pause_on_outage`` only): a reconnect to an exchange found down, reason
+EXCHANGE_OUTAGE while it still is, none once it answers.
 
 :func:`event_table` turns them into the ARCHITECTURE.md columns (event_id, ts, kind, symbol,
 order_id, qty, price, reason, details as JSON), merged in time order with the scenario's fault
@@ -44,11 +48,11 @@ from stress_pipeline.trading.risk.safety_governor import STATE_NAMES
 
 KINDS = (
     "signal", "order", "reject", "fill", "cancel", "risk_block", "ess_transition", "policy_change", "stop_loss",
-    "fault_start", "fault_end", "execution_failure",
+    "fault_start", "fault_end", "execution_failure", "reconnect",
 )  # fmt: skip
 (
     SIGNAL, ORDER, REJECT, FILL, CANCEL, RISK_BLOCK, ESS_TRANSITION, POLICY_CHANGE, STOP_LOSS,
-    FAULT_START, FAULT_END, EXECUTION_FAILURE,
+    FAULT_START, FAULT_END, EXECUTION_FAILURE, RECONNECT,
 ) = range(len(KINDS))  # fmt: skip
 
 EVENT_DTYPE = np.dtype(
@@ -231,6 +235,11 @@ def _stop(rows):
     return [f'{{"entry_price": {x}}}' for x in _num(rows["a"])]
 
 
+def _reconnect(rows):
+    return [f'{{"ok": {ok}, "waiting": {n}}}' for ok, n in zip(_flag(rows["a"], "true", "false"), _int(rows["b"]),
+                                                               strict=True)]  # fmt: skip
+
+
 def _failure(rows):
     return [f'{{"attempts": {n}, "last_code": {k}}}' for n, k in zip(_int(rows["a"]), _int(rows["b"]), strict=True)]
 
@@ -238,5 +247,5 @@ def _failure(rows):
 _SPECIAL = {"nan": "null", "inf": "Infinity", "-inf": "-Infinity"}  # repr -> JSON for what is not a number
 _DETAIL_BUILDERS = {
     SIGNAL: _signal, ORDER: _order, REJECT: _reject, FILL: _fill, RISK_BLOCK: _risk_block, ESS_TRANSITION: _ess,
-    POLICY_CHANGE: _policy, STOP_LOSS: _stop, EXECUTION_FAILURE: _failure,
+    POLICY_CHANGE: _policy, STOP_LOSS: _stop, EXECUTION_FAILURE: _failure, RECONNECT: _reconnect,
 }  # fmt: skip

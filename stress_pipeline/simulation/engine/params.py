@@ -83,6 +83,8 @@ class RouterParams(NamedTuple):
     rebalance_band: float  # < 0: re-size only when the weight changes
     max_retries: int
     backoff_ns: int
+    pause_on_outage: bool
+    reconnect_ns: int
 
 
 class VenueParams(NamedTuple):
@@ -157,6 +159,7 @@ def engine_params(policy: TradingPolicy, toggles: RealismToggles, config, n_symb
             min_order_notional=float(router.min_order_notional),
             rebalance_band=-1.0 if router.rebalance_band is None else float(router.rebalance_band),
             max_retries=int(rl.max_retries), backoff_ns=round(rl.backoff_base_s * 1e9),
+            pause_on_outage=bool(router.pause_on_outage), reconnect_ns=max(round(router.reconnect_s * 1e9), 1),
         ),
         venue=VenueParams(
             latency_median_ns=float(lat.median_ms * 1e6) if toggles.latency else 0.0,

@@ -4,7 +4,8 @@ Everything the loop changes lives in a few NumPy record arrays (numba reads and 
 by name) bundled in :class:`EngineState`:
 
 * ``account`` (one record): the cash and the run's counters (events written, next order and fill
-  id, execution failures, closed round trips, the policy controller's mode);
+  id, execution failures, closed round trips, the policy controller's mode), and the exchange
+  session (``venue_down`` and the next reconnect, with the router's ``pause_on_outage``);
 * ``book`` (one record per symbol, ``booking.BOOK_DTYPE``): position, average entry, the open
   round trip; booked by ``booking.book_fill``, the function the backtest books with;
 * ``orders`` (one per symbol): the symbol's single live order, if any;
@@ -35,7 +36,8 @@ NO_ORDER, PENDING, IN_FLIGHT, WORKING = 0, 1, 2, 3  # an order slot's status
 ACCOUNT_DTYPE = np.dtype(
     [
         ("cash", np.float64), ("events", np.int64), ("next_order_id", np.int64), ("next_fill_id", np.int64),
-        ("failures", np.int64), ("trades", np.int64), ("mode", np.int64),
+        ("failures", np.int64), ("trades", np.int64), ("mode", np.int64), ("venue_down", np.bool_),
+        ("reconnect_at", np.int64),
     ],
     align=True,
 )  # fmt: skip

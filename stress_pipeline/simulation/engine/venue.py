@@ -2,11 +2,13 @@
 
 An order is sent (``send``): the venue's request limits may refuse it (-1003 / -1015, with a
 Retry-After; the client retries with backoff up to ``max_retries``), else it travels for a latency
-draw. It arrives (``arrive``): refused while the exchange is down, else it fills on the bar's path
-from the arrival time: a market order at the path price there, a limit order at once if the taker
-price is inside the limit, else where the path first touches the limit; at most the participation
-cap of the bar's volume per symbol. What is left works on later bars (``carried_fill``): market
-orders at the path's mean price, limit orders where the path reaches the limit.
+draw. With the router's ``pause_on_outage``, nothing is sent while the session knows the exchange is
+down: a send waits for the reconnect (``reconnected``) tried every ``reconnect_s``. An order arrives
+(``arrive``): refused while the exchange is down, else it fills on the bar's path from the arrival
+time: a market order at the path price there, a limit order at once if the taker price is inside the
+limit, else where the path first touches the limit; at most the participation cap of the bar's volume
+per symbol. What is left works on later bars (``carried_fill``): market orders at the path's mean
+price, limit orders where the path reaches the limit.
 
 A taker pays half the bar's spread and the square-root impact on top of the path price, and the
 taker fee; a maker fills at its limit and pays the maker fee. ``execute`` books every fill with
@@ -26,8 +28,8 @@ import numpy as np
 
 from stress_pipeline.simulation.booking import book_fill
 from stress_pipeline.simulation.engine.routing import protective
-from stress_pipeline.simulation.engine.state import IN_FLIGHT, NEVER, NO_ORDER, WORKING, emit
-from stress_pipeline.simulation.events import CANCEL, EXECUTION_FAILURE, FILL, ORDER, REJECT
+from stress_pipeline.simulation.engine.state import IN_FLIGHT, NEVER, NO_ORDER, PENDING, WORKING, emit
+from stress_pipeline.simulation.events import CANCEL, EXECUTION_FAILURE, FILL, ORDER, RECONNECT, REJECT
 from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.exchange.client import retry_delay_ns
 from stress_pipeline.trading.exchange.faults import in_window, overlaps, window_mult
@@ -68,6 +70,9 @@ def send(k, s, t, market, windows, params, state, log):
     the latency to the matching engine."""
     venue, router = params.venue, params.router
     order = state.orders[s]
+    if router.pause_on_outage and state.account[0].venue_down and not reconnected(t, windows, params, state, log):
+        order.time = state.account[0].reconnect_at  # held: nothing is sent to an exchange known to be down
+        return
     attempt = order.attempt
     why = NONE
     retry_after = 0
@@ -108,6 +113,26 @@ def send(k, s, t, market, windows, params, state, log):
 
 
 @compiled
+def reconnected(t, windows, params, state, log):
+    """The exchange session's reconnect, due at ``account.reconnect_at``: whether the exchange answers
+    at ``t`` (logged as a ``reconnect`` event); if not, the next try is ``reconnect_ns`` later."""
+    account = state.account
+    if t < account[0].reconnect_at:
+        return False
+    up = not in_window(windows.outage, t)
+    waiting = 0
+    for i in range(state.orders.shape[0]):
+        waiting += 1 if state.orders[i].status == PENDING else 0
+    emit(log, account, t, RECONNECT, -1, -1, NONE if up else EXCHANGE_OUTAGE, 0, np.nan, np.nan, 1.0 if up else 0.0,
+         waiting, np.nan, np.nan)  # fmt: skip
+    if up:
+        account[0].venue_down = False
+    else:
+        account[0].reconnect_at = t + params.router.reconnect_ns
+    return up
+
+
+@compiled
 def arrive(k, s, t, market, windows, params, state, log):
     """Symbol ``s``'s order reaches the venue at ``t``: refused in an outage, else it fills on the
     path from ``t``; a fill re-arms the symbol's stop from that moment."""
@@ -117,6 +142,9 @@ def arrive(k, s, t, market, windows, params, state, log):
              order.attempt, np.nan, 0.0)  # fmt: skip
         order.status = NO_ORDER
         sym.dirty = True
+        if params.router.pause_on_outage and not state.account[0].venue_down:
+            state.account[0].venue_down = True
+            state.account[0].reconnect_at = t + params.router.reconnect_ns
         return
     order.status = WORKING
     order.bar = k

@@ -91,6 +91,10 @@ class RouterConfig(_Strict):
     * ``rebalance_band``: None (default) re-sizes a position only when its target weight changes or
       an earlier order did not complete, as the backtest does; a number also re-sizes whenever the
       position is that fraction of its allocation (equity / n_symbols) away from the target.
+    * ``pause_on_outage``: False (default) sends a refused order's target again at the next decision,
+      whether the exchange is down or not; True is the exchange session of seed 002: once the exchange
+      refuses an order as down (EXCHANGE_OUTAGE), nothing is sent until a reconnect succeeds, tried
+      every ``reconnect_s`` (seed 002: 60 s) while an order waits (``reconnect`` events).
     """
 
     order_type: Literal["market", "limit"] = "market"
@@ -99,6 +103,8 @@ class RouterConfig(_Strict):
     limit_timeout_s: float = Field(default=300.0, gt=0)
     min_order_notional: float = Field(default=10.0, ge=0)
     rebalance_band: float | None = Field(default=None, ge=0)
+    pause_on_outage: bool = False
+    reconnect_s: float = Field(default=60.0, gt=0)
 
 
 class ExchangeConfig(_Strict):
