@@ -157,8 +157,12 @@ def test_ess_reset_drill(env: DrillEnv) -> None:
     assert _leftovers(env) == []
 
 
-def test_correlation_cascade_drill(env: DrillEnv) -> None:
-    result = run_drill("correlation_cascade", env)
+def test_correlation_cascade_on_the_live_book(env: DrillEnv) -> None:
+    """The live-book cascade (the one a user's decider is judged by; the registry's, without a decider,
+    runs through the paper engine: test_drills_paper.py)."""
+    from stress_pipeline.drills.risk_drills import correlation_cascade_drill
+
+    result = correlation_cascade_drill(env)
     values = _values(result)
     assert result.passed, result.table.to_string()
     assert 0.15 < values["halt at drawdown > 15%"] < 0.18 and values["loss contained"] < 0.20
@@ -249,8 +253,12 @@ def test_high_slippage_drill(env: DrillEnv) -> None:
     assert [a.split("/")[1] for a in result.alerts] == ["high_slippage", "kill_switch_set"]
 
 
-def test_exchange_outage_drill(env: DrillEnv) -> None:
-    result = run_drill("exchange_outage", env)
+def test_exchange_outage_on_the_live_book(env: DrillEnv) -> None:
+    """The live-book outage (the one a user's decider is judged by; the registry's, without a decider,
+    runs through the paper engine: test_drills_paper.py)."""
+    from stress_pipeline.drills.venue_drills import exchange_outage_drill
+
+    result = exchange_outage_drill(env)
     values = _values(result)
     assert result.passed, result.table.to_string()
     assert values["detection delay (s)"] == 10.0  # 3 failed calls: the order at 120 s and the probes to 130 s

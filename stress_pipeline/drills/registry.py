@@ -9,9 +9,10 @@ from stress_pipeline.drills.broker_drill import broker_failure_drill
 from stress_pipeline.drills.core import DrillConfigError, DrillResult
 from stress_pipeline.drills.flow_drills import rate_limits_drill, signal_flood_drill
 from stress_pipeline.drills.network_drill import network_loss_drill
-from stress_pipeline.drills.risk_drills import DrillEnv, correlation_cascade_drill, ess_reset_drill
+from stress_pipeline.drills.paper_drills import correlation_cascade_drill, exchange_outage_drill
+from stress_pipeline.drills.risk_drills import DrillEnv, ess_reset_drill
 from stress_pipeline.drills.signal_drills import high_slippage_drill, webhook_lost_drill
-from stress_pipeline.drills.venue_drills import exchange_outage_drill, stuck_position_drill
+from stress_pipeline.drills.venue_drills import stuck_position_drill
 
 
 class Drill(NamedTuple):
@@ -24,8 +25,9 @@ class Drill(NamedTuple):
 DRILLS: dict[str, Drill] = {
     d.name: d
     for d in (
-        Drill("exchange_outage", "seed 002 scenario 1", "exchange API down 15 min: detected < 60 s, no order while "
-              "down, reconnect every 60 s, resumes, decider book equals the venue", exchange_outage_drill),
+        Drill("exchange_outage", "seed 002 scenario 2", "the paper engine's exchange outage for 15 min: detected "
+              "< 60 s, no order sent while known down, reconnect every 60 s, resumes, positions equal the fills",
+              exchange_outage_drill),
         Drill("stuck_position", "seed 002 scenario 5", "an exit limit order unfilled on a thin book: detected < 5 min, "
               "market fallback, manual-intervention alert when that fails too, position closed", stuck_position_drill),
         Drill("network_loss", "seed 002 scenario 7", "network lost 5 min: detected, positions closed first, events "
@@ -33,8 +35,8 @@ DRILLS: dict[str, Drill] = {
               network_loss_drill),
         Drill("ess_reset", "seed 004", "ESS trips above its drawdown threshold, orders blocked, cooldown enforced, "
               "operator reset via the CLI returns it to ARMED, orders allowed again", ess_reset_drill),
-        Drill("correlation_cascade", "seed 002 scenario 6", "all strategies long, the market falls together: "
-              "drawdown > 15% halts new trades until reset, loss < 20%", correlation_cascade_drill),
+        Drill("correlation_cascade", "seed 002 scenario 6", "a correlation cascade through the paper engine, all "
+              "strategies long: drawdown > 15% halts new trades until reset, loss < 20%", correlation_cascade_drill),
         Drill("signal_flood", "seed 002 test 2", "50 signals in 5 s: every signal processed, trade intents limited by "
               "the policy, queue lag < 5 s, normal processing after", signal_flood_drill),
         Drill("rate_limits", "seed 004", "-1015 burst and -1003 ban: at most 3 retries with exponential backoff, the "
