@@ -1,4 +1,6 @@
-"""Monitors: each fires on its failure, stays silent on a calm stream, and rejects bad input by name."""
+"""Monitors: each fires on its failure, stays silent on a calm stream, and rejects bad input by name.
+
+The coverage built on them is tested in test_coverage.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stress_pipeline.monitoring.coverage import COVERAGE_COLUMNS, coverage_percent, measure_coverage, validate_coverage
 from stress_pipeline.monitoring.crafted import (
     DETECTION_LIMITS_S,
     START,
@@ -140,55 +141,3 @@ def test_alerts_carry_mode_subject_and_detection_time() -> None:
     [alert] = alerts_for(found, source="unit", subject_prefix="run-1")
     assert alert.dedup_key == "stress-pipeline/kill_switch_set/run-1-kill_switch"
     assert alert.severity == "critical" and alert.custom_details["detected_at"].startswith("2026-01-05T01:00")
-
-
-# ------------------------------------------------------------------------------------------ coverage
-
-
-def test_coverage_is_complete_only_when_every_alert_goes_out() -> None:
-    report = measure_coverage(lambda alerts: [True] * len(alerts))
-    assert report.percent == 100.0 and report.passed and report.false_alarms.empty
-    assert tuple(report.table.columns) == COVERAGE_COLUMNS and report.table["drill"].str.startswith("crafted:").all()
-    refused = measure_coverage(lambda alerts: [a.event_class != "redis_down" for a in alerts])
-    row = refused.table.set_index("failure_mode").loc["redis_down"]
-    assert not row["fired"] and row["outcome"] == "fail" and refused.percent == pytest.approx(100 * 13 / 14)
-
-
-def test_a_monitor_that_misses_fails_coverage() -> None:
-    blind = {**MONITORS, "stuck_position": lambda obs, config: run_monitors(obs, config, {})}
-    report = measure_coverage(lambda alerts: [True] * len(alerts), monitors=blind)
-    row = report.table.set_index("failure_mode").loc["stuck_position"]
-    assert not row["fired"] and np.isnan(row["detection_s"]) and row["outcome"] == "fail" and not report.passed
-    unmonitored = {k: v for k, v in MONITORS.items() if k != "kill_switch_set"}
-    row = measure_coverage(lambda a: [True] * len(a), monitors=unmonitored).table.set_index("failure_mode")
-    assert not row.loc["kill_switch_set", "monitored"] and row.loc["kill_switch_set", "outcome"] == "fail"
-
-
-def test_a_monitor_that_cries_wolf_fails_coverage() -> None:
-    jumpy = dataclasses.replace(monitor_config(), balance_drop=0.001)  # calm equity noise crosses it
-    report = measure_coverage(lambda a: [True] * len(a), config=jumpy)
-    assert set(report.false_alarms["failure_mode"]) == {"balance_anomaly"} and not report.passed
-    table = report.table.set_index("failure_mode")
-    assert table.loc["balance_anomaly", "outcome"] == "fail"
-    assert (table.drop(index="balance_anomaly")["outcome"] == "pass").all()
-
-
-def test_a_slow_monitor_fails_coverage() -> None:
-    slow = dataclasses.replace(monitor_config(), probe_failures=5)  # ~50 s for a 30 s limit
-    table = measure_coverage(lambda a: [True] * len(a), config=slow).table.set_index("failure_mode")
-    assert table.loc["redis_down", "fired"] and table.loc["redis_down", "detection_s"] > 30
-    assert table.loc["redis_down", "outcome"] == "fail"
-
-
-def test_coverage_table_errors_name_column_and_row() -> None:
-    good = pd.DataFrame([("api_down", True, "crafted:api_down", True, 12.0, "pass")], columns=list(COVERAGE_COLUMNS))
-    validate_coverage(good)
-    assert coverage_percent(good) == 100.0 and coverage_percent(good.iloc[:0]) == 0.0
-    with pytest.raises(ValueError, match=r"column 'outcome', row 0: 'maybe'"):
-        validate_coverage(good.assign(outcome="maybe"))
-    with pytest.raises(ValueError, match=r"column 'outcome', row 0: 'pass' is not pass only when monitored and fired"):
-        validate_coverage(good.assign(fired=False, detection_s=np.nan))
-    with pytest.raises(ValueError, match=r"column 'detection_s', row 0"):
-        validate_coverage(good.assign(detection_s=-1.0))
-    with pytest.raises(ValueError, match=r"missing column\(s\) fired"):
-        validate_coverage(good.drop(columns="fired"))

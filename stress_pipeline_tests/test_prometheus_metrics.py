@@ -60,9 +60,13 @@ def _metrics(runs: float = 1.0) -> ResultMetrics:
                              "incidents": [1, 1, 2, 0]})  # fmt: skip
     verdicts = pd.DataFrame({"scenario": ["s1", "s1", "s2"], "criterion": ["max_drawdown", "exercised", "max_drawdown"],
                              "outcome": ["fail", "pass", "fail"]})  # fmt: skip
-    drills = pd.DataFrame({"drill": ["api_outage", "api_outage", "ess"], "criterion": ["a", "b", "c"],
-                           "outcome": ["pass", "fail", "pass"]})  # fmt: skip
+    drills = pd.DataFrame({"drill": ["api_outage", "api_outage", "api_outage", "ess"],
+                           "criterion": ["a", "b", "recovery_s", "c"], "value": [1.0, 2.0, 65.0, np.nan],
+                           "outcome": ["pass", "fail", "pass", "not_exercised"]})  # fmt: skip
+    detections = pd.DataFrame({"drill": ["api_outage", "broker", "broker"], "failure_mode": ["api_down", "redis_down",
+                               "redis_down"], "detection_s": [10.0, 0.5, 0.7]})  # fmt: skip
     return ResultMetrics(runs_total=runs, verdicts=verdicts, coverage=coverage, delivery=delivery, drills=drills,
+                         drill_detections=detections, drill_runs={"api_outage": 4, "ess": 1},
                          decision_latencies_s=np.array([2e-4, 4e-4, 9e-4, 3e-3]))  # fmt: skip
 
 
@@ -78,7 +82,17 @@ def test_textfile_holds_every_metric_with_conventional_names(tmp_path) -> None:
     assert samples[("stress_breaches_total", (("criterion", "max_drawdown"), ("source", "scenario_verdicts")))] == 2
     assert samples[("stress_breaches_total", (("criterion", "redis_down"), ("source", "monitoring_coverage")))] == 1
     assert samples[("stress_breaches_total", (("criterion", "duplicate_incident"), ("source", "alert_delivery")))] == 1
-    assert samples[("stress_drill_outcomes_total", (("drill", "api_outage"), ("outcome", "fail")))] == 1
+    assert samples[("stress_breaches_total", (("criterion", "b"), ("source", "drills")))] == 1
+    assert samples[("stress_drill_runs_total", (("drill", "api_outage"),))] == 4
+    assert samples[("stress_drill_runs_total", (("drill", "ess"),))] == 1
+    assert samples[("stress_drill_passed", (("drill", "api_outage"),))] == 0  # criterion b failed
+    assert samples[("stress_drill_passed", (("drill", "ess"),))] == 0  # not exercised is not a pass
+    assert samples[("stress_drill_criterion_passed", (("criterion", "a"), ("drill", "api_outage")))] == 1
+    assert samples[("stress_drill_criterion_passed", (("criterion", "b"), ("drill", "api_outage")))] == 0
+    assert samples[("stress_drill_criterion_passed", (("criterion", "c"), ("drill", "ess")))] == 0
+    assert samples[("stress_drill_recovery_seconds", (("drill", "api_outage"),))] == 65.0
+    assert ("stress_drill_recovery_seconds", (("drill", "ess"),)) not in samples
+    assert samples[("stress_drill_detection_seconds", (("drill", "broker"), ("failure_mode", "redis_down")))] == 0.7
     assert samples[("stress_monitoring_coverage_ratio", ())] == pytest.approx(1 / 3)
     assert samples[("stress_failure_detection_seconds", (("failure_mode", "redis_down"),))] == 45.0
     assert ("stress_failure_detection_seconds", (("failure_mode", "kill_switch_set"),)) not in samples
@@ -89,7 +103,7 @@ def test_textfile_holds_every_metric_with_conventional_names(tmp_path) -> None:
     assert samples[("stress_alerts_undelivered", ())] == 1 and samples[("stress_alert_duplicate_incidents", ())] == 1
     assert samples[("stress_decision_latency_seconds_bucket", (("le", "0.001"),))] == 3
     names = {name for name, _ in samples}
-    counters = {n for n in names if "runs" in n or "breaches" in n or "outcomes" in n}
+    counters = {n for n in names if "runs" in n or "breaches" in n}
     assert all(n.endswith("_total") for n in counters)
     assert all(n.endswith(("_seconds", "_seconds_bucket", "_seconds_count", "_seconds_sum"))
                for n in names if "latency" in n or "delivery_seconds" in n or "detection" in n)  # fmt: skip

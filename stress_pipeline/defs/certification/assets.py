@@ -26,7 +26,7 @@ from stress_pipeline.certification.pipeline import (
 from stress_pipeline.certification.report import render_report
 from stress_pipeline.certification.summary import gate_line
 from stress_pipeline.defs.certification.inputs import OPTIONAL_TABLE_INPUT
-from stress_pipeline.defs.drills.assets import drills as drills_asset
+from stress_pipeline.defs.drills.assets import DRILLS_KEY
 from stress_pipeline.defs.integrity.assets import portfolio_reconciliation
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.defs.simulations.assets import backtest_results, divergence_report, paper_results
@@ -49,7 +49,7 @@ SCENARIO_INS = {
     group_name="certification",
     partitions_def=certification_days,
     io_manager_key="parquet_io_manager",
-    ins={**SCENARIO_INS, "drills": dg.AssetIn(drills_asset.key, partition_mapping=_ALL), **OPTIONAL_INS},
+    ins={**SCENARIO_INS, "drills": dg.AssetIn(DRILLS_KEY, partition_mapping=_ALL), **OPTIONAL_INS},
     kinds={"postgres"},
 )
 def certification(

@@ -1,6 +1,10 @@
-"""The drills group: the decision flood and the operational drills, run against the system under test."""
+"""The drills group: the decision flood and the operational drills, run against the system under test.
+
+Each drill partition stores two tables: ``drills`` (its criteria) and ``drill_detections`` (what the
+monitors detected while it ran, with the alerts raised), which ``monitoring_coverage`` reads."""
 
 import sys
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -12,8 +16,12 @@ from stress_pipeline.drills.decision_flood import run_redis_flood
 from stress_pipeline.drills.plots import timeline_png
 from stress_pipeline.drills.registry import run_drill
 from stress_pipeline.drills.risk_drills import DrillEnv
+from stress_pipeline.monitoring.drill_detections import detection_table
 from stress_pipeline.plots import png_markdown
 from stress_pipeline.services import resolve_service_urls
+
+DRILLS_KEY = dg.AssetKey("drills")
+DETECTIONS_KEY = dg.AssetKey("drill_detections")
 
 
 class DecisionFloodConfig(dg.Config):
@@ -53,12 +61,26 @@ def decision_flood(
     return table
 
 
-@dg.asset(group_name="drills", partitions_def=drills_partitions, io_manager_key="parquet_io_manager",
-          kinds={"redis"})  # fmt: skip
-def drills(context: dg.AssetExecutionContext, stress: StressResource) -> pd.DataFrame:
-    """One operational drill (the partition) against the system under test: its criteria from the seeds,
-    each measured (``drills`` table: drill, criterion, comparison, threshold, value, outcome, detail) and
-    its timeline (fault, detection, alert, recovery) as a table and a plot."""
+@dg.multi_asset(
+    group_name="drills", partitions_def=drills_partitions, can_subset=True,
+    outs={
+        # "result": the step's main output, so the node's output is the criteria table as before.
+        "result": dg.AssetOut(
+            key=DRILLS_KEY, io_manager_key="parquet_io_manager", kinds={"redis"}, is_required=False,
+            description="One operational drill (the partition) against the system under test: its criteria "
+            "from the seeds, each measured (drill, criterion, comparison, threshold, value, outcome, detail) "
+            "and its timeline (fault, detection, alert, recovery) as a table and a plot.",
+        ),
+        "drill_detections": dg.AssetOut(
+            key=DETECTIONS_KEY, io_manager_key="parquet_io_manager", is_required=False,
+            description="What the monitors detected while the drill ran (failure mode, first evidence, "
+            "conclusion, the alert raised), as monitoring_coverage reads it.",
+        ),
+    },
+)  # fmt: skip
+def drills(context: dg.AssetExecutionContext, stress: StressResource) -> Iterator[dg.Output]:
+    """One operational drill (the partition): its criteria table and the monitors' detections, each
+    stored when selected (both are with the group or either key: a drill is one step)."""
     settings = stress.settings()
     name = context.partition_key
     urls = resolve_service_urls(settings)
@@ -69,8 +91,8 @@ def drills(context: dg.AssetExecutionContext, stress: StressResource) -> pd.Data
     )  # fmt: skip
     result = run_drill(name, env)
     context.log.info(result.summary())
-    context.add_output_metadata(
-        {
+    if "result" in context.selected_output_names:
+        yield dg.Output(result.table, "result", metadata={
             "passed": dg.MetadataValue.bool(result.passed),
             "decider": dg.MetadataValue.text(stress.decider or "risk stack (state in Redis)"),
             "summary": dg.MetadataValue.text(result.summary()),
@@ -81,6 +103,10 @@ def drills(context: dg.AssetExecutionContext, stress: StressResource) -> pd.Data
             "detections": dg.MetadataValue.md(
                 result.detections.to_markdown(index=False) if len(result.detections) else "no monitor detection"
             ),
-        }
-    )
-    return result.table
+        })  # fmt: skip
+    if "drill_detections" in context.selected_output_names:
+        detections = detection_table(name, result.detections, result.alerts)
+        yield dg.Output(detections, "drill_detections", metadata={
+            "failure_modes": dg.MetadataValue.json(sorted(set(detections["failure_mode"]))),
+            "detections": dg.MetadataValue.int(len(detections)),
+        })  # fmt: skip

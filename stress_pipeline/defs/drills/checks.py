@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from stress_pipeline.defs.checks import Verdict, report_per_partition
-from stress_pipeline.defs.drills.assets import decision_flood, drills
+from stress_pipeline.defs.drills.assets import DRILLS_KEY, decision_flood
 from stress_pipeline.defs.io_manager import PartitionValues
 from stress_pipeline.defs.partitions import drills_partitions
 
@@ -12,7 +12,7 @@ SEED_P99_MS = 15.0
 
 
 @dg.asset_check(
-    asset=drills, name="drill_criteria_met", partitions_def=drills_partitions,
+    asset=DRILLS_KEY, name="drill_criteria_met", partitions_def=drills_partitions,
     description="Every pass criterion of the drill was measured and met (not_exercised is not a pass).",
 )  # fmt: skip
 def drill_criteria_met(context: dg.AssetCheckExecutionContext, drills: PartitionValues) -> None:
