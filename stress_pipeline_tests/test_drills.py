@@ -180,31 +180,6 @@ def test_drills_cli_lists_and_refuses_unknown(capsys) -> None:
     assert "unknown drill 'nope'" in capsys.readouterr().err
 
 
-def test_rate_limits_drill(env: DrillEnv) -> None:
-    result = run_drill("rate_limits", env)
-    values = _values(result)
-    assert result.passed, result.table.to_string()
-    assert values["orders accepted per 10 s (max)"] == 300.0  # the burst filled the window, never more
-    assert values["-1015 seen"] == 100.0 and values["-1003 seen"] > 0
-    assert values["backoff: wait / required (min)"] >= 1.0 and values["max retries per order"] <= 3
-    assert values["dependency alerts raised"] == 1.0 and values["ESS not tripped"] == 1.0
-    assert values["recovery_s"] == 5.0
-
-
-def test_retries_follow_the_clients_rule_in_time_order() -> None:
-    from stress_pipeline.drills.flow_drills import _submit
-    from stress_pipeline.trading.exchange.config import RateLimitConfig
-
-    config = RateLimitConfig(orders_per_10s=5, max_retries=3, backoff_base_s=0.1)
-    log = _submit([0] * 8, config, ban_start=10**18, ban_end=10**18)
-    accepted = log[log["code"] == 0]
-    assert len(accepted[accepted["t_ns"] < 10**10]) == 5  # the first window holds 5
-    retried = log[log["attempt"] > 0]
-    assert (retried["t_ns"] == 10**10).all()  # waited for Retry-After (the window's end), not 0.1 s
-    assert sorted(log["order"].unique()) == list(range(8)) and (log["t_ns"].diff().dropna() >= 0).all()
-    assert (log[log["code"] == 0].groupby("order").size() == 1).all()  # each order accepted once
-
-
 def test_signal_flood_drill(env: DrillEnv) -> None:
     result = run_drill("signal_flood", env)
     values = _values(result)

@@ -14,7 +14,9 @@ from stress_pipeline.drills.paper_drills import (
     correlation_cascade_drill,
     ess_transitions,
     exchange_outage_drill,
+    rate_limits_drill,
     risk_adding,
+    sends_of,
 )
 from stress_pipeline.drills.registry import FAILURE_MODE_DRILLS, run_drill
 from stress_pipeline.drills.risk_drills import DrillEnv
@@ -43,6 +45,10 @@ def _policy(**safety: float) -> TradingPolicy:
     data = TradingPolicy().model_dump()
     data["risk"]["safety"].update(safety)
     return TradingPolicy.model_validate(data)
+
+
+def _detail(result, criterion: str) -> str:
+    return result.table.set_index("criterion").loc[criterion, "detail"]
 
 
 # ------------------------------------------------------------------------------ correlation cascade
@@ -135,6 +141,47 @@ def test_an_outage_too_short_to_see_is_not_a_pass(env: DrillEnv) -> None:
     assert len(result.detections) == 0 and not result.passed
     assert outcomes["detection delay (s)"] == "not_exercised"
     assert outcomes["orders sent while the exchange was known down"] == "not_exercised"
+
+
+# -------------------------------------------------------------------------------------- rate limits
+
+
+def test_rate_limits_through_the_paper_engine(env: DrillEnv) -> None:
+    result = run_drill("rate_limits", env)
+    values = _values(result)
+    assert result.passed, result.table.to_string()
+    assert values["max retries per order"] == 3.0  # the ban outlasts three one-minute Retry-Afters
+    assert values["backoff: wait / required (min)"] == 1.0  # each retry exactly at its Retry-After
+    assert _detail(result, "backoff: wait / required (min)").startswith("18 retries")
+    assert values["orders accepted per 10 s under the throttle (max)"] == 1.0  # 300 x 1/300
+    assert values["-1015 seen"] == 6.0 and values["-1003 seen"] == 15.0
+    assert values["requests during the ban"] == 15.0  # 3 orders x 4 tries, then 3 new first tries
+    assert values["dependency incidents alerted"] == 3.0  # one per symbol, whatever the detections
+    assert len(result.alerts) == 6 and len(set(result.alerts)) == 3
+    assert values["ESS not tripped"] == 1.0 and values["recovery_s"] == 0.0  # the retry at the ban's end
+    with AlertQueue(env.alerts_dir) as queue:
+        assert [q.event["dedup_key"] for q in queue.pending()] == list(result.alerts)
+
+
+def test_a_client_that_retries_more_than_the_seed_allows_fails_the_drill(env: DrillEnv) -> None:
+    data = TradingPolicy().model_dump()
+    data["exchange"]["rate_limits"]["max_retries"] = 6
+    result = rate_limits_drill(env, policy=TradingPolicy.model_validate(data))
+    values, outcomes = _values(result), _outcomes(result)
+    assert outcomes["max retries per order"] == "fail" and values["max retries per order"] == 4.0
+    assert outcomes["dependency incidents alerted"] == "not_exercised"  # it outlasted the ban: no failure seen
+    assert not result.passed
+
+
+def test_sends_of_reads_attempts_refusals_and_waits() -> None:
+    ts = pd.to_datetime(["2026-01-05 00:00:00", "2026-01-05 00:00:00", "2026-01-05 00:00:10"], utc=True)
+    events = pd.DataFrame({
+        "ts": ts, "kind": ["order", "reject", "order"], "order_id": [7, 7, 7],
+        "details": ['{"attempt": 0}', '{"attempt": 0, "code": -1015, "retry_after_s": 8.0}', '{"attempt": 1}'],
+    })  # fmt: skip
+    sends = sends_of(events, 0.1)
+    assert list(sends["accepted"]) == [False, True] and list(sends["attempt"]) == [0, 1]
+    assert math.isnan(sends["waited_ratio"].iloc[0]) and sends["waited_ratio"].iloc[1] == pytest.approx(10.0 / 8.0)
 
 
 def test_event_log_readers() -> None:

@@ -14,6 +14,9 @@ decided exactly once (the queue is intact: none lost, none twice, and the risk s
 each once; not exercised for a user's decider, whose state is not in that Redis); the
 market data was fresher than 500 ms at every resume; the ``redis_down`` monitor detected each
 outage from the failed calls (health probes of the live state) and it was alerted once per outage.
+
+Why not through the paper engine: the failure is the live state's connection (real Redis behind a
+real proxy, real time), which the engine does not have.
 """
 
 from __future__ import annotations

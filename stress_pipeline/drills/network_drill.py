@@ -11,6 +11,9 @@ the system tries to close its positions at once (the venue is behind the same ne
 fails and is logged); every event during the loss goes to a local append-only log (fsynced JSON
 lines); on reconnect it closes the positions before anything else, syncs the decision state, and
 the queued alerts go out in one round, in order, once each.
+
+Why not through the paper engine: the network between the system and everything else (the venue,
+the alert path) is no market or venue event the engine models; the drill cuts a real alert path.
 """
 
 from __future__ import annotations

@@ -24,12 +24,14 @@ Redis): the same failure, the other system under test.
   reconnects and fills are the log's; the ``api_down`` monitor reads the log and a health prober's
   answers every 10 s (``PROBE_S``; the engine models no prober, so the drill asks the same venue, the
   fault's window, what a prober would get).
+* ``rate_limits`` (seed 004): the engine's ``rate_limit`` faults (its order limit throttled, then an IP
+  ban) while three symbols re-weight at the same closes; retries, backoff, limits and the ESS from the
+  log's sends, refusals and execution failures.
 
 The other drills stay on the live book: the network loss, the broker (Redis) disconnect and the
 webhook path are no market or venue event the engine models; the ESS reset goes through the operator's
 command line and Redis; the stuck position needs an exit the book never fills (the engine's fills
-always find the bar's volume); the signal flood measures a real queue's lag; the rate-limit drill
-needs a burst of 400 orders in 4 s, where the engine holds one live order per symbol; and a fill 1% off
+always find the bar's volume); the signal flood measures a real queue's lag; and a fill 1% off
 its expected price is a fact of that fill, which the engine would produce only through a spread or
 impact large enough to move every fill of the bar.
 """
@@ -70,6 +72,10 @@ OUTAGE_AT_S = 36_030.0  # 10:00:30 of the drill's day
 OUTAGE_S = 900.0  # seed 002 scenario 2: 15 minutes
 PROBE_S = 10.0  # the health prober's period
 DETECT_WITHIN_S = 60.0  # seed 002 scenario 2: detected within 60 s
+THROTTLE = {"at_s": 36_000.0, "duration_s": 600.0, "limit_mult": 1 / 300}  # 1 order per 10 s: -1015
+BAN = {"at_s": 36_900.0, "duration_s": 300.0, "limit_mult": 0.0}  # an IP ban (no request weight): -1003
+SEED_RETRIES, SEED_BACKOFF_S = 3, 0.1  # seed 004: at most 3 retries, backoff from 0.1 s doubling
+RECOVER_WITHIN_S = 25.0  # seed 001: recovery within 25 s
 HALT_DRAWDOWN = 0.15  # seed 002 scenario 6: a drawdown beyond 15% halts new trades
 MAX_LOSS = 0.20  # ... and the loss stays below 20%
 
@@ -216,6 +222,75 @@ def exchange_outage_drill(env: DrillEnv, *, outage_s: float = OUTAGE_S, policy: 
         record.close()
 
 
+def rate_limits_drill(env: DrillEnv, *, policy: TradingPolicy | None = None) -> DrillResult:
+    """Rate limits -1015 / -1003 (seed 004) through the paper engine: the venue's order limit throttled
+    to one order per 10 s for 10 minutes while three symbols re-weight at the same closes, then a
+    5-minute IP ban. Every retry is the engine's client, judged against the seed's rule: at most 3 retries,
+    each after max(Retry-After, 0.1 s x 2^n); the limiter holds the rate in force; no more than 1 + 3
+    requests per order during the ban; the exhausted orders alerted once per symbol by the ``order_placement_failed``
+    monitor; the ESS does not trip; orders are accepted again within 25 s of the ban's end. No
+    decider is involved (the retry rule is the client's), so a user's decider changes nothing here."""
+    policy = policy or TradingPolicy()
+    limits = policy.exchange.rate_limits
+    clock = SimClock()
+    record = DrillRecord("rate_limits", clock.now, alert_queue(env.alerts_dir))
+    try:
+        faults = [{"kind": "rate_limit", "at_s": w["at_s"], "duration_s": w["duration_s"],
+                   "params": {"limit_mult": w["limit_mult"]}} for w in (THROTTLE, BAN)]  # fmt: skip
+        bars = drill_bars(env.seed)
+        result = run_paper(bars, Rebalancer(stagger=False), SimConfig(seed=env.seed), policy=policy, faults=faults,
+                           scenario_name="rate limits drill")  # fmt: skip
+        events = result.events
+        t = events["ts"].map(seconds)
+        record.mark("fault", "order limit throttled to 1 per 10 s (-1015) for 10 min", THROTTLE["at_s"])
+        record.mark("fault", "IP ban: no request weight for 5 min (-1003)", BAN["at_s"])
+        observed = PaperRun(observation_from_run(events, result.equity, bars))
+        found = detect(observed, seconds(observed.run.as_of), ["order_placement_failed"], MonitorConfig(), record,
+                       "paper/rate_limits")  # fmt: skip
+        sends = sends_of(events, SEED_BACKOFF_S)
+        rejects = events[events["kind"] == "reject"]
+        codes = rejects["details"].map(lambda d: json.loads(d)["code"])
+        for code in (-1015, -1003):
+            first = t[rejects.index][(codes == code).to_numpy()]
+            if len(first):
+                record.mark("action", f"first {code} refusal: retried after its Retry-After", float(first.iloc[0]))
+        record.check("max retries per order", float(sends["attempt"].max()), "<=", float(SEED_RETRIES))
+        retried = sends[sends["attempt"] > 0]
+        record.check("backoff: wait / required (min)", float(retried["waited_ratio"].min()) if len(retried) else None,
+                     ">=", 1.0, f"{len(retried)} retries, each after max(Retry-After, 0.1 s x 2**n)")  # fmt: skip
+        accepted = sends[sends["accepted"]]
+        throttled = accepted[(accepted["t_s"] >= THROTTLE["at_s"])
+                             & (accepted["t_s"] < THROTTLE["at_s"] + THROTTLE["duration_s"])]  # fmt: skip
+        in_force = int(limits.orders_per_10s * THROTTLE["limit_mult"])
+        per_10s = float(throttled.groupby(throttled["t_s"] // 10.0).size().max()) if len(throttled) else None
+        record.check("orders accepted per 10 s under the throttle (max)", per_10s, "<=", float(in_force),
+                     f"the limit in force: {limits.orders_per_10s} x {THROTTLE['limit_mult']:.4f}")  # fmt: skip
+        everywhere = accepted.groupby(accepted["t_s"] // 10.0).size().max()
+        record.check("orders accepted per 10 s (max)", float(everywhere), "<=", float(limits.orders_per_10s))
+        record.check("-1015 seen", float((codes == -1015).sum()), ">", 0.0)
+        record.check("-1003 seen", float((codes == -1003).sum()), ">", 0.0)
+        banned = sends[(sends["t_s"] >= BAN["at_s"]) & (sends["t_s"] < BAN["at_s"] + BAN["duration_s"])]
+        record.check("requests during the ban", float(len(banned)), "<=",
+                     float(banned["order_id"].nunique() * (SEED_RETRIES + 1)),
+                     f"{banned['order_id'].nunique()} orders: at most 1 + retries each")  # fmt: skip
+        incidents = len(set(record.raised))  # PagerDuty opens one incident per dedup key
+        record.check("dependency incidents alerted", float(incidents) if incidents else None, "<=",
+                     float(len(SYMBOLS)), f"order_placement_failed: {len(found)} detections, one incident per "
+                     "symbol whose retries ran out")  # fmt: skip
+        ess = ess_transitions(events)
+        record.check("ESS not tripped", float(ess.empty), "==", 1.0, ", ".join(ess["to_state"]) or "ARMED throughout")
+        ban_end = BAN["at_s"] + BAN["duration_s"]
+        resumed = accepted[accepted["t_s"] >= ban_end]
+        if len(resumed):
+            record.mark("recovery", "orders accepted again", float(resumed["t_s"].iloc[0]))
+        record.check("recovery_s", float(resumed["t_s"].iloc[0]) - ban_end if len(resumed) else None, "<=",
+                     RECOVER_WITHIN_S, "ban end to the first accepted order")  # fmt: skip
+        record.mark("end", "drill over", seconds(observed.run.as_of))
+        return record.result()
+    finally:
+        record.close()
+
+
 # ---------------------------------------------------------------------------------------- helpers
 
 
@@ -236,14 +311,17 @@ class DipBuyers:
 
 
 class Rebalancer:
-    """Long every symbol and re-weighted every 5 bars (0.3 or 0.5 in turn, the symbols out of step),
-    so each symbol sends an order every 5 minutes."""
+    """Long every symbol and re-weighted every 5 bars (0.3 or 0.5 in turn), so each symbol sends an
+    order every 5 minutes: the symbols out of step (``stagger``), or all at the same close."""
 
     name = "rebalancer"
 
+    def __init__(self, stagger: bool = True) -> None:
+        self.stagger = stagger
+
     def target_weights(self, panel) -> np.ndarray:
         n_bars, n_symbols = np.asarray(panel.close).shape
-        phase = np.arange(n_bars)[:, None] // 5 + np.arange(n_symbols)[None, :]
+        phase = np.arange(n_bars)[:, None] // 5 + np.arange(n_symbols)[None, :] * int(self.stagger)
         return 0.3 + 0.2 * (phase % 2)
 
     def target_positions(self, bars: pd.DataFrame) -> pd.DataFrame:
@@ -280,6 +358,27 @@ def drill_bars(seed: int, days: int = 1) -> pd.DataFrame:
 def seconds(ts: pd.Timestamp) -> float:
     """A run timestamp on the drill's clock (seconds since the epoch)."""
     return (pd.Timestamp(ts) - START).total_seconds()
+
+
+def sends_of(events: pd.DataFrame, backoff_base_s: float) -> pd.DataFrame:
+    """Every send attempt of the log (``order`` events): order id, attempt, time on the drill's clock,
+    whether the venue took it (a refused send has its ``reject`` at the same attempt) and, for a retry,
+    its wait over the one required, max(Retry-After, ``backoff_base_s`` x 2**n) of the refusal before."""
+    orders = events[events["kind"] == "order"]
+    rejects = events[events["kind"] == "reject"]
+    refused = [json.loads(d) for d in rejects["details"]]
+    refusals = pd.DataFrame({"order_id": rejects["order_id"].to_numpy(), "attempt": [d["attempt"] for d in refused],
+                             "retry_after_s": [d["retry_after_s"] or 0.0 for d in refused]})  # fmt: skip
+    sends = pd.DataFrame({"order_id": orders["order_id"].to_numpy(),
+                          "attempt": [json.loads(d)["attempt"] for d in orders["details"]],
+                          "t_s": orders["ts"].map(seconds).to_numpy()})  # fmt: skip
+    sends = sends.merge(refusals, on=["order_id", "attempt"], how="left")
+    sends["accepted"] = sends["retry_after_s"].isna()
+    previous = sends.groupby("order_id")[["t_s", "retry_after_s", "attempt"]].shift()
+    required = np.maximum(previous["retry_after_s"].to_numpy(dtype=float),
+                          backoff_base_s * 2.0 ** previous["attempt"].to_numpy(dtype=float))  # fmt: skip
+    sends["waited_ratio"] = (sends["t_s"] - previous["t_s"]).to_numpy(dtype=float) / required
+    return sends
 
 
 def ess_transitions(events: pd.DataFrame) -> pd.DataFrame:

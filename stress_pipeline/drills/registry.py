@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 from stress_pipeline.drills.broker_drill import broker_failure_drill
 from stress_pipeline.drills.core import DrillConfigError, DrillResult
-from stress_pipeline.drills.flow_drills import rate_limits_drill, signal_flood_drill
+from stress_pipeline.drills.flow_drills import signal_flood_drill
 from stress_pipeline.drills.network_drill import network_loss_drill
-from stress_pipeline.drills.paper_drills import correlation_cascade_drill, exchange_outage_drill
+from stress_pipeline.drills.paper_drills import correlation_cascade_drill, exchange_outage_drill, rate_limits_drill
 from stress_pipeline.drills.risk_drills import DrillEnv, ess_reset_drill
 from stress_pipeline.drills.signal_drills import high_slippage_drill, webhook_lost_drill
 from stress_pipeline.drills.venue_drills import stuck_position_drill
@@ -39,8 +39,9 @@ DRILLS: dict[str, Drill] = {
               "strategies long: drawdown > 15% halts new trades until reset, loss < 20%", correlation_cascade_drill),
         Drill("signal_flood", "seed 002 test 2", "50 signals in 5 s: every signal processed, trade intents limited by "
               "the policy, queue lag < 5 s, normal processing after", signal_flood_drill),
-        Drill("rate_limits", "seed 004", "-1015 burst and -1003 ban: at most 3 retries with exponential backoff, the "
-              "limiter holds its rates, one dependency alert, the ESS does not trip", rate_limits_drill),
+        Drill("rate_limits", "seed 004", "the paper engine's order limit throttled (-1015), then an IP ban (-1003): "
+              "at most 3 retries with exponential backoff, the limiter holds its rates, alerted, the ESS does not trip",
+              rate_limits_drill),
         Drill("broker_failure", "seed 001", "Redis cut for 10 s, 3 times: recovery <= 25 s (mean), positions held, "
               "order queue intact, market data fresher than 500 ms before trading resumes", broker_failure_drill),
         Drill("webhook_lost", "seed 002 scenario 3", "a strategy webhook lost, one duplicated, one malformed: gap "

@@ -8,6 +8,12 @@ system would send it.
 The decider every drill calls is :func:`system_decider`: the user's decision function or risk governor
 when ``DrillEnv.decider`` names one ("package.module:callable", built afresh for each drill), else
 the default decider, the risk stack over the drill's state in Redis (``state/risk_decisions.py``).
+
+Why not through the paper engine: the ESS reset is an operator's command (a real ``stress-pipeline drills
+reset-ess`` process against the run's state in Redis), which the engine's scheduled reset does not
+exercise. The correlation cascade of the registry runs through the paper engine
+(``paper_drills.py``); the live-book cascade here is the one a user's decider is judged by, since the
+compiled engine cannot call it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ from it; their detections are the drill's detection times and alerts.
 * ``high_slippage``: two round trips; one entry fills 1% worse than expected. Per-fill slippage is
   recorded, the strategy's PnL recomputed on the real fills, and when that is no longer profitable the
   strategy is disabled (the run's kill switch: this run trades one strategy).
+
+Why not through the paper engine: a webhook is no market or venue event (the engine takes its
+strategies' weights whole), and one fill 1% off its expected price is a fact of that fill alone; the
+engine slips fills through the bar's spread and impact, which would move every fill of the bar, not
+one. Disabling a strategy is a kill switch in the live state, which the engine does not keep.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ The exchange session these drills exercise is the reference trading system's (se
 nothing while the monitors say the API is down, tries to reconnect every 60 s, and resumes once a
 reconnect succeeds; an exit limit order found stuck is cancelled and replaced at market, and a market
 order that fails too raises a manual-intervention alert and is tried again.
+
+Why not through the paper engine: the stuck position needs an exit that the book never fills, and
+the engine's fills always find part of the bar's volume. The exchange outage of the registry runs
+through the paper engine (``paper_drills.py``, with the engine's own exchange session); the live-book
+outage here is the one a user's decider is judged by, since the compiled engine cannot call it.
 """
 
 from __future__ import annotations
