@@ -49,7 +49,7 @@ from stress_pipeline.state.hot_state import (
     HotStateCorruptError,
     HotStateNotInitialisedError,
 )
-from stress_pipeline.trading.risk.decision import Decision, DecisionRequest, check_request
+from stress_pipeline.trading.risk.decision import BUY, Decision, DecisionRequest, check_request
 from stress_pipeline.trading.risk.policy import RiskPolicy
 from stress_pipeline.trading.risk.stack import DECISION_REASONS, decide_orders, ess_code, policy_params
 
@@ -119,6 +119,7 @@ class RiskDecisionState:
         self.version_key = f"{prefix}:decisions:version"
         self.batches_key = f"{prefix}:decisions:batches"
         self._sha: str | None = None
+        self._head = b""  # the commit command up to its ARGV, packed once per script hash
         self._conn: redis.connection.Connection | None = None
 
     def _keys(self) -> tuple[str, ...]:
@@ -203,16 +204,21 @@ class RiskDecisionState:
 
     def _evalsha(self, args: list[str]) -> list:
         """The commit script's reply, over a connection kept for the commits: one batch costs one
-        command and no pool traffic. A lost connection is not retried here: the reply of a commit
-        that was applied may be what got lost, so the caller drops its copy of the state."""
-        keys = self._keys()
+        command and no pool traffic. The command is packed here (its head, the script and the keys,
+        once; each batch adds its arguments): the client library's generic packing cost more than the
+        script's run in Redis. A lost connection is not retried here: the reply of a commit that was
+        applied may be what got lost, so the caller drops its copy of the state."""
         if self._conn is None:
             self._conn = self.client.connection_pool.get_connection()
         try:
             for attempt in range(2):
                 if self._sha is None:
                     self._sha = self.client.script_load(COMMIT_LUA)
-                self._conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+                    keys = self._keys()
+                    head = ("EVALSHA", self._sha, str(len(keys)), *keys)
+                    self._head = _resp(head, 3 + len(keys) + len(args))
+                body = b"".join(_bulk(a.encode()) for a in args)
+                self._conn.send_packed_command([self._head + body], check_health=False)
                 try:
                     return self._conn.read_response()
                 except redis.exceptions.NoScriptError:
@@ -266,6 +272,7 @@ class RiskStackDecider:
         self._book: DecisionBook | None = None
         self._pending: _Pending | None = None
         self.id = uuid.uuid4().hex
+        self._sequence = 0  # batch tokens: unique per decider, which is all the script compares
         self.conflicts = 0  # batches judged again because the state had changed
 
     def decide(self, request: DecisionRequest) -> Decision:
@@ -294,7 +301,8 @@ class RiskStackDecider:
             decisions, positions, marks = self._judge(book, requests)
             reasons = Counter(d.reason or PASSED for d in decisions)
             reasons[REQUESTS] = len(requests)
-            pending = _Pending(list(requests), decisions, book, positions, marks, reasons, uuid.uuid4().hex)
+            self._sequence += 1
+            pending = _Pending(list(requests), decisions, book, positions, marks, reasons, str(self._sequence))
             try:
                 current = self.state.commit(book, positions, marks, reasons, decider_id=self.id, token=pending.token)
             except Exception:
@@ -331,24 +339,27 @@ class RiskStackDecider:
     def _judge(
         self, book: DecisionBook, requests: Sequence[DecisionRequest]
     ) -> tuple[list[Decision], dict[str, float], dict[str, float]]:
-        symbols = list(dict.fromkeys([*book.positions, *(r.symbol for r in requests)]))
+        # Lists into np.array, not generators into np.fromiter: on batches of a few requests the
+        # generators cost more than the compiled rules themselves.
+        positions, marks = book.positions, book.marks
+        symbols = list(dict.fromkeys([*positions, *(r.symbol for r in requests)]))
         index = {s: i for i, s in enumerate(symbols)}
-        book_qty = np.array([book.positions.get(s, 0.0) for s in symbols])
+        book_qty = np.array([positions.get(s, 0.0) for s in symbols])
         before = book_qty.copy()
-        book_price = np.array([book.marks.get(s, 0.0) for s in symbols])
+        book_price = np.array([marks.get(s, 0.0) for s in symbols])
         n = len(requests)
-        sym = np.fromiter((index[r.symbol] for r in requests), dtype=np.int64, count=n)
-        qty = np.fromiter((r.signed_qty for r in requests), dtype=np.float64, count=n)
-        price = np.fromiter((r.price for r in requests), dtype=np.float64, count=n)
+        sym = np.array([index[r.symbol] for r in requests], dtype=np.int64)
+        qty = np.array([r.qty if r.side == BUY else -r.qty for r in requests])
+        price = np.array([r.price for r in requests])
         out_qty = np.zeros(n)
         out_reason = np.zeros(n, dtype=np.int64)
         decide_orders(sym, qty, price, book_qty, book_price, book.equity, ess_code(book.ess_state),
                       book.kill_switch, self.stressed, *self._params, out_qty, out_reason)  # fmt: skip
-        positions = {symbols[i]: float(book_qty[i]) for i in np.flatnonzero(book_qty != before)}
-        marks = {r.symbol: r.price for r in requests}
-        decisions = [_decision(r.qty, abs(float(q)), int(code)) for r, q, code in zip(requests, out_qty, out_reason,
-                                                                                     strict=True)]  # fmt: skip
-        return decisions, positions, marks
+        changed = {symbols[i]: float(book_qty[i]) for i in np.flatnonzero(book_qty != before).tolist()}
+        new_marks = {r.symbol: r.price for r in requests}
+        answers = zip(requests, out_qty.tolist(), out_reason.tolist(), strict=True)
+        decisions = [_decision(r.qty, abs(q), code) for r, q, code in answers]
+        return decisions, changed, new_marks
 
 
 @dataclass(frozen=True)
@@ -367,6 +378,15 @@ class _Pending:
 def _decision(requested: float, approved: float, code: int) -> Decision:
     reason = DECISION_REASONS.get(code, "") if code else ""
     return Decision(approved > 0.0, min(approved, requested), reason)
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def _resp(head: Sequence[str], n_args: int) -> bytes:
+    """The RESP array header of an ``n_args`` command and its first arguments ``head``."""
+    return b"*%d\r\n" % n_args + b"".join(_bulk(a.encode()) for a in head)
 
 
 def _pairs(flat: list) -> dict:
