@@ -93,6 +93,15 @@ def test_without_the_drawdown_halt_the_correlation_cascade_fails(env: DrillEnv) 
     assert list(result.detections["failure_mode"]) == ["drawdown_exceeded"]
 
 
+def test_a_halt_later_than_15_percent_fails_the_correlation_cascade(env: DrillEnv) -> None:
+    result = correlation_cascade_drill(env, policy=_policy(trip_drawdown=0.20))
+    values, outcomes = _values(result), _outcomes(result)
+    assert not result.passed and outcomes["ESS halt: drawdown at the trip"] == "pass"  # it did halt, at 21%
+    assert outcomes["equity marks beyond 15% drawdown with the ESS armed"] == "fail"
+    assert values["equity marks beyond 15% drawdown with the ESS armed"] == 2.0  # the two closes before the trip
+    assert outcomes["loss contained (max drawdown)"] == "fail"
+
+
 def test_an_operator_who_never_comes_leaves_the_recovery_not_exercised(env: DrillEnv) -> None:
     result = correlation_cascade_drill(env, policy=_policy(operator_reset_delay_s=None))
     outcomes = _outcomes(result)
