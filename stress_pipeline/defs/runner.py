@@ -234,9 +234,11 @@ class Runner:
                     StepOutcome(key.to_user_string(), missing, "failed", 0.0, error=f"no partition {missing!r}")
                     for key in group_keys
                 )
+        counted: set[str] = set()  # a step that materialises several keys (a multi-asset) counts once
         for key in keys:
             group = self._graph.get(key).group_name or "default"
-            node_names = {self._node_of[key], *(self._node_of[c] for c in self._graph.get(key).check_keys)}
+            node_names = {self._node_of[key], *(self._node_of[c] for c in self._graph.get(key).check_keys)} - counted
+            counted |= node_names
             seconds = sum(self._totals.get(name, 0.0) for name in node_names)
             summary.group_seconds[group] = summary.group_seconds.get(group, 0.0) + seconds
         return summary
