@@ -140,7 +140,8 @@ def test_key_layout() -> None:
     keys = HotStateKeys.of("run-7")
     assert keys.all() == (
         "stress:run-7:positions", "stress:run-7:cash", "stress:run-7:open_orders", "stress:run-7:ess_state",
-        "stress:run-7:kill_switch", "stress:run-7:last_event_id", "stress:run-7:heartbeat", "stress:run-7:equity",
+        "stress:run-7:kill_switch", "stress:run-7:kill_switch_info", "stress:run-7:last_event_id",
+        "stress:run-7:heartbeat", "stress:run-7:equity",
     )  # fmt: skip
     assert HotStateKeys.of("r", "ns").cash == "ns:r:cash"
 

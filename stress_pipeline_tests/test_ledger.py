@@ -161,7 +161,7 @@ def test_migrate_builds_an_empty_schema_and_is_idempotent(engine: sa.Engine, sch
     assert Ledger(engine, schema=schema).migrate() == head_revision()
     assert current_revision(engine, schema) == head_revision()
     inspector = sa.inspect(engine)
-    tables = {"alembic_version", "runs", "orders", "fills", "ledger_entries", "marks"}
+    tables = {"alembic_version", "runs", "orders", "fills", "ledger_entries", "marks", "kill_switch_events"}
     assert set(inspector.get_table_names(schema=schema)) == tables
     assert inspector.get_view_names(schema=schema) == ["positions"]
 

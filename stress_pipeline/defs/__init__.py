@@ -9,6 +9,7 @@ import dagster as dg
 from stress_pipeline.defs.certification import defs as certification_defs
 from stress_pipeline.defs.drills import defs as drills_defs
 from stress_pipeline.defs.integrity import defs as integrity_defs
+from stress_pipeline.defs.lite import defs as lite_defs
 from stress_pipeline.defs.market import defs as market_defs
 from stress_pipeline.defs.monitoring import defs as monitoring_defs
 from stress_pipeline.defs.resources import default_resources
@@ -21,6 +22,6 @@ def build_definitions() -> dg.Definitions:
     """The project's one Definitions object."""
     return dg.Definitions.merge(
         market_defs, scenarios_defs, simulations_defs, integrity_defs, drills_defs, verdicts_defs,
-        certification_defs, monitoring_defs,
+        certification_defs, monitoring_defs, lite_defs,
         dg.Definitions(resources=default_resources()),
     )

@@ -9,6 +9,8 @@ unique one so they never collide with other users of a shared server):
 * ``...:open_orders`` — hash, order id -> JSON ``{"symbol", "qty", "price"}`` (decimal strings);
 * ``...:ess_state`` — string, the emergency stop system's state (``ARMED`` ... ``HALTED``);
 * ``...:kill_switch`` — string, ``"1"`` while the KILL_SWITCH is on, else ``"0"``;
+* ``...:kill_switch_info`` — hash: ``reason``, ``at`` (ISO 8601, UTC) and ``by`` of the last trip
+  (``stress_pipeline/lite/killswitch.py`` writes it with the switch, in one script);
 * ``...:last_event_id`` — string, the event id of the last applied fill (``-1``: none yet);
 * ``...:heartbeat`` — string, Unix time in seconds of the writer's last heartbeat.
 
@@ -259,6 +261,10 @@ class HotStateKeys:
         return f"{self.prefix}:kill_switch"
 
     @property
+    def kill_switch_info(self) -> str:
+        return f"{self.prefix}:kill_switch_info"
+
+    @property
     def last_event_id(self) -> str:
         return f"{self.prefix}:last_event_id"
 
@@ -272,8 +278,8 @@ class HotStateKeys:
 
     def all(self) -> tuple[str, ...]:
         return (
-            self.positions, self.cash, self.open_orders, self.ess_state, self.kill_switch, self.last_event_id,
-            self.heartbeat, self.equity,
+            self.positions, self.cash, self.open_orders, self.ess_state, self.kill_switch, self.kill_switch_info,
+            self.last_event_id, self.heartbeat, self.equity,
         )  # fmt: skip
 
 
@@ -480,12 +486,17 @@ class HotState:
             return HotStateCorruptError(f"run {self.run_id}: {message.removeprefix('CORRUPT ')}")
         return error
 
-    @contextlib.contextmanager
-    def _connection_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
-            raise ServiceUnavailableError("Redis", _client_url(self.client), err) from err
+    def _connection_errors(self) -> contextlib.AbstractContextManager[None]:
+        return redis_errors(self.client)
+
+
+@contextlib.contextmanager
+def redis_errors(client: redis.Redis) -> Iterator[None]:
+    """Turn "Redis cannot be reached" inside the block into :class:`ServiceUnavailableError` naming it."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
+        raise ServiceUnavailableError("Redis", _client_url(client), err) from err
 
 
 # ------------------------------------------------------------------------------------ minor units

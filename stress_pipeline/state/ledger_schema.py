@@ -27,6 +27,9 @@ other users of a shared database; tests use a throwaway schema each):
   sum of the ``fees`` entries. The position entry is the balancing figure, so a fill balances to the
   last 1e-8 whatever the rounding of ``cash_delta``.
 
+* ``kill_switch_events`` — every trip and reset of a run's KILL_SWITCH (``action`` ``trip`` /
+  ``reset``), when, by whom and why; a trip also names the symbol set, the scenario and the alert's
+  dedup key, and carries the figures that breached (``details``).
 * ``positions`` — a view: per run and symbol, ``qty`` and ``cost`` from the position entries; the
   cash balance is a query (:func:`account_balance`), as cash needs the run's initial cash added.
 
@@ -65,6 +68,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects.postgresql import JSONB
 
 from stress_pipeline.services.connections import POSTGRES, _psycopg_cause
 from stress_pipeline.services.errors import ServiceUnavailableError
@@ -113,6 +117,7 @@ class LedgerTables:
     entries: sa.Table
     positions: sa.TableClause  # the view
     marks: sa.Table
+    kill_switch_events: sa.Table
 
 
 @functools.cache
@@ -171,12 +176,28 @@ def ledger_tables(schema: str = DEFAULT_SCHEMA) -> LedgerTables:
         sa.Column("equity", AMOUNT, nullable=False),
         sa.PrimaryKeyConstraint("run_id", "ts_ns", name="marks_pkey"),
     )  # fmt: skip
+    kill_switch_events = sa.Table(
+        "kill_switch_events", metadata,
+        sa.Column("event_id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("namespace", KEY, nullable=False),
+        sa.Column("run_id", KEY, nullable=False),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("symbol_set", sa.Text),
+        sa.Column("scenario", sa.Text),
+        sa.Column("dedup_key", sa.Text),
+        sa.Column("details", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.CheckConstraint("action IN ('trip', 'reset')", name="kill_switch_events_action"),
+        sa.Index("kill_switch_events_run", "namespace", "run_id", "event_id"),
+    )  # fmt: skip
     positions = sa.table(
         "positions",
         sa.column("run_id", KEY), sa.column("symbol", KEY), sa.column("qty", AMOUNT), sa.column("cost", AMOUNT),
         schema=schema,
     )  # fmt: skip
-    return LedgerTables(schema, metadata, runs, orders, fills, entries, positions, marks)
+    return LedgerTables(schema, metadata, runs, orders, fills, entries, positions, marks, kill_switch_events)
 
 
 def account_balance(tables: LedgerTables, run_id: str, account: str) -> sa.Select:
