@@ -86,8 +86,9 @@ def test_without_the_drawdown_halt_the_correlation_cascade_fails(env: DrillEnv) 
     assert not result.passed
     assert outcomes["ESS halt: drawdown at the trip"] == "not_exercised"
     assert outcomes["equity marks beyond 15% drawdown with the ESS armed"] == "fail"
-    assert values["equity marks beyond 15% drawdown with the ESS armed"] > 5
-    assert outcomes["loss contained (max drawdown)"] == "fail" and values["loss contained (max drawdown)"] > 0.20
+    assert values["equity marks beyond 15% drawdown with the ESS armed"] == 14.0
+    assert outcomes["loss contained (max drawdown)"] == "fail"
+    assert values["loss contained (max drawdown)"] == pytest.approx(0.2315, abs=5e-4)  # rode the whole cascade
     assert outcomes["risk-adding fills from the halt to the reset"] == "not_exercised"
     # the monitors still see the cascade: the seed's 15% drawdown limit, with no ESS behind it
     assert list(result.detections["failure_mode"]) == ["drawdown_exceeded"]
