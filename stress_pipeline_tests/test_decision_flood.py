@@ -93,6 +93,19 @@ def test_queueing_behind_a_slow_decider_is_in_the_latency() -> None:
     assert result.p50_ms >= 20.0 and result.max_ms >= result.p99_ms >= result.p50_ms
 
 
+def test_the_generator_alone_answers_everything_and_leaves_the_collector_as_it_was() -> None:
+    import gc
+
+    from stress_pipeline.trading.risk.decision import allow_all
+
+    before = gc.get_freeze_count()
+    result = run_flood(allow_all, rate=2_000, seconds=0.25)
+    assert result.reasons == {"": 500} and result.decisions == 500
+    assert gc.get_freeze_count() == before  # the objects frozen for the run are handed back
+    # the process's CPU during the load: positive, and at most the wall time of the run plus its threads' slack
+    assert 0.0 < result.cpu_s <= result.elapsed_s * 2 and result.cpu_us_per_decision == result.cpu_s / 500 * 1e6
+
+
 def test_a_decider_that_breaks_the_contract_fails_the_flood() -> None:
     def wrong(request):
         return (True, request.qty)

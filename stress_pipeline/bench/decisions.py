@@ -44,6 +44,7 @@ def targets(result: FloodResult) -> list[tuple[str, float, str, bool | None]]:
         ("P99 latency ms", result.p99_ms, f"<= {p99_target:g}", result.p99_ms <= p99_target),
         ("P99.9 latency ms", result.p999_ms, "(reported)", None),
         ("max latency ms", result.max_ms, "(reported)", None),
+        ("client CPU us per decision", result.cpu_us_per_decision, "(reported)", None),
         ("RSS slope MB/min", result.rss_slope_mb_per_min, f"<= {TARGET_RSS_SLOPE:g} (judged on runs >= 60 s)",
          result.rss_slope_mb_per_min <= TARGET_RSS_SLOPE if rss_judged else None),
     ]  # fmt: skip

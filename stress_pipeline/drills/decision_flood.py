@@ -63,10 +63,17 @@ class FloodResult:
     batches: int
     max_batch: int
     reasons: dict[str, int] = field(default_factory=dict)  # "" = passed unchanged
+    cpu_s: float = math.nan  # CPU time of this process (generator and decider client) during the load
 
     @property
     def achieved_per_s(self) -> float:
         return self.decisions / self.elapsed_s if self.elapsed_s > 0 else math.nan
+
+    @property
+    def cpu_us_per_decision(self) -> float:
+        """The process's CPU per decision (waiting spins included): how much of a core the load needs,
+        the figure that decides the tails once other processes want the same cores."""
+        return self.cpu_s / self.decisions * 1e6 if self.decisions else math.nan
 
     def row(self) -> dict[str, float | int]:
         return {name: getattr(self, name) for name in FLOOD_COLUMNS}
@@ -130,6 +137,7 @@ def run_flood(
     gc.collect()
     gc.freeze()  # what exists now is never scanned again: a full collection during the load stays short
     try:
+        cpu0 = time.process_time()
         start = clock() + 5_000_000  # first send 5 ms from now
         wall0 = wall_ns() + 5_000_000
         scheduled = start + (np.arange(n, dtype=np.float64) * (1e9 / rate)).astype(np.int64)
@@ -160,6 +168,7 @@ def run_flood(
                 rss_mb.append(process.memory_info().rss / 2**20)
                 next_rss = done + int(rss_every_s * 1e9)
         end = clock()
+        cpu_s = time.process_time() - cpu0
     finally:
         gc.unfreeze()
     histogram = LatencyHistogram()
@@ -169,7 +178,7 @@ def run_flood(
         rate_per_s=float(rate), seconds=float(seconds), decisions=n, elapsed_s=(end - start) / 1e9,
         p50_ms=histogram.percentile(50) / 1e6, p99_ms=histogram.percentile(99) / 1e6,
         p999_ms=histogram.percentile(99.9) / 1e6, max_ms=histogram.max / 1e6, rss_slope_mb_per_min=slope,
-        rss_mb=tuple(rss_mb), batches=batches, max_batch=biggest, reasons=dict(reasons),
+        rss_mb=tuple(rss_mb), batches=batches, max_batch=biggest, reasons=dict(reasons), cpu_s=cpu_s,
     )  # fmt: skip
 
 

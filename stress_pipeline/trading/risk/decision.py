@@ -85,6 +85,12 @@ class Decider(Protocol):
     def decide_batch(self, requests: Sequence[DecisionRequest]) -> list[Decision]: ...
 
 
+def allow_all(request: DecisionRequest) -> Decision:
+    """A decider that passes every order unchanged: the decision flood against it measures the load
+    generator alone (``--decider stress_pipeline.trading.risk.decision:allow_all``)."""
+    return Decision(True, request.qty, "")
+
+
 class DecisionSpecError(ValueError):
     """A decider's import path does not resolve, or what it names does not have the decision signature."""
 
