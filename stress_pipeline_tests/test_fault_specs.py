@@ -108,7 +108,8 @@ def test_exchange_windows_and_the_state_plan_use_the_same_window(faults: list[di
     specs = parse_faults(faults)
     windows = fault_windows(specs, start)
     arrays = {"exchange_outage": windows.outage, "rate_limit": windows.rate_limit,
-              "latency_spike": windows.latency, "postgres_down": windows.ledger_down}  # fmt: skip
+              "latency_spike": windows.latency, "postgres_down": windows.ledger_down,
+              "kill_switch": windows.kill_switch}  # fmt: skip
     for kind in MODELLED:
         expected = [spec.window_ns(start) for spec in specs if spec.kind == kind]
         assert [tuple(row) for row in arrays[kind].tolist()] == expected
@@ -131,7 +132,7 @@ def test_exchange_windows_and_the_state_plan_use_the_same_window(faults: list[di
 def test_every_kind_has_its_model_with_typed_defaults() -> None:
     assert set(FAULT_KINDS) == {
         "redis_down", "postgres_down", "writer_crash", "exchange_outage", "rate_limit", "latency_spike",
-        "duplicate_fills", "out_of_order_fills",
+        "duplicate_fills", "out_of_order_fills", "kill_switch",
     }  # fmt: skip
     defaults = {kind: parse_faults([{"kind": kind, "at_s": 1, "duration_s": 2}
                                     if kind != "writer_crash" else {"kind": kind, "at_s": 1}])[0].params.model_dump()
@@ -140,7 +141,7 @@ def test_every_kind_has_its_model_with_typed_defaults() -> None:
         "redis_down": {}, "postgres_down": {}, "exchange_outage": {},
         "writer_crash": {"point": "after_ledger_before_redis"},
         "rate_limit": {"limit_mult": 0.0}, "latency_spike": {"mult": 10.0},
-        "duplicate_fills": {"rate": 0.1}, "out_of_order_fills": {"window": 5},
+        "duplicate_fills": {"rate": 0.1}, "out_of_order_fills": {"window": 5}, "kill_switch": {},
     }  # fmt: skip
     assert all(issubclass(cls, FaultBase) and cls.model_fields["kind"].default == kind
                for kind, cls in FAULT_TYPES.items())  # fmt: skip

@@ -1,6 +1,7 @@
 """The KILL_SWITCH against real servers: set with reason and time in Redis, every change in the ledger,
 `stress-pipeline killswitch status|reset` (who and why recorded), and the risk stack refusing every new
-order of the live run while it is on."""
+order of the live run while it is on, and the paper engine's router sending nothing in a kill_switch
+window."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from stress_pipeline import cli
@@ -22,12 +25,15 @@ from stress_pipeline.lite.killswitch import (
     reset,
     trip,
 )
+from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.services import embedded, postgres_engine, redis_client, resolve_service_urls
 from stress_pipeline.settings import get_settings
+from stress_pipeline.simulation.paper import run_paper
 from stress_pipeline.state.hot_state import HotState, HotStateKeys, HotStateNotInitialisedError
 from stress_pipeline.state.risk_decisions import RiskDecisionState, RiskStackDecider
 from stress_pipeline.trading.risk.decision import BUY, SELL, DecisionRequest
 from stress_pipeline.trading.risk.stack import compile_stack
+from stress_pipeline_tests.test_exchange import FixedWeights
 
 AT = datetime(2026, 12, 7, 15, 0, 5, 250_000, tzinfo=UTC)
 
@@ -147,3 +153,28 @@ def test_the_risk_stack_blocks_every_new_order_while_the_switch_is_on(servers) -
         assert state.counts()["KILL_SWITCH"] == 2
     finally:
         state.clear()
+
+
+def test_the_paper_engine_sends_no_order_while_the_switch_is_on_and_resumes_after() -> None:
+    bars = generate_bars(days=1, seed=5)
+    n_bars = bars["ts"].nunique()
+    strategy = FixedWeights(np.where(np.arange(n_bars) < 125, 0.3, 0.5))  # a new target inside the window
+    begin = pd.Timestamp(bars["ts"].min()) + pd.Timedelta(seconds=7230)
+    end = begin + pd.Timedelta(seconds=900)
+    free = run_paper(bars, strategy)
+    switched = run_paper(bars, strategy, faults=[{"kind": "kill_switch", "at_s": 7230, "duration_s": 900}])
+
+    def orders(result, lo, hi):
+        e = result.events
+        return e[(e["kind"] == "order") & (e["ts"] >= lo) & (e["ts"] < hi)]
+
+    assert len(orders(free, begin, end)) == 3  # the run without the switch trades in the window
+    assert orders(switched, begin, end).empty
+    blocks = switched.events[switched.events["reason"] == "KILL_SWITCH"]
+    assert (blocks["kind"] == "risk_block").all() and blocks["ts"].between(begin, end, inclusive="left").all()
+    assert sorted(blocks["symbol"]) == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]  # one per target, not one per bar
+    # Before the switch the two runs are the same; the first decision after it routes the targets again.
+    assert orders(switched, bars["ts"].min(), begin).equals(orders(free, bars["ts"].min(), begin))
+    after = orders(switched, end, end + pd.Timedelta(minutes=1))
+    assert sorted(after["symbol"]) == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert switched.events.loc[switched.events["kind"] == "fault_start", "reason"].tolist() == ["kill_switch"]

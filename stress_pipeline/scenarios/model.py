@@ -273,6 +273,15 @@ class PostgresDownFault(FaultBase):
     params: NoParams = NoParams()
 
 
+class KillSwitchFault(FaultBase):
+    """The KILL_SWITCH is on for the window: the paper engine's router sends no new order (rebalance,
+    replacement or safety-governor flatten; a triggered stop-loss exit still goes), and routes its
+    targets again once the switch is off."""
+
+    kind: Literal["kill_switch"] = "kill_switch"
+    params: NoParams = NoParams()
+
+
 class WriterCrashParams(_Strict):
     point: CrashPoint = "after_ledger_before_redis"
 
@@ -352,7 +361,8 @@ FaultSpec = Annotated[
     | RateLimitFault
     | LatencySpikeFault
     | DuplicateFillsFault
-    | OutOfOrderFillsFault,
+    | OutOfOrderFillsFault
+    | KillSwitchFault,
     Field(discriminator="kind"),
 ]
 FAULT_ADAPTER: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)

@@ -168,7 +168,7 @@ def simulate(
         stressed = detect_stress(panel.high, panel.low, panel.spread_bps, panel.tradable, risk.stress)
     bar_ns = panel_interval_ns(panel)
     windows = fault_windows(faults, int(panel.ts[0]), outages=toggles.outages, rate_limits=toggles.rate_limits,
-                            latency=toggles.latency, ledger=toggles.risk)  # fmt: skip
+                            latency=toggles.latency, ledger=toggles.risk, kill_switch=toggles.risk)  # fmt: skip
     params = engine_params(policy, toggles, config, panel.shape[1])
     state = new_engine_state(panel.shape[1], float(config.initial_capital), risk.controller.window)
     capacity = event_capacity if event_capacity is not None else 4 * panel.shape[0] + 1_024

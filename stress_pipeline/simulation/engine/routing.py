@@ -2,7 +2,8 @@
 
 For each symbol (``decide``): a new weight is logged as a signal; the weight is sized
 (``booking.target_quantity``, the backtest's sizing) in the policy controller's mode; the balancer
-caps it (concentration, fewer open positions while the market is stressed); while the safety
+caps it (concentration, fewer open positions while the market is stressed); while the KILL_SWITCH is
+on nothing is sent at all (the target waits for the switch to go off); while the safety
 governor is not ARMED, or the ledger is down, only risk-reducing targets pass; the guard checks the
 order (notional, position, open positions, gross exposure); what remains becomes the symbol's order.
 
@@ -38,6 +39,7 @@ from stress_pipeline.trading.risk.reasons import (
     BALANCER_STRESS_MAX_POSITIONS,
     ESS_BLOCKED,
     ESS_HALTED,
+    KILL_SWITCH,
     LEDGER_DOWN,
     NONE,
     RISK_MAX_OPEN_POSITIONS,
@@ -92,6 +94,16 @@ def decide(k, t, equity, market_stressed, market, windows, params, state, log):
             cancel(log, account, order, s, t, LIMIT_TIMEOUT, state.rate, params)
             sym.dirty = True
             status = NO_ORDER
+        if risk.enabled and in_window(windows.kill_switch, t):
+            # No new order of the router's, reducing and flattening ones included; one block per target,
+            # and the target is routed again at the first decision after the switch is off.
+            want = target_quantity(w, equity, price, params.sizing, scale)
+            if sym.block != KILL_SWITCH and abs(want - position) * price >= router.min_order_notional:
+                emit(log, account, t, RISK_BLOCK, s, -1, KILL_SWITCH, 0, want - position, price, 0.0, np.nan, np.nan,
+                     np.nan)  # fmt: skip
+                sym.block = KILL_SWITCH
+            sym.dirty = True
+            continue
         if ess_state != ARMED:
             if status != NO_ORDER:
                 cancel(log, account, order, s, t, CANCEL_FOR_FLATTEN, state.rate, params)

@@ -11,6 +11,8 @@ windows in nanoseconds (``FaultSpec.window_ns``, the one window rule). The excha
 
 * ``postgres_down``: the ledger is away; the router opens or grows no position in the window
   (reduce only, reason LEDGER_DOWN) when the policy's ``risk.block_openings_when_ledger_down`` holds.
+* ``kill_switch``: the KILL_SWITCH is on; the router sends no new order in the window (reason
+  KILL_SWITCH), reducing ones included, and routes its targets again once it is off.
 
 The other kinds (Redis, writer crashes, duplicate fills ...) belong to the state layer; the paper run
 logs their start and end but its fills do not change.
@@ -26,7 +28,7 @@ from numba import njit
 
 from stress_pipeline.scenarios.model import FaultBase, FaultSpec, LatencySpikeFault, RateLimitFault, parse_faults
 
-MODELLED = ("exchange_outage", "rate_limit", "latency_spike", "postgres_down")
+MODELLED = ("exchange_outage", "rate_limit", "latency_spike", "postgres_down", "kill_switch")
 
 
 class FaultWindows(NamedTuple):
@@ -39,6 +41,7 @@ class FaultWindows(NamedTuple):
     latency: np.ndarray
     latency_mult: np.ndarray
     ledger_down: np.ndarray
+    kill_switch: np.ndarray
 
 
 def as_fault_specs(faults: Iterable[FaultBase | Mapping]) -> tuple[FaultSpec, ...]:
@@ -48,12 +51,13 @@ def as_fault_specs(faults: Iterable[FaultBase | Mapping]) -> tuple[FaultSpec, ..
 
 def fault_windows(
     faults: Iterable[FaultSpec], start_ns: int, *, outages: bool = True, rate_limits: bool = True,
-    latency: bool = True, ledger: bool = True,
+    latency: bool = True, ledger: bool = True, kill_switch: bool = True,
 ) -> FaultWindows:
     """The windows of the modelled faults, relative to ``start_ns`` (the first bar); a switched-off
     realism source gets no windows."""
     rows: dict[str, list[tuple[int, int, float]]] = {kind: [] for kind in MODELLED}
-    enabled = {"exchange_outage": outages, "rate_limit": rate_limits, "latency_spike": latency, "postgres_down": ledger}
+    enabled = {"exchange_outage": outages, "rate_limit": rate_limits, "latency_spike": latency, "postgres_down": ledger,
+               "kill_switch": kill_switch}  # fmt: skip
     for fault in faults:
         if fault.kind not in rows or not enabled[fault.kind]:
             continue
@@ -73,6 +77,7 @@ def fault_windows(
         latency=out["latency_spike"][0],
         latency_mult=out["latency_spike"][1],
         ledger_down=out["postgres_down"][0],
+        kill_switch=out["kill_switch"][0],
     )
 
 

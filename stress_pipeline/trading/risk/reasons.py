@@ -23,6 +23,8 @@ ESS_BLOCKED = 120
 ESS_HALTED = 121
 # The ledger (PostgreSQL) is down: no new or larger positions until it is back (reduce only).
 LEDGER_DOWN = 122
+# The KILL_SWITCH is on: no new order at all (the per-order risk stack and the paper engine's router).
+KILL_SWITCH = 123
 
 # Safety governor transitions.
 DRAWDOWN_LIMIT = 130
@@ -45,6 +47,7 @@ REASON_NAMES = {
     ESS_BLOCKED: "ESS_BLOCKED",
     ESS_HALTED: "ESS_HALTED",
     LEDGER_DOWN: "LEDGER_DOWN",
+    KILL_SWITCH: "KILL_SWITCH",
     DRAWDOWN_LIMIT: "DRAWDOWN_LIMIT",
     FLATTENED: "FLATTENED",
     COOLDOWN_ELAPSED: "COOLDOWN_ELAPSED",

@@ -31,13 +31,13 @@ from stress_pipeline.trading.risk.balancer import balance_target
 from stress_pipeline.trading.risk.guard import guard_check
 from stress_pipeline.trading.risk.policy import RiskPolicy
 from stress_pipeline.trading.risk.reasons import ESS_BLOCKED, ESS_HALTED, NONE, REASON_NAMES
+from stress_pipeline.trading.risk.reasons import KILL_SWITCH as KILL_SWITCH_CODE
 from stress_pipeline.trading.risk.safety_governor import ARMED, HALTED, STATE_NAMES
 
-#: Reason code of an order refused because the kill switch is on (not an engine code: the paper
-#: engine has no kill switch).
-KILL_SWITCH_CODE = 199
-KILL_SWITCH = "KILL_SWITCH"
-DECISION_REASONS = {**REASON_NAMES, KILL_SWITCH_CODE: KILL_SWITCH}
+#: The reason of an order refused because the kill switch is on (code ``reasons.KILL_SWITCH``, which the
+#: paper engine's router uses too).
+KILL_SWITCH = REASON_NAMES[KILL_SWITCH_CODE]
+DECISION_REASONS = dict(REASON_NAMES)
 
 
 def policy_params(policy: RiskPolicy) -> tuple[float, float, int, float, float, int]:
