@@ -277,7 +277,8 @@ def test_the_exchange_session_sends_nothing_while_the_exchange_is_known_down() -
         assert list(reconnects["reason"]) == ["EXCHANGE_OUTAGE"] * (len(reconnects) - 1) + [""]
         assert reconnects["ts"].iloc[-2] < end <= reconnects["ts"].iloc[-1]
         details = [json.loads(d) for d in reconnects["details"]]
-        assert [d["ok"] for d in details] == [False] * (len(details) - 1) + [True] and details[-1]["waiting"] >= 1
+        assert [d["ok"] for d in details] == [False] * (len(details) - 1) + [True]
+        assert sum(d["waiting"] for d in details) > 0  # sends were held for them
         assert (run.fills["ts"] >= reconnects["ts"].iloc[-1]).any()  # it resumes after the successful reconnect
     # the same run until the exchange went down
     before = plain.fills[plain.fills["ts"] < begin]

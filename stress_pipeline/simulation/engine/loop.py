@@ -4,7 +4,7 @@ One bar ``k`` (its time runs from ``ts[k]`` to its close ``ts[k] + bar_ns``) goe
 
 1. stops: where the path of bar k first reaches the stop of each position held at its start;
 2. order actions due by the close, in time order across symbols (:func:`process_due`): sends,
-   arrivals at the venue, stop triggers (``venue.py``);
+   arrivals at the venue, stop triggers (``venue.py``), and the exchange session's reconnects;
 3. working orders from earlier bars fill against bar k (``venue.carried_fill``);
 4. mark to market at the close; the safety governor and the policy controller step;
 5. decisions at the close: target weight -> policy scale -> balancer -> router -> guard -> orders
@@ -19,7 +19,7 @@ import numpy as np
 
 from stress_pipeline.simulation.engine.routing import cancel, decide, new_order, protective
 from stress_pipeline.simulation.engine.state import IN_FLIGHT, NEVER, NO_ORDER, PENDING, WORKING, emit, grow
-from stress_pipeline.simulation.engine.venue import arrive, carried_fill, send, stop_time
+from stress_pipeline.simulation.engine.venue import arrive, carried_fill, reconnected, send, stop_time
 from stress_pipeline.simulation.events import ESS_TRANSITION, EVENT_DTYPE, POLICY_CHANGE, STOP_LOSS
 from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.exchange.reasons import CANCEL_FOR_STOP, STOP_LOSS_EXIT
@@ -65,7 +65,7 @@ def run_engine(market, windows, params, state, event_capacity):
                                           t_open, bar_ns, 0.0, position, book[s].avg_price,
                                           risk.stop_pct)  # fmt: skip
         # 2. order actions due by the close
-        if anything_due(orders, symbols, t_close):
+        if anything_due(orders, symbols, t_close) or reconnect_due(account, params, t_close):
             process_due(k, t_close, market, windows, params, state, log)
         # 3. working orders from earlier bars
         for s in range(n_sym):
@@ -106,7 +106,7 @@ def run_engine(market, windows, params, state, event_capacity):
                                                                                        symbols):  # fmt: skip
             decide(k, t_close, equity, k <= stressed_until, market, windows, params, state, log)
         # 6. zero-latency orders arrive at the close
-        if anything_due(orders, symbols, t_close):
+        if anything_due(orders, symbols, t_close) or reconnect_due(account, params, t_close):
             process_due(k, t_close, market, windows, params, state, log)
         # 7. record
         equity_out[k] = mark(account, book, c, k)
@@ -126,6 +126,9 @@ def process_due(k, horizon, market, windows, params, state, log):
     orders, symbols, book, account = state.orders, state.symbols, state.book, state.account
     while True:
         s, best_t, best_stop = next_action(orders, symbols, horizon)
+        if reconnect_due(account, params, horizon) and (s < 0 or account[0].reconnect_at <= best_t):
+            reconnected(account[0].reconnect_at, windows, params, state, log)  # before a send due at that time
+            continue
         if s < 0:
             return
         if best_stop:
@@ -173,6 +176,12 @@ def anything_due(orders, symbols, horizon):
         if symbols[s].stop_time <= horizon:
             return True
     return False
+
+
+@compiled(inline="always")
+def reconnect_due(account, params, horizon):
+    """Whether the exchange session (``pause_on_outage``) is down with a reconnect due by ``horizon``."""
+    return params.router.pause_on_outage and account[0].venue_down and account[0].reconnect_at <= horizon
 
 
 @compiled(inline="always")

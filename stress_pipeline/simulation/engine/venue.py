@@ -3,8 +3,8 @@
 An order is sent (``send``): the venue's request limits may refuse it (-1003 / -1015, with a
 Retry-After; the client retries with backoff up to ``max_retries``), else it travels for a latency
 draw. With the router's ``pause_on_outage``, nothing is sent while the session knows the exchange is
-down: a send waits for the reconnect (``reconnected``) tried every ``reconnect_s``. An order arrives
-(``arrive``): refused while the exchange is down, else it fills on the bar's path from the arrival
+down: a send waits for the reconnect (``reconnected``, run by the loop every ``reconnect_s``). An
+order arrives (``arrive``): refused while the exchange is down, else it fills on the bar's path from the arrival
 time: a market order at the path price there, a limit order at once if the taker price is inside the
 limit, else where the path first touches the limit; at most the participation cap of the bar's volume
 per symbol. What is left works on later bars (``carried_fill``): market orders at the path's mean
@@ -70,8 +70,8 @@ def send(k, s, t, market, windows, params, state, log):
     the latency to the matching engine."""
     venue, router = params.venue, params.router
     order = state.orders[s]
-    if router.pause_on_outage and state.account[0].venue_down and not reconnected(t, windows, params, state, log):
-        order.time = state.account[0].reconnect_at  # held: nothing is sent to an exchange known to be down
+    if router.pause_on_outage and state.account[0].venue_down:
+        order.time = state.account[0].reconnect_at  # held: sent after the next reconnect, if that succeeds
         return
     attempt = order.attempt
     why = NONE
@@ -114,11 +114,10 @@ def send(k, s, t, market, windows, params, state, log):
 
 @compiled
 def reconnected(t, windows, params, state, log):
-    """The exchange session's reconnect, due at ``account.reconnect_at``: whether the exchange answers
-    at ``t`` (logged as a ``reconnect`` event); if not, the next try is ``reconnect_ns`` later."""
+    """The exchange session's reconnect at ``t`` (the loop runs it at ``account.reconnect_at``, every
+    ``reconnect_ns`` while the exchange is down, whether an order waits or not): whether the exchange
+    answers (logged as a ``reconnect`` event); if not, the next try is ``reconnect_ns`` later."""
     account = state.account
-    if t < account[0].reconnect_at:
-        return False
     up = not in_window(windows.outage, t)
     waiting = 0
     for i in range(state.orders.shape[0]):
@@ -129,7 +128,6 @@ def reconnected(t, windows, params, state, log):
         account[0].venue_down = False
     else:
         account[0].reconnect_at = t + params.router.reconnect_ns
-    return up
 
 
 @compiled
