@@ -31,9 +31,10 @@ Redis): the same failure, the other system under test.
 The other drills stay on the live book: the network loss, the broker (Redis) disconnect and the
 webhook path are no market or venue event the engine models; the ESS reset goes through the operator's
 command line and Redis; the stuck position needs an exit the book never fills (the engine's fills
-always find the bar's volume); the signal flood measures a real queue's lag; and a fill 1% off
-its expected price is a fact of that fill, which the engine would produce only through a spread or
-impact large enough to move every fill of the bar.
+always find the bar's volume); the signal flood measures a real queue's lag; and the high slippage is
+one fill 1% off its expected price, then the unprofitable strategy disabled through the live state's
+kill switch (the engine's slippage moves every fill of a stressed window, and it keeps no
+per-strategy switch).
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ from it; their detections are the drill's detection times and alerts.
   strategy is disabled (the run's kill switch: this run trades one strategy).
 
 Why not through the paper engine: a webhook is no market or venue event (the engine takes its
-strategies' weights whole), and one fill 1% off its expected price is a fact of that fill alone; the
-engine slips fills through the bar's spread and impact, which would move every fill of the bar, not
-one. Disabling a strategy is a kill switch in the live state, which the engine does not keep.
+strategies' weights whole). The engine does model slippage (half the bar's spread, square-root
+impact, latency along the bar's path), but it moves every fill of a stressed window, where the seed's
+case is one fill 1% off; and the seed's last criterion, disabling the strategy once unprofitable, is
+the kill switch of the live state, which the engine does not keep per strategy.
 """
 
 from __future__ import annotations
