@@ -91,6 +91,7 @@ def test_coverage_and_metrics_from_real_drills_and_the_routing_key_nowhere(exter
             evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
             check = evaluations["monitoring_complete"]
             assert not check.passed and check.metadata["coverage_pct"].value == pytest.approx(100 * 2 / 14)
+            assert check.severity == dg.AssetCheckSeverity.WARN  # a finding; the certification's gate says NO-GO
             assert check.metadata["failed_modes"].data == []
             assert len(check.metadata["modes_without_a_drill_run"].data) == 12
             assert evaluations["alert_delivery_reliable"].passed, evaluations["alert_delivery_reliable"].metadata
