@@ -5,9 +5,11 @@ check in real Dagster runs, breach and no breach."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import uuid
+from argparse import Namespace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +20,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from stress_pipeline.bench.lite import main
 from stress_pipeline.defs.io_manager import parquet_io_manager
 from stress_pipeline.defs.lite import defs as lite_defs
 from stress_pipeline.defs.lite.resources import LiteResource
@@ -182,6 +185,7 @@ def _seed(urls, run_id: str, namespace: str, positions: dict[str, str], cash: st
     return hot
 
 
+@pytest.mark.services
 def test_the_book_is_read_from_redis_and_bad_books_are_named(servers, tmp_path: Path) -> None:
     _home, urls = servers
     client, ns = redis_client(urls.redis_url), f"lite-{uuid.uuid4().hex[:8]}"
@@ -206,6 +210,7 @@ def test_the_book_is_read_from_redis_and_bad_books_are_named(servers, tmp_path: 
         hot.clear()
 
 
+@pytest.mark.services
 def test_a_breach_sets_the_switch_pages_once_per_hour_and_is_recorded(servers, tmp_path: Path) -> None:
     home, urls = servers
     client, ns, set_name = redis_client(urls.redis_url), f"lite-{uuid.uuid4().hex[:8]}", f"set_{uuid.uuid4().hex[:8]}"
@@ -252,6 +257,7 @@ def test_a_breach_sets_the_switch_pages_once_per_hour_and_is_recorded(servers, t
         engine.dispose()
 
 
+@pytest.mark.services
 def test_the_asset_and_its_check_in_real_runs(servers, tmp_path: Path) -> None:
     home, urls = servers
     ns, set_name = f"lite-{uuid.uuid4().hex[:8]}", f"set_{uuid.uuid4().hex[:8]}"
@@ -309,6 +315,21 @@ def test_the_asset_and_its_check_in_real_runs(servers, tmp_path: Path) -> None:
     finally:
         HotState(client, "live", namespace=ns).clear()
         engine.dispose()
+
+
+@pytest.mark.services
+def test_the_benchmark_times_the_real_call_and_checks_its_answer(servers, capsys) -> None:
+    home, _urls = servers
+    settings = get_settings({"STRESS_HOME": str(home), "STRESS_DATA_DIR": str(ROOT / "data")})
+    client = redis_client(resolve_service_urls(settings).redis_url)
+    before = set(client.scan_iter(match="stress-bench:*"))
+    main(Namespace(settings=settings, repeat=1, json=True))  # exit 1 only when the time target is missed
+    out = json.loads(capsys.readouterr().out)
+    whole, kernel = out["measurements"]
+    assert whole["symbols"] == kernel["symbols"] == 100 and whole["repeat"] == 20
+    assert set(out["figures"]) == {"drawdown_pct", "var_multiplier", "position_delta"}
+    assert all(math.isfinite(v) and v > 0 for v in out["figures"].values())
+    assert set(client.scan_iter(match="stress-bench:*")) == before  # the bench's book is removed
 
 
 # ------------------------------------------------------------------------------------------ helpers
