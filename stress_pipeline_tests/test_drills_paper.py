@@ -147,6 +147,16 @@ def test_without_the_exchange_session_the_outage_drill_fails(env: DrillEnv) -> N
     assert outcomes["detection delay (s)"] == "pass"  # the monitors see it all the same
 
 
+def test_a_session_that_reconnects_every_two_minutes_fails_the_outage_drill(env: DrillEnv) -> None:
+    data = TradingPolicy().model_dump()
+    data["router"]["reconnect_s"] = 120.0
+    result = exchange_outage_drill(env, policy=TradingPolicy.model_validate(data))
+    values, outcomes = _values(result), _outcomes(result)
+    assert outcomes["reconnect interval (s, max deviation from 60)"] == "fail"
+    assert values["reconnect interval (s, max deviation from 60)"] == 60.0  # the seed's 60 s, not the policy's
+    assert outcomes["orders sent while the exchange was known down"] == "pass" and not result.passed
+
+
 def test_an_outage_too_short_to_see_is_not_a_pass(env: DrillEnv) -> None:
     result = exchange_outage_drill(env, outage_s=15.0)  # two failed probes, no order in the window
     outcomes = _outcomes(result)
