@@ -287,6 +287,12 @@ def test_the_asset_and_its_check_in_real_runs(servers, tmp_path: Path) -> None:
                 [check] = result.get_asset_check_evaluations()
                 return result, check
 
+            result, check = run()  # no live book at all: nothing measured, a WARN that says why
+            assert result.success and not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+            assert check.description == f"NOT EXERCISED: no live book: the hot state {ns}:live does not exist " \
+                "(no system is trading there)"  # fmt: skip
+            assert result.output_for_node("lite_stress")["value"].isna().all()
+
             _seed(urls, "live", ns, {"BTCUSDT": "1", "ETHUSDT": "-15", "SOLUSDT": "0"}, "60000")  # hedged
             result, check = run()
             assert result.success and check.passed and not read_state(client, keys).on
@@ -295,7 +301,7 @@ def test_the_asset_and_its_check_in_real_runs(servers, tmp_path: Path) -> None:
             _seed(urls, "live", ns, {"BTCUSDT": "0", "ETHUSDT": "0", "SOLUSDT": "0"}, "100000")
             result, check = run()
             assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-            assert "NOT EXERCISED" in check.description
+            assert check.description == f"NOT EXERCISED: the live book holds no position in {set_name}"
 
             _seed(urls, "live", ns, LEVERED, "-85000")
             result, check = run()

@@ -28,6 +28,7 @@ from stress_pipeline.lite.defaults import DEFAULT_RUN_ID, DEFAULT_SCENARIO, DEFA
 from stress_pipeline.lite.evaluate import (
     DEFAULT_VAR_HORIZON_S,
     FIGURES,
+    THRESHOLD_KEYS,
     LiteInputError,
     LiteMarket,
     LiteResult,
@@ -185,9 +186,32 @@ def lite_table(result: LiteResult, response: BreachResponse | None = None) -> pd
     table["namespace"] = str(result.source.get("namespace", ""))
     table["evaluated_at"] = pd.Timestamp(result.evaluated_at) if result.evaluated_at else pd.NaT
     table["exercised"] = result.exercised
+    table["detail"] = "" if result.exercised else f"the live book holds no position in {result.symbol_set}"
     table["kill_switch_set"] = bool(response and response.kill_switch_set)
     table["alert"] = response.alert if response else ""
     table["dedup_key"] = response.dedup_key if response else ""
+    return table
+
+
+def no_book_table(
+    symbol_set_name: str, scenario: str, run_id: str, namespace: str, at: datetime | None = None
+) -> pd.DataFrame:  # fmt: skip
+    """The table of a run that found no live book (the run's hot state does not exist): nothing measured,
+    nothing breached, not exercised, and ``detail`` saying so; the same columns as :func:`lite_table`."""
+    table = pd.DataFrame({"criterion": list(THRESHOLD_KEYS), "figure": [FIGURES[k] for k in THRESHOLD_KEYS]})
+    table.insert(0, "symbol_set", symbol_set_name)
+    table.insert(1, "scenario", scenario)
+    table["value"] = math.nan
+    table["threshold"] = math.nan
+    table["breached"] = False
+    table["run_id"], table["namespace"] = run_id, namespace
+    table["evaluated_at"] = pd.Timestamp(at or datetime.now(UTC))
+    table["exercised"] = False
+    prefix = HotStateKeys.of(run_id, namespace).prefix
+    table["detail"] = f"no live book: the hot state {prefix} does not exist (no system is trading there)"
+    table["kill_switch_set"] = False
+    table["alert"] = ""
+    table["dedup_key"] = ""
     return table
 
 

@@ -10,12 +10,12 @@ from stress_pipeline.defs.monitoring.resources import AlertingResource
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.lite.evaluate import LiteInputError, market_reference
 from stress_pipeline.lite.killswitch import KillSwitchLedger
-from stress_pipeline.lite.run import lite_config, lite_table, plain, respond_to_breach, run_lite
+from stress_pipeline.lite.run import lite_config, lite_table, no_book_table, plain, respond_to_breach, run_lite
 from stress_pipeline.lite.symbol_sets import SymbolSetError
 from stress_pipeline.market.schema import concat_bars
 from stress_pipeline.monitoring.delivery import AlertSender
 from stress_pipeline.monitoring.queue import AlertQueue
-from stress_pipeline.state.hot_state import HotStateError
+from stress_pipeline.state.hot_state import HotState, HotStateError
 
 #: The durable alert queue of the lite run, under $STRESS_HOME/alerts.
 ALERT_QUEUE = "lite"
@@ -37,13 +37,18 @@ def lite_stress(
     """The flash-crash lite on the live book: the `lite` resource's run, read from Redis, shocked on its
     symbol set; a breach sets the KILL_SWITCH, pages once per set and hour and is recorded in the ledger."""
     settings = stress.settings()
+    client = stress.get_redis()
+    if not HotState(client, lite.run_id, namespace=lite.namespace).exists():
+        table = no_book_table(lite.symbol_set, lite.scenario, lite.run_id, lite.namespace)
+        context.log.warning(table["detail"].iloc[0])
+        return dg.Output(table, metadata={"breached": False, "exercised": False,
+                                          "detail": dg.MetadataValue.text(table["detail"].iloc[0])})  # fmt: skip
     try:
         config = lite_config(settings.data_dir, run_id=lite.run_id, namespace=lite.namespace,
                              symbol_set_name=lite.symbol_set, scenario=lite.scenario,
                              var_horizon_s=lite.var_horizon_s)  # fmt: skip
         bars = concat_bars([market_bars[symbol] for symbol in config.symbols if symbol in market_bars])
         market = market_reference(bars, config.symbols, lookback_bars=lite.lookback_bars)
-        client = stress.get_redis()
         result = run_lite(client, config, market)
     except NotMaterialisedError as err:
         raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None

@@ -14,13 +14,15 @@ LITE_WITHIN_LIMITS = "lite_within_limits"
     description=(
         "Every figure of the flash-crash lite on the live book (drawdown, VaR multiple, position delta) is within "
         "its threshold. A breach fails with severity ERROR (the kill switch is set and the on-call paged by the "
-        "asset); a book without positions fails with WARN: nothing was stressed, which is not a pass."
+        "asset); a book without positions, or no live book at all, fails with WARN: nothing was stressed, which "
+        "is not a pass."
     ),
 )
 def lite_within_limits(lite_stress: pd.DataFrame) -> dg.AssetCheckResult:
     breached = lite_stress[lite_stress["breached"]]
     exercised = bool(lite_stress["exercised"].all())
     values = {row.criterion: f"{row.value:.4g} (limit {row.threshold:.4g})" for row in lite_stress.itertuples()}
+    detail = "; ".join(sorted(set(lite_stress["detail"]) - {""}))
     names = breached["criterion"].tolist()
     metadata = {"figures": dg.MetadataValue.json(values), "breached": dg.MetadataValue.json(names)}
     if names:
@@ -31,5 +33,5 @@ def lite_within_limits(lite_stress: pd.DataFrame) -> dg.AssetCheckResult:
         )  # fmt: skip
     if not exercised:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
-                                   description="NOT EXERCISED: the live book holds no position in the set")  # fmt: skip
+                                   description=f"NOT EXERCISED: {detail}")  # fmt: skip
     return dg.AssetCheckResult(passed=True, metadata=metadata)
