@@ -6,6 +6,7 @@ merges them and binds the shared resources.
 
 import dagster as dg
 
+from stress_pipeline.defs.automation import defs as automation_defs
 from stress_pipeline.defs.certification import defs as certification_defs
 from stress_pipeline.defs.drills import defs as drills_defs
 from stress_pipeline.defs.integrity import defs as integrity_defs
@@ -22,6 +23,6 @@ def build_definitions() -> dg.Definitions:
     """The project's one Definitions object."""
     return dg.Definitions.merge(
         market_defs, scenarios_defs, simulations_defs, integrity_defs, drills_defs, verdicts_defs,
-        certification_defs, monitoring_defs, lite_defs,
+        certification_defs, monitoring_defs, lite_defs, automation_defs,
         dg.Definitions(resources=default_resources()),
     )
