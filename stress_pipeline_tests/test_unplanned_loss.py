@@ -64,12 +64,32 @@ def _kill_later(
 def test_kill_9_during_a_run_recovers_or_fails_cleanly_losing_nothing(
     paper, home: Settings, tmp_path: Path, target: str, seed: int
 ) -> None:
+    from stress_pipeline.services import postgres_engine, resolve_service_urls
+    from stress_pipeline.state.ledger import Ledger
+
     run_id = f"loss-{uuid.uuid4().hex[:8]}"
     killed: list[float] = []
-    started = time.monotonic()
-    thread = _kill_later(home, target, random.Random(seed).uniform(0.3, 1.5), killed)
-    config = LiveStateConfig(schema=f"loss_{uuid.uuid4().hex[:8]}", namespace=f"loss-{run_id}",
+    schema = f"loss_{uuid.uuid4().hex[:8]}"
+    # small writes, so that the replay lasts long enough to be killed at a point chosen by the seed: once
+    # the ledger holds that many of the run's fills (a wall-clock delay outlived the replay once it got fast)
+    config = LiveStateConfig(schema=schema, namespace=f"loss-{run_id}", batch_fills=2,
                              supervisor=SupervisorPolicy(restart_attempts=3))  # fmt: skip
+    at_fill = random.Random(seed).randint(1, len(exchange_fills(paper, run_id)) // 2)
+    ledger = Ledger(postgres_engine(resolve_service_urls(home).postgres_url), schema=schema)
+
+    def when_written() -> None:
+        deadline = time.monotonic() + BOUND_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if ledger.fill_count(run_id) >= at_fill:
+                    break
+            time.sleep(0.005)
+        ledger.engine.dispose()
+        _kill_later(home, target, 0.0, killed).join()
+
+    thread = threading.Thread(target=when_written, daemon=True)
+    started = time.monotonic()
+    thread.start()
     try:
         outcome = run_live_state(paper, run_id=run_id, faults=[], settings=home, initial_cash=100_000.0,
                                  buffer_root=tmp_path / "buffers", config=config)  # fmt: skip
