@@ -42,6 +42,7 @@ from stress_pipeline.paths import StoragePaths
 from stress_pipeline.scenarios.model import FlashCrashLiteParams
 from stress_pipeline.services import embedded, postgres_engine, redis_client, resolve_service_urls
 from stress_pipeline.services.alert_receiver import alert_endpoint, stop_receiver
+from stress_pipeline.services.launch import free_port
 from stress_pipeline.settings import get_settings
 from stress_pipeline.state.hot_state import DEFAULT_NAMESPACE, HotState, HotStateKeys
 
@@ -262,28 +263,17 @@ def test_the_asset_and_its_check_in_real_runs(servers, tmp_path: Path) -> None:
     home, urls = servers
     ns, set_name = f"lite-{uuid.uuid4().hex[:8]}", f"set_{uuid.uuid4().hex[:8]}"
     data = _data_dir(tmp_path, set_name)
-    bars = _bars(days=2)
-    paths = StoragePaths(home)
-    for symbol in SYMBOLS:
-        write_parquet_atomic(bars[bars["symbol"] == symbol].reset_index(drop=True),
-                             paths.asset_file(["market_bars"], symbol))  # fmt: skip
-    resources = {
-        "stress": StressResource(home=str(home), data_dir=str(data), postgres_url=urls.postgres_url,
-                                 redis_url=urls.redis_url),
-        "alerting": AlertingResource(),
-        "lite": LiteResource(run_id="live", namespace=ns, symbol_set=set_name),
-        "parquet_io_manager": parquet_io_manager,
-    }
+    _store_market_bars(home)
+    resources = _resources(home, data, urls, ns, set_name, AlertingResource())
     client = redis_client(urls.redis_url)
     keys = HotStateKeys.of("live", ns)
     engine = postgres_engine(urls.postgres_url)
     try:
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("symbols", list(SYMBOLS))
-            assets = [market_bars, *lite_defs.assets, *lite_defs.asset_checks]
 
             def run() -> tuple[dg.ExecuteInProcessResult, dg.AssetCheckEvaluation]:
-                result = dg.materialize(assets, selection=["lite_stress"], instance=instance, resources=resources)
+                result = dg.materialize(ASSETS, selection=["lite_stress"], instance=instance, resources=resources)
                 [check] = result.get_asset_check_evaluations()
                 return result, check
 
@@ -313,13 +303,42 @@ def test_the_asset_and_its_check_in_real_runs(servers, tmp_path: Path) -> None:
             assert [k for k, _ in _received(engine, set_name)] == [table["dedup_key"].iloc[0]]
 
             (data / "symbol_sets.yaml").write_text(f"symbol_sets:\n  {set_name}: [BTCUSDT, XRPUSDT]\n")
-            result = dg.materialize(assets, selection=["lite_stress"], instance=instance, resources=resources,
+            result = dg.materialize(ASSETS, selection=["lite_stress"], instance=instance, resources=resources,
                                     raise_on_error=False)  # fmt: skip
             assert not result.success
             [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
             assert "no prices for XRPUSDT" in failure.step_failure_data.error.message
     finally:
         HotState(client, "live", namespace=ns).clear()
+        engine.dispose()
+
+
+@pytest.mark.services
+def test_an_alert_the_endpoint_did_not_take_is_sent_by_the_next_run(servers, tmp_path: Path) -> None:
+    home, urls = servers
+    ns, set_name = f"lite-{uuid.uuid4().hex[:8]}", f"set_{uuid.uuid4().hex[:8]}"
+    data = _data_dir(tmp_path, set_name)
+    _store_market_bars(home)
+    receiver = alert_endpoint(home, urls.postgres_url)
+    down = AlertingResource(alert_url=f"http://127.0.0.1:{free_port()}/v2/enqueue", routing_key=receiver.routing_key)
+    up = AlertingResource(alert_url=receiver.url, routing_key=receiver.routing_key)
+    engine = postgres_engine(urls.postgres_url)
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("symbols", list(SYMBOLS))
+            _seed(urls, "live", ns, LEVERED, "-85000")
+            result = dg.materialize(ASSETS, selection=["lite_stress"], instance=instance,
+                                    resources=_resources(home, data, urls, ns, set_name, down))  # fmt: skip
+            table = result.output_for_node("lite_stress")
+            assert table["kill_switch_set"].all() and (table["alert"] == "queued").all()
+            assert _received(engine, set_name) == []
+            _seed(urls, "live", ns, {"BTCUSDT": "1", "ETHUSDT": "-15", "SOLUSDT": "0"}, "60000")  # no breach now
+            result = dg.materialize(ASSETS, selection=["lite_stress"], instance=instance,
+                                    resources=_resources(home, data, urls, ns, set_name, up))  # fmt: skip
+            assert not result.output_for_node("lite_stress")["breached"].any()
+            assert _received(engine, set_name) == [(table["dedup_key"].iloc[0], "new_incident")]
+    finally:
+        HotState(redis_client(urls.redis_url), "live", namespace=ns).clear()
         engine.dispose()
 
 
@@ -339,6 +358,27 @@ def test_the_benchmark_times_the_real_call_and_checks_its_answer(servers, capsys
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+ASSETS = [market_bars, *lite_defs.assets, *lite_defs.asset_checks]
+
+
+def _resources(home: Path, data: Path, urls, namespace: str, set_name: str, alerting: AlertingResource) -> dict:
+    return {
+        "stress": StressResource(home=str(home), data_dir=str(data), postgres_url=urls.postgres_url,
+                                 redis_url=urls.redis_url),
+        "alerting": alerting,
+        "lite": LiteResource(run_id="live", namespace=namespace, symbol_set=set_name),
+        "parquet_io_manager": parquet_io_manager,
+    }
+
+
+def _store_market_bars(home: Path) -> None:
+    """Two days of the three symbols as stored ``market_bars`` partitions under ``home``."""
+    bars = _bars(days=2)
+    for symbol in SYMBOLS:
+        write_parquet_atomic(bars[bars["symbol"] == symbol].reset_index(drop=True),
+                             StoragePaths(home).asset_file(["market_bars"], symbol))  # fmt: skip
 
 
 def _bars(days: int) -> pd.DataFrame:

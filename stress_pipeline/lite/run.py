@@ -49,7 +49,7 @@ from stress_pipeline.monitoring.alerts import dedup_key, trigger
 from stress_pipeline.monitoring.delivery import AlertSender
 from stress_pipeline.scenarios.model import FlashCrashLiteParams
 from stress_pipeline.scenarios.packs import ScenarioPackError, load_pack, pack_files
-from stress_pipeline.state.hot_state import DEFAULT_NAMESPACE, HotStateKeys
+from stress_pipeline.state.hot_state import DEFAULT_NAMESPACE, HotStateKeys, redis_errors
 
 #: Who trips the switch on a breach, as the ledger and the switch's ``by`` name it.
 ACTOR = "lite_stress"
@@ -157,7 +157,9 @@ def respond_to_breach(
     to_switch = time.perf_counter() - started
     key = alert_dedup_key(config.symbol_set, now)
     claim = f"{config.namespace}:lite_alert:{key}"
-    if client.set(claim, iso(now), nx=True, ex=ALERT_CLAIM_S):
+    with redis_errors(client):
+        claimed = client.set(claim, iso(now), nx=True, ex=ALERT_CLAIM_S)
+    if claimed:
         alert = trigger(
             ALERT_FAILURE, alert_subject(config.symbol_set, now), reason, severity="critical",
             source=f"stress-pipeline {ACTOR}", timestamp=now, component=config.symbol_set, group="lite",

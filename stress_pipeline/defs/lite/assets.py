@@ -55,13 +55,19 @@ def lite_stress(
     except (LiteInputError, SymbolSetError, HotStateError) as err:
         raise dg.Failure(str(err)) from None
     response = None
-    if result.breached:
-        with AlertQueue(settings.paths.alerts / ALERT_QUEUE) as queue:
-            sender = AlertSender(alerting.endpoint(settings, stress.ledger_url), queue)
+    with AlertQueue(settings.paths.alerts / ALERT_QUEUE) as queue:
+        # An alert an earlier run could not deliver is still queued: every run tries it again.
+        sender = AlertSender(alerting.endpoint(settings, stress.ledger_url), queue) if result.breached or \
+            len(queue) else None  # fmt: skip
+        if result.breached:
             response = respond_to_breach(result, config, client=client, ledger=KillSwitchLedger(stress.get_engine()),
                                          sender=sender)  # fmt: skip
-        context.log.error(f"lite stress breach: {response.kill_switch.reason}; kill switch "
-                          f"{'set' if response.kill_switch_set else 'already on'}, alert {response.alert}")  # fmt: skip
+            switch = "set" if response.kill_switch_set else "already on"
+            context.log.error(f"lite stress breach: {response.kill_switch.reason}; kill switch {switch}, "
+                              f"alert {response.alert}")  # fmt: skip
+        elif sender is not None:
+            for delivery in sender.deliver_pending():
+                context.log.info(f"earlier lite alert {delivery.dedup_key}: {delivery.outcome}")
     table = lite_table(result, response)
     metadata = {
         "breached": dg.MetadataValue.bool(result.breached),
