@@ -128,7 +128,7 @@ def test_a_server_that_cannot_come_back_fails_the_run_naming_it_and_the_next_run
         return real_start(settings, names, **kwargs)
 
     schema, buffers, dead = f"fail_{uuid.uuid4().hex[:8]}", tmp_path / "buffers", f"dead-{uuid.uuid4().hex[:6]}"
-    config = LiveStateConfig(schema=schema, namespace=f"fail-{dead}",
+    config = LiveStateConfig(schema=schema, namespace=f"fail-{dead}", batch_fills=2,  # long enough to kill
                              supervisor=SupervisorPolicy(restart_attempts=2, probe_interval_s=0.05))  # fmt: skip
     killed: list[float] = []
     ledger = Ledger(postgres_engine(resolve_service_urls(home).postgres_url), schema=schema)
