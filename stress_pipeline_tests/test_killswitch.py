@@ -89,6 +89,8 @@ def test_bad_requests_are_refused(run) -> None:
     assert not read_state(client, keys).on
     with pytest.raises(ValueError, match="action: expected 'trip' or 'reset', got 'pause'"):
         ledger.record(KillSwitchEvent("ns", "live", "pause", AT, "me", "why"))
+    with pytest.raises(ValueError, match="kill switch event of ns:live: details: Out of range float values"):
+        ledger.record(KillSwitchEvent("ns", "live", TRIP, AT, "me", "why", details={"x": float("nan")}))
 
 
 def test_the_command_line_shows_and_resets_recording_who_and_why(servers, run, monkeypatch, capsys) -> None:

@@ -132,7 +132,10 @@ class KillSwitchLedger:
         _require_text(actor=event.actor, reason=event.reason)
         self._migrate()
         row = {k: v for k, v in asdict(event).items() if k != "event_id"}
-        row["details"] = json.loads(json.dumps(dict(event.details or {}), default=float))
+        try:  # JSONB takes no NaN: refuse it here, naming the event, rather than in the database
+            row["details"] = json.loads(json.dumps(dict(event.details or {}), default=float, allow_nan=False))
+        except ValueError as err:
+            raise ValueError(f"kill switch event of {event.namespace}:{event.run_id}: details: {err}") from None
         with postgres_errors(self.engine), self.engine.begin() as conn:
             return int(conn.execute(sa.insert(self.table).values(row).returning(self.table.c.event_id)).scalar_one())
 
