@@ -13,6 +13,10 @@ from stress_pipeline.market import load_bars
 from stress_pipeline.market.symbols import discover_symbol_files
 from stress_pipeline.scenarios import apply_scenario, load_packs
 from stress_pipeline.scenarios.invariants import ohlc_violations
+from stress_pipeline.scenarios.windows import WindowError
+from stress_pipeline.simulation import SimConfig
+from stress_pipeline.simulation.paper import as_policy
+from stress_pipeline.verdicts.anchor import anchor_scenario, baseline_run, is_anchored
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = load_packs(ROOT / "data" / "stress_packs")
@@ -60,6 +64,12 @@ def test_documented_figures_are_the_ones_in_the_packs() -> None:
 
 @pytest.mark.parametrize("scenario", LIBRARY, ids=[s.key for s in LIBRARY])
 def test_every_library_scenario_applies_and_keeps_invariants(scenario) -> None:
+    if is_anchored(scenario):  # placed on the system's book: refused until resolved on its baseline run
+        with pytest.raises(WindowError, match="resolve it to a start first"):
+            apply_scenario(scenario, shipped_bars())
+        baseline = baseline_run(scenario.symbols, shipped_bars(), SimConfig(), as_policy(None))
+        scenario, anchor = anchor_scenario(scenario, baseline)
+        assert anchor is not None and anchor.exposure > 0  # the shock lands on a held book
     stressed = apply_scenario(scenario, shipped_bars())
     assert set(stressed["symbol"]) == set(scenario.symbols)
     assert not any(ohlc_violations(stressed).values())
