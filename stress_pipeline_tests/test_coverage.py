@@ -58,8 +58,12 @@ def test_crafted_streams_alone_never_make_coverage() -> None:
     assert (table["detection_s"] <= table.index.map(DETECTION_LIMITS_S)).all()
     assert report.percent == 0.0 and not report.passed and report.alerts_accepted == report.alerts_sent > 0
     assert table.loc["api_down", "detail"].startswith("drill exchange_outage has not run; crafted stream: detected")
-    for mode in UNDRILLED:  # no drill makes these happen yet
-        assert table.loc[mode, "detail"].startswith("no drill makes it happen"), mode
+    assert UNDRILLED == []  # every mode has a drill that makes it happen; none ran here
+    for mode in FAILURE_MODES:
+        assert table.loc[mode, "detail"].startswith(f"drill {FAILURE_MODE_DRILLS[mode]} has not run;"), mode
+    # a mode whose drill the table does not know is driven by its crafted stream, and says so
+    row = measure_coverage(accept_all, mode_drills={}, modes=["postgres_down"]).table.iloc[0]
+    assert row["outcome"] == "not_run" and row["detail"].startswith("no drill makes it happen; crafted stream")
 
 
 def test_every_mode_from_its_drill_is_full_coverage() -> None:

@@ -56,10 +56,10 @@ def test_a_drill_partition_stores_its_criteria_and_timeline(defs: dg.Definitions
         assert checks["drill_criteria_met"].passed and checks["drill_criteria_met"].partition == "correlation_cascade"
         # Stored beside the criteria: what the monitors detected, each with the alert the drill raised.
         detections = result.output_for_node("drills", "drill_detections")
-        assert list(detections["failure_mode"]) == ["drawdown_exceeded", "ess_tripped"]
-        assert list(detections["detection_s"]) == [0.0, 0.0] and detections["detected_s"].nunique() == 1  # at the halt
-        assert detections["alert"].str.startswith(("stress-pipeline/drawdown_exceeded/",
-                                                   "stress-pipeline/ess_tripped/")).all()  # fmt: skip
-        assert events["drill_detections"].metadata["failure_modes"].value == ["drawdown_exceeded", "ess_tripped"]
+        modes = ["balance_anomaly", "drawdown_exceeded", "ess_tripped"]
+        assert list(detections["failure_mode"]) == modes
+        assert list(detections["detection_s"]) == [0.0] * 3 and detections["detected_s"].nunique() == 1  # at the halt
+        assert detections["alert"].str.startswith(tuple(f"stress-pipeline/{m}/" for m in modes)).all()
+        assert events["drill_detections"].metadata["failure_modes"].value == modes
         [stored] = (tmp_path / "home").rglob("drill_detections/correlation_cascade.*")
         pd.testing.assert_frame_equal(read_parquet(stored), detections)

@@ -20,6 +20,9 @@ from stress_pipeline.drills.paper_drills import (
 )
 from stress_pipeline.drills.registry import FAILURE_MODE_DRILLS, run_drill
 from stress_pipeline.drills.risk_drills import DrillEnv
+from stress_pipeline.monitoring.coverage import measure_coverage
+from stress_pipeline.monitoring.drill_detections import detection_table
+from stress_pipeline.monitoring.monitors import MONITORS, run_monitors
 from stress_pipeline.monitoring.queue import AlertQueue
 from stress_pipeline.trading.risk.policy import TradingPolicy
 
@@ -67,7 +70,11 @@ def test_correlation_cascade_halts_the_paper_run_and_contains_the_loss(env: Dril
     assert values["back to ARMED only by the operator reset"] == 1.0
     assert 0.10 < values["loss contained (max drawdown)"] < 0.13
     assert values["detected by the monitors at the halt (s after the trip)"] == 0.0
-    assert [a.split("/")[1] for a in result.alerts] == ["drawdown_exceeded", "ess_tripped"]
+    # the equity fell 10.6% within the hour at the close 4 minutes into the cascade
+    assert values["balance drop > 10% within an hour alerted (s after the fault)"] == 240.0
+    assert _detail(result, "balance drop > 10% within an hour alerted (s after the fault)") == (
+        "balance_anomaly monitor: drop 10.6%")
+    assert [a.split("/")[1] for a in result.alerts] == ["balance_anomaly", "drawdown_exceeded", "ess_tripped"]
     with AlertQueue(env.alerts_dir) as queue:
         assert [q.event["dedup_key"] for q in queue.pending()] == list(result.alerts)
     timeline = result.timeline
@@ -91,7 +98,20 @@ def test_without_the_drawdown_halt_the_correlation_cascade_fails(env: DrillEnv) 
     assert values["loss contained (max drawdown)"] == pytest.approx(0.2315, abs=5e-4)  # rode the whole cascade
     assert outcomes["risk-adding fills from the halt to the reset"] == "not_exercised"
     # the monitors still see the cascade: the seed's 15% drawdown limit, with no ESS behind it
-    assert list(result.detections["failure_mode"]) == ["drawdown_exceeded"]
+    assert list(result.detections["failure_mode"]) == ["balance_anomaly", "drawdown_exceeded"]
+
+
+def test_without_the_balance_monitor_the_cascade_leaves_balance_anomaly_uncovered(env: DrillEnv, monkeypatch) -> None:
+    monkeypatch.setitem(MONITORS, "balance_anomaly", lambda observation, config: run_monitors(observation, config, {}))
+    result = correlation_cascade_drill(env)
+    criterion = "balance drop > 10% within an hour alerted (s after the fault)"
+    assert _outcomes(result)[criterion] == "not_exercised" and not result.passed
+    assert list(result.detections["failure_mode"]) == ["drawdown_exceeded", "ess_tripped"]
+    stored = {result.drill: detection_table(result.drill, result.detections, result.alerts)}
+    table = measure_coverage(lambda alerts: [True] * len(alerts), drills=stored).table.set_index("failure_mode")
+    assert table.loc["balance_anomaly", "outcome"] == "fail" and not table.loc["balance_anomaly", "fired"]
+    assert table.loc["balance_anomaly", "detail"] == "its monitor detected nothing while correlation_cascade ran"
+    assert table.loc["drawdown_exceeded", "outcome"] == "pass"  # the drill's other modes still covered
 
 
 def test_a_halt_later_than_15_percent_fails_the_correlation_cascade(env: DrillEnv) -> None:

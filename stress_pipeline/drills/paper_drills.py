@@ -17,7 +17,8 @@ Redis): the same failure, the other system under test.
 
 * ``correlation_cascade`` (seed 002 scenario 6): three long strategies that buy the dip, and a
   correlation cascade laid on the bars (BTC -30%, ETH and SOL 0.9 of it, 2 and 4 bars later). The halts
-  are the ESS transitions of the log, the loss the equity curve's mark-to-market drawdown.
+  are the ESS transitions of the log, the loss the equity curve's mark-to-market drawdown; the monitors
+  read the equity marks for the drawdown and for a balance drop of more than 10% within an hour.
 * ``exchange_outage`` (seed 002 scenario 2): the engine's ``exchange_outage`` fault for 15 minutes
   while a rebalancing strategy trades, with the router's exchange session on (``pause_on_outage``: no
   send after the exchange refused an order as down, a reconnect every 60 s). The orders, rejects,
@@ -122,8 +123,10 @@ def correlation_cascade_drill(env: DrillEnv, *, policy: TradingPolicy | None = N
         trip = policy.risk.safety.trip_drawdown
         config = MonitorConfig(drawdown_limit=min(trip, HALT_DRAWDOWN))  # the tighter of the seed's and the system's
         observed = PaperRun(observation_from_run(events, result.equity, bars))
-        found = detect(observed, seconds(observed.run.as_of), ["drawdown_exceeded", "ess_tripped"], config, record,
-                       "paper/correlation_cascade")  # fmt: skip
+        found = detect(observed, seconds(observed.run.as_of), ["drawdown_exceeded", "ess_tripped", "balance_anomaly"],
+                       config, record, "paper/correlation_cascade")  # fmt: skip
+        balance = found[found["failure_mode"] == "balance_anomaly"]
+        found = found[found["failure_mode"] != "balance_anomaly"]
         marks = equity_marks(result)
         armed = armed_at(marks["ts"], ess)
         halted_at = "never halted" if halt is None else f"{halt['reason']} at {seconds(halt['ts']):.0f} s"
@@ -147,6 +150,10 @@ def correlation_cascade_drill(env: DrillEnv, *, policy: TradingPolicy | None = N
         record.check("detected by the monitors at the halt (s after the trip)",
                      None if first is None or halt is None else (first - halt["ts"]).total_seconds(), "<=", 0.0,
                      "the monitors' first detection against the ESS trip")  # fmt: skip
+        dropped = f"balance_anomaly monitor: drop {balance['value'].iloc[0]:.1%}" if len(balance) else "none seen"
+        record.check("balance drop > 10% within an hour alerted (s after the fault)",
+                     seconds(balance["detected_at"].iloc[0]) - fault_s if len(balance) else None, "<=",
+                     config.balance_window_s, dropped)  # fmt: skip
         if reset_ts is not None:
             record.mark("recovery", "ESS re-armed by the operator: orders allowed again", seconds(reset_ts))
         record.mark("end", "drill over", seconds(observed.run.as_of))

@@ -7,11 +7,14 @@ from typing import NamedTuple
 
 from stress_pipeline.drills.broker_drill import broker_failure_drill
 from stress_pipeline.drills.core import DrillConfigError, DrillResult
+from stress_pipeline.drills.correlation_drill import correlation_spike_drill
 from stress_pipeline.drills.flow_drills import signal_flood_drill
+from stress_pipeline.drills.ledger_drill import ledger_outage_drill
 from stress_pipeline.drills.network_drill import network_loss_drill
 from stress_pipeline.drills.paper_drills import correlation_cascade_drill, exchange_outage_drill, rate_limits_drill
 from stress_pipeline.drills.risk_drills import DrillEnv, ess_reset_drill
 from stress_pipeline.drills.signal_drills import high_slippage_drill, webhook_lost_drill
+from stress_pipeline.drills.timeout_drill import execution_timeout_drill
 from stress_pipeline.drills.venue_drills import stuck_position_drill
 
 
@@ -48,6 +51,15 @@ DRILLS: dict[str, Drill] = {
               "detected within the interval + 10%, alerted, no phantom or duplicate position", webhook_lost_drill),
         Drill("high_slippage", "seed 002 scenario 4", "a fill 1% off: slippage recorded per trade, alert above 0.5%, "
               "PnL recomputed on real fills, strategy disabled when unprofitable", high_slippage_drill),
+        Drill("postgres_outage", "seed 004, seed 001", "the ledger's PostgreSQL cut for 10 s, 3 times, while fills "
+              "are booked: the writer buffers, recovery <= 25 s (mean), nothing lost, Redis equals the ledger, each "
+              "outage detected from the probes and alerted", ledger_outage_drill),
+        Drill("execution_timeout", "seed 002 test 2", "the paper engine's venue latency x1000 for 10 min: every "
+              "order unanswered after 15 s detected and alerted within 30 s, none answered in time alerted, none "
+              "lost, answered in time after", execution_timeout_drill),
+        Drill("correlation_spike", "seed 002 test 2", "the market falls as one through the paper engine (a cascade "
+              "without lag): the correlation spike detected during the fall, no false alarm before it, one alert",
+              correlation_spike_drill),
     )
 }  # fmt: skip
 
@@ -57,8 +69,10 @@ DRILLS: dict[str, Drill] = {
 FAILURE_MODE_DRILLS: dict[str, str] = {
     "api_down": "exchange_outage", "webhook_lost": "webhook_lost", "high_slippage": "high_slippage",
     "stuck_position": "stuck_position", "order_placement_failed": "stuck_position",
-    "drawdown_exceeded": "correlation_cascade", "ess_tripped": "ess_reset", "kill_switch_set": "high_slippage",
-    "connectivity_lost": "network_loss", "redis_down": "broker_failure",
+    "drawdown_exceeded": "correlation_cascade", "balance_anomaly": "correlation_cascade",
+    "correlation_spike": "correlation_spike",
+    "ess_tripped": "ess_reset", "kill_switch_set": "high_slippage", "connectivity_lost": "network_loss",
+    "redis_down": "broker_failure", "postgres_down": "postgres_outage", "execution_timeout": "execution_timeout",
 }  # fmt: skip
 
 

@@ -254,7 +254,7 @@ def correlation_cascade_drill(env: DrillEnv) -> DrillResult:
                 if tripped:
                     corr = np.corrcoef(np.array(returns).T)
                     mean_corr = float(corr[np.triu_indices(len(symbols), 1)].mean())
-                    found = detect(book.observed, clock.now(), ["drawdown_exceeded", "ess_tripped"],
+                    found = detect(book.observed, clock.now(), ["balance_anomaly", "drawdown_exceeded", "ess_tripped"],
                                    MonitorConfig(drawdown_limit=safety.trip_drawdown), record, run_id)  # fmt: skip
                     drawdown_seen = found[found["failure_mode"] == "drawdown_exceeded"]
                     _flatten(book)
