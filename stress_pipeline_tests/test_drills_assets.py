@@ -34,6 +34,7 @@ def test_decision_flood_asset_stores_the_contract_row(defs: dg.Definitions) -> N
         assert meta["p99_ms"].value == table["p99_ms"].iloc[0] and sum(meta["reasons"].value.values()) == 1_000
         (check,) = result.get_asset_check_evaluations()
         assert check.check_name == "decision_latency_p99" and check.passed == (table["p99_ms"].iloc[0] <= 15.0)
+        assert check.severity == dg.AssetCheckSeverity.WARN  # a finding the certification's gate judges
 
 
 def test_a_drill_partition_stores_its_criteria_and_timeline(defs: dg.Definitions, tmp_path: Path) -> None:
