@@ -14,11 +14,13 @@ ledger's disk buffer); the ``postgres_down`` monitor concludes from the failed p
 is down, and its detection is the drill's alert; on the first write after the path is back the
 writer flushes its buffer.
 
-Criteria (seed 004 "PostgreSQL down"; seed 001's recovery limit): recovery, the fault's start to the
+Criteria: seed 004's checks for a store that goes down (the system buffers to disk and runs
+degraded, the buffer flushes on recovery, monitoring reports it down), applied to the ledger as its
+"Postgres Downtime" scenario asks, with seed 001's recovery limit: recovery, the fault's start to the
 writer back in NORMAL mode with an empty ledger buffer, <= 25 s (mean over the outages); the writer
 buffered during each outage (trading went on, degraded); nothing lost: every fill booked is in the
 ledger exactly once and the ledger's double entries balance; Redis holds the ledger's positions;
-each outage detected from the probes within 30 s and alerted once.
+each outage detected from the probes within 30 s (seed 002 test 2) and alerted once.
 """
 
 from __future__ import annotations
