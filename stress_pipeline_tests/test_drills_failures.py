@@ -148,6 +148,13 @@ def test_a_lagged_cascade_is_no_spike_and_a_switched_off_monitor_fails_the_cover
     assert row["detail"] == "its monitor detected nothing while correlation_spike ran"
 
 
+def test_bad_configurations_of_the_paper_drills_name_the_field(paper_env: DrillEnv) -> None:
+    with pytest.raises(DrillConfigError, match=r"correlation_spike: lag_bars \(-1, 2\): expected two whole numbers"):
+        correlation_spike_drill(paper_env, lag_bars=(-1, 2))
+    with pytest.raises(ValueError, match=r"faults\[0\] \(latency_spike\): params.mult: Input should be greater than"):
+        execution_timeout_drill(paper_env, mult=-1.0)
+
+
 # ------------------------------------------------------------------------------------ postgres outage
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stress_pipeline.drills.core import DrillRecord, DrillResult, SimClock, alert_queue
+from stress_pipeline.drills.core import DrillConfigError, DrillRecord, DrillResult, SimClock, alert_queue
 from stress_pipeline.drills.observe import detect
 from stress_pipeline.drills.paper_drills import BAR_S, SYMBOLS, PaperRun, Rebalancer, drill_bars, seconds
 from stress_pipeline.drills.risk_drills import DrillEnv
@@ -56,6 +56,9 @@ def correlation_spike_drill(env: DrillEnv, *, lag_bars: tuple[int, int] = (0, 0)
                             config: MonitorConfig | None = None) -> DrillResult:  # fmt: skip
     """The market falls as one (no lag unless ``lag_bars`` says): the correlation spike detected during
     the fall, no false alarm before it, one alert for it."""
+    if len(lag_bars) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lag_bars):
+        raise DrillConfigError(f"correlation_spike: lag_bars {lag_bars!r}: expected two whole numbers of bars >= 0 "
+                               "(ETHUSDT's and SOLUSDT's lag behind BTCUSDT)")  # fmt: skip
     config = config or MonitorConfig()
     clock = SimClock()
     record = DrillRecord("correlation_spike", clock.now, alert_queue(env.alerts_dir))
