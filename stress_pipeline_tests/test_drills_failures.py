@@ -206,6 +206,11 @@ def test_without_its_monitor_the_ledger_outage_fails_and_so_does_its_coverage(en
     assert row["detail"] == "its monitor detected nothing while postgres_outage ran"
 
 
-def test_the_ledger_outage_needs_the_ledger_url(tmp_path) -> None:
+def test_the_ledger_outage_needs_the_ledger_url_and_positive_settings(tmp_path) -> None:
     with pytest.raises(DrillConfigError, match=r"postgres_outage: DrillEnv.postgres_url is empty"):
         ledger_outage_drill(DrillEnv(redis_url="redis://127.0.0.1:1/0", alerts_dir=str(tmp_path)))
+    env = DrillEnv(redis_url="redis://127.0.0.1:1/0", postgres_url="postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(DrillConfigError, match=r"postgres_outage: DrillEnv.repeats 0: expected > 0"):
+        ledger_outage_drill(dataclasses.replace(env, repeats=0))
+    with pytest.raises(DrillConfigError, match=r"postgres_outage: outage_s -1.0: expected > 0"):
+        ledger_outage_drill(env, outage_s=-1.0)

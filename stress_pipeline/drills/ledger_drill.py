@@ -62,6 +62,9 @@ def ledger_outage_drill(env: DrillEnv, *, outage_s: float = 10.0, probe_s: float
     if not env.postgres_url:
         raise DrillConfigError("postgres_outage: DrillEnv.postgres_url is empty; the drill takes the ledger's "
                                "PostgreSQL away and needs its URL")  # fmt: skip
+    for name, value in (("DrillEnv.repeats", env.repeats), ("outage_s", outage_s), ("probe_s", probe_s)):
+        if not value > 0:
+            raise DrillConfigError(f"postgres_outage: {name} {value!r}: expected > 0")
     config = config or MonitorConfig()
     target = urlsplit(env.postgres_url)
     proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 5432).start()
