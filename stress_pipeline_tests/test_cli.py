@@ -50,7 +50,8 @@ def make_project(root: Path, *, days: int = 3) -> Path:
     (data / "stress_packs" / "small.yaml").write_text(PACK)
     shutil.copytree(ROOT / "data" / "policies", data / "policies")
     shutil.copytree(ROOT / "data" / "certification", data / "certification")
-    shutil.copy(ROOT / "data" / "symbols.yaml", data / "symbols.yaml")
+    for shipped in sorted((ROOT / "data").glob("*.yaml")):  # symbols, symbol sets, suites: as a clone has them
+        shutil.copy(shipped, data / shipped.name)
     shutil.copy(ROOT / "dagster.yaml", root / "dagster.yaml")
     return root
 

@@ -157,7 +157,9 @@ def test_every_check_verdict_of_a_sweep_is_the_same_in_the_ui_and_the_cli(env: d
                 if check["partitionDefinition"] is not None:
                     partitioned[(asset, check["name"])] = check["partitionStatuses"]
 
-        assert ui == cli  # every (asset, partition, check): same verdict, nothing missing on either side
+        # every (asset, partition, check): same verdict, nothing missing on either side; a check the CLI calls
+        # skipped was never planned (its run never started), and the UI has no execution of it either
+        assert ui == {key: status for key, status in cli.items() if status != "skipped"}
 
         # and the per-partition status lists the UI draws agree with them too
         for (asset, check), statuses in partitioned.items():

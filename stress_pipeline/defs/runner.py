@@ -37,8 +37,9 @@ PASSED, FAILED, WARNED, ERRORED, SKIPPED = "passed", "failed", "warn", "error", 
 class CheckVerdict:
     """One check's verdict on one partition (``partition`` is None for an unpartitioned check).
 
-    ``status``: passed; failed; warn (failed with WARN severity); error (the check's step raised, so
-    nothing was evaluated); skipped (the step did not run, an upstream step failed).
+    ``status``: passed; failed; warn (failed with WARN severity); error (the check's step raised, or it
+    was planned in a run that failed and never evaluated: what the Dagster UI shows as "Execution
+    failed"); skipped (its run never started, an earlier group failed: the UI shows no execution).
     """
 
     asset: str
@@ -354,7 +355,11 @@ class Runner:
         for key in keys:
             for check_key in sorted(self._graph.get(key).check_keys, key=lambda c: c.name):
                 covered = partitions if check_key in self._partitioned_checks else [None]
-                error = failures.get(self._node_of.get(check_key, ""))
+                # Planned in this run but never evaluated: Dagster records the execution as failed when the
+                # run failed (the UI shows "Execution failed"), so the summary says error, naming the cause.
+                error = failures.get(self._node_of.get(check_key, "")) or (
+                    f"not evaluated: {_first_failure(failures)}" if failures else None
+                )
                 for partition in covered:
                     if (check_key, partition) not in verdicts:
                         verdicts[(check_key, partition)] = CheckVerdict(
