@@ -30,6 +30,7 @@ BENCH_MODULES: tuple[str, ...] = ("decisions", "faults", "ingest", "alerts", "li
 #: that sets the default ``settings=True`` gets the settings (read here) in ``args.settings``.
 COMMAND_MODULES: tuple[str, ...] = (
     "stress_pipeline.drills.commands", "stress_pipeline.defs.certification.commands", "stress_pipeline.lite.commands",
+    "stress_pipeline.defs.commands.cli",
 )
 
 
