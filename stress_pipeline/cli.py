@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=None, help="decisions: decisions per second sent")
     bench.add_argument("--decider", default="", help="decisions: a decision function or risk governor, "
                        "pkg.mod:callable (default: the risk stack with its state in Redis)")  # fmt: skip
+    bench.add_argument("--cpu", type=int, default=None, help="decisions: run the flood on this CPU, with the "
+                       "embedded Redis beside it (its affinity restored after)")  # fmt: skip
     bench.set_defaults(handler=_cmd_bench)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)

@@ -6,16 +6,27 @@ at least 20,000/s scheduled and answered at >= 99% of the schedule, with P99 <= 
 below 20,000/s is judged against the seeds' bar instead (1,000/s, P99 <= 15 ms) and prints so. The RSS
 slope is judged only over runs of a minute or more (shorter runs are dominated by warm-up); it is
 printed either way. The run's Redis keys are removed afterwards.
+
+``--cpu N`` runs the flood on CPU N with the Redis server beside it, when that server is the project's
+embedded one (its affinity is put back afterwards; the machine's Redis stays where its owner put it).
+On this 2-vCPU virtual machine a client and a Redis on different vCPUs wait, now and then, for an
+idle vCPU to be woken (a few ms each time): on one vCPU the send switches straight to Redis and the
+tail stays below a millisecond, the other vCPU left to everything else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from argparse import Namespace
+from collections.abc import Iterator
 
 from stress_pipeline.drills.decision_flood import FloodResult, run_redis_flood
 from stress_pipeline.services import resolve_service_urls
+from stress_pipeline.services.embedded import read_state
+from stress_pipeline.settings import Settings
 
 TARGET_RATE = 20_000.0
 TARGET_P99_MS = 1.0
@@ -72,12 +83,41 @@ def main(args: Namespace) -> int:
     """``args``: the bench options and ``settings`` (the CLI reads them)."""
     seconds = args.seconds if args.seconds is not None else DEFAULT_SECONDS
     rate = args.rate if args.rate is not None else TARGET_RATE
-    result = run_redis_flood(resolve_service_urls(args.settings).redis_url, rate=rate, seconds=seconds,
-                             seed=args.seed or 0, namespace="stress-bench", decider=args.decider)  # fmt: skip
+    url = resolve_service_urls(args.settings).redis_url
+    with on_cpu(args.cpu, args.settings) as placement:
+        result = run_redis_flood(url, rate=rate, seconds=seconds, seed=args.seed or 0, namespace="stress-bench",
+                                 decider=args.decider)  # fmt: skip
     if args.json:
         print(json.dumps({**result.row(), "achieved_per_s": result.achieved_per_s, "reasons": result.reasons,
                           "targets": [dict(zip(("figure", "value", "target", "met"), t, strict=True))
                                       for t in targets(result)]}, indent=2))  # fmt: skip
     else:
         print(format_result(result, args.decider))
+        if placement:
+            print(placement)
     return 0 if met(result) else 1
+
+
+@contextlib.contextmanager
+def on_cpu(cpu: int | None, settings: Settings) -> Iterator[str]:
+    """Pin this process, and the embedded Redis when it is the one in use, to ``cpu`` for the block;
+    yields what was pinned (empty with ``cpu`` None). Affinities are put back afterwards."""
+    if cpu is None:
+        yield ""
+        return
+    if cpu not in os.sched_getaffinity(0):
+        raise ValueError(f"--cpu {cpu}: this process may run on CPUs {sorted(os.sched_getaffinity(0))} only")
+    pids = {0: "the flood"}
+    record = None if settings.redis_url else read_state(settings).redis
+    if record is not None:
+        pids[record.pid] = f"the embedded Redis (pid {record.pid})"
+    before = {pid: os.sched_getaffinity(pid) for pid in pids}
+    try:
+        for pid in pids:
+            os.sched_setaffinity(pid, {cpu})
+        yield f"on CPU {cpu}: {', '.join(pids.values())}" + ("" if record else "; the Redis server is not the "
+                                                              "project's, its placement is the machine's")
+    finally:
+        for pid, cpus in before.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(pid, cpus)
