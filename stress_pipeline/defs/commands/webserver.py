@@ -174,10 +174,14 @@ class Webserver:
         return launched
 
     def _group_runs(self, launched: Launched) -> list[dict[str, Any]]:
-        """The runs created while the launched run ran (its group runs, on the same instance)."""
+        """The runs the project's runner created while the launched run ran (its group runs, on the same
+        instance; a sensor's or schedule's runs meanwhile are not among them)."""
+        from stress_pipeline.defs.runner import LAUNCHED_BY_TAG
+
         if launched.start_time is None:
             return []
-        window = {"createdAfter": launched.start_time, "createdBefore": launched.end_time or time.time()}
+        window = {"createdAfter": launched.start_time, "createdBefore": launched.end_time or time.time(),
+                  "tags": [{"key": LAUNCHED_BY_TAG, "value": "cli"}]}  # fmt: skip
         answer = self.query(RUNS, {"filter": window})["runsOrError"]
         runs = answer.get("results", []) if answer["__typename"] == "Runs" else []
         return [r for r in reversed(runs) if r["runId"] != launched.run_id]
