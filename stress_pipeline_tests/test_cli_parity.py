@@ -153,3 +153,31 @@ def test_schedules_on_and_off_on_the_instance(project: Path, capsys: pytest.Capt
     assert main(["status", "--json"]) == 0
     rows = {row["name"]: row["status"] for row in json.loads(capsys.readouterr().out)["schedules"]}
     assert rows == dict.fromkeys(SCHEDULES, "STOPPED")
+
+
+def test_a_launched_run_is_printed_with_its_status_url_and_failed_checks() -> None:
+    from stress_pipeline.defs.commands.cli import _launched_text
+    from stress_pipeline.defs.commands.webserver import Launched, Webserver, WebserverError
+
+    run = Launched("abc", "nightly_core_suite", "http://127.0.0.1:3000/runs/abc", "FAILURE", 100.0, 112.5,
+                   failures=["nightly_core_suite_run: 1 partition(s) or check(s) did not pass"],
+                   group_runs=[{"runId": "g1", "status": "FAILURE"}],
+                   checks=[{"asset": "portfolio_reconciliation", "check": "reconciliation_clean",
+                            "partition": "small_crash", "success": False, "severity": "ERROR", "run_id": "g1"},
+                           {"asset": "market_bars", "check": "market_bars_quality", "partition": "BTCUSDT",
+                            "success": True, "severity": "ERROR", "run_id": "g1"}])  # fmt: skip
+    assert not run.ok
+    assert _launched_text(run).splitlines() == [
+        "run abc (nightly_core_suite): FAILURE in 12.5s; 1 group run(s), 2 check(s), 1 passed",
+        "  http://127.0.0.1:3000/runs/abc",
+        "  check portfolio_reconciliation.reconciliation_clean[small_crash]: FAILED (ERROR)",
+        "  nightly_core_suite_run: 1 partition(s) or check(s) did not pass",
+    ]
+    # a failed WARN check does not fail a successful run; a failed ERROR check does
+    run.status, run.failures = "SUCCESS", []
+    run.checks[0]["severity"] = "WARN"
+    assert run.ok
+    run.checks[0]["severity"] = "ERROR"
+    assert not run.ok
+    with pytest.raises(WebserverError, match="expected an http:// or https:// URL"):
+        Webserver("127.0.0.1:3000")

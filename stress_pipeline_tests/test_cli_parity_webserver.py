@@ -108,6 +108,11 @@ def test_a_run_launched_through_the_webserver_and_schedules_switched_there(
     # just this scenario (the suite job takes the market bars of every symbol: its config names no symbols)
     assert not [key for key in checks if key[2] not in (None, "small_spreads", "BTCUSDT", "ETHUSDT")]
 
+    # status: the suite job's last run is this one
+    assert main(["status", "--json"]) == 0
+    last = json.loads(capsys.readouterr().out)["last_runs"]["nightly_core_suite"]
+    assert (last["run_id"], last["status"]) == (launched["run_id"], "SUCCESS") and last["ended"] >= last["started"]
+
     # what it stored is what `results` reads
     assert main(["results", "small_spreads", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"]["outcome"] == "pass"
