@@ -50,6 +50,13 @@ def test_a_batch_runs_its_scenarios_and_results_reads_what_they_stored(
     assert "--no-wait needs --webserver" in capsys.readouterr().err
     assert runs_on(project) == 0
 
+    # status with the services not started: what needs them is unknown, and says why
+    assert main(["status", "--json"]) == 0
+    down = json.loads(capsys.readouterr().out)
+    assert {row["name"]: row["running"] for row in down["services"]} == {"PostgreSQL": False, "Redis": False}
+    assert down["kill_switch"]["state"] == "unknown" and "not started" in down["kill_switch"]["why"]
+    assert down["certification"]["state"] == "unknown" and "not started" in down["certification"]["why"]
+
     # a result never materialised, and an unknown one
     assert main(["results", "Small Spreads"]) == 1
     assert "scenario Small Spreads (partition small_spreads) has never been materialised" in capsys.readouterr().out
@@ -134,6 +141,25 @@ def test_a_batch_runs_its_scenarios_and_results_reads_what_they_stored(
     assert f"kill switch of {keys.prefix}: ON\n  set 2026-03-02T15:00:05.000Z by lite: drawdown 12% > 10%" in text
     assert "  schedule nightly_core_suite_schedule          STOPPED (default)" in text
     assert "  nightly_core_suite           never run" in text
+
+    # a recorded certification: status shows the latest
+    from stress_pipeline.certification import history
+    from stress_pipeline.services import postgres_engine
+    from stress_pipeline_tests.test_certification_history import PASSING
+
+    engine = postgres_engine(resolve_service_urls(get_settings(), start=False).postgres_url)
+    try:
+        history.migrate(engine)
+        recorded = history.record(engine, PASSING, partition="2026-12-06", code_version="git test",
+                                  data_fingerprint="test")  # fmt: skip
+    finally:
+        engine.dispose()
+    assert main(["status", "--json"]) == 0
+    cert = json.loads(capsys.readouterr().out)["certification"]
+    assert (cert["state"], cert["certification_id"], cert["partition"], cert["verdict"], cert["streak"]) == (
+        "recorded", recorded.certification_id, "2026-12-06", "GO", recorded.streak)
+    assert main(["status"]) == 0
+    assert f"certification: #{recorded.certification_id} 2026-12-06 GO (recorded " in capsys.readouterr().out
 
 
 def test_schedules_on_and_off_on_the_instance(project: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
