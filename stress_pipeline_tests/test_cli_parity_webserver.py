@@ -131,6 +131,8 @@ def test_a_run_launched_through_the_webserver_and_schedules_switched_there(
     assert main(["schedules", "on", "weekly_full_sweep_schedule", "--webserver", url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"weekly_full_sweep_schedule": "RUNNING"}
     assert schedule_states(webserver)["weekly_full_sweep_schedule"] == "RUNNING"
+    assert main(["schedules", "on", "weekly_full_sweep_schedule", "--webserver", url]) == 0  # already on: kept
+    assert capsys.readouterr().out.split() == ["weekly_full_sweep_schedule", "RUNNING"]
     assert main(["schedules", "off", "--webserver", url, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out).values()) == {"STOPPED"}
     assert set(schedule_states(webserver).values()) == {"STOPPED"}

@@ -144,10 +144,9 @@ def _launch(args: argparse.Namespace) -> int:
     from stress_pipeline.cli import _project, _scenario_keys
     from stress_pipeline.defs.commands.webserver import Webserver
 
-    settings, home = _project()
+    settings, _ = _project()
     server = Webserver(args.webserver)
     scenarios = _scenario_keys(settings, args.scenario)[0] if args.scenario else _every_scenario(settings)
-    os.environ["DAGSTER_HOME"] = str(home)
     select = args.select or _scenario_selection(bool(args.scenario))
     config = {"ops": {f"{LAUNCH_JOB}_run": {"config": {"select": select, "scenarios": scenarios}}}}
     launched = server.launch(LAUNCH_JOB, config, dict([LAUNCH_TAG]))
@@ -248,7 +247,9 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
         unknown = [name for name in args.names if name not in rows]
         if unknown:
             raise _usage(f"no schedule {unknown[0]!r} on {server.url} (schedules: {', '.join(rows)})")
-        states = {name: server.set_schedule(rows[name], on) for name in (args.names or list(rows))}
+        wanted = "RUNNING" if on else "STOPPED"
+        states = {name: rows[name]["scheduleState"]["status"] if rows[name]["scheduleState"]["status"] == wanted
+                  else server.set_schedule(rows[name], on) for name in (args.names or list(rows))}  # fmt: skip
     else:
         _, home = _project()
         os.environ["DAGSTER_HOME"] = str(home)
