@@ -34,7 +34,7 @@ from typing import Any
 from stress_pipeline.monitoring.alert_store import DEFAULT_SCHEMA
 from stress_pipeline.monitoring.delivery import Endpoint
 from stress_pipeline.monitoring.receiver import ENQUEUE_PATH, HEALTH_PATH, HOST
-from stress_pipeline.paths import StoragePaths
+from stress_pipeline.paths import StoragePaths, private_dir
 from stress_pipeline.services.errors import ServiceStartError
 from stress_pipeline.services.launch import free_port, log_since, log_size, now, tail
 from stress_pipeline.services.processes import pid_alive, send_signal, wait_gone
@@ -155,11 +155,20 @@ def is_receiver(pid: int, folder: Path) -> bool:
     return cwd == os.path.realpath(folder) and MODULE.encode() in command
 
 
+#: How long a restart waits for the previous receiver's port to be released (a process killed a moment
+#: ago may still be exiting) before it takes another port.
+PORT_RELEASE_S = 3.0
+
+
 def _start(folder: Path, database_url: str, schema: str, preferred: int | None, timeout: float) -> ReceiverRecord:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(folder)
     log = folder / "receiver.log"
     offset = log_size(log)
     port = free_port(preferred)
+    released = time.monotonic() + PORT_RELEASE_S
+    while preferred and port != preferred and time.monotonic() < released:  # a killed one may still hold it
+        time.sleep(0.05)
+        port = free_port(preferred)
     config = {"database_url": database_url, "schema": schema, "host": HOST, "port": port}
     with open(log, "ab") as out:
         os.chmod(log, 0o600)
