@@ -52,3 +52,16 @@ def test_the_embedded_redis_moves_beside_the_flood_and_back(tmp_path: Path) -> N
         assert os.sched_getaffinity(pid) == redis_before and os.sched_getaffinity(0) == mine_before
     finally:
         stop_embedded(settings)
+
+
+def test_bench_decisions_drives_the_decider_it_is_given(capsys, monkeypatch, external_service_urls) -> None:
+    from stress_pipeline.cli import main as cli_main
+
+    monkeypatch.setenv("STRESS_REDIS_URL", external_service_urls.redis_url)
+    spec = "stress_pipeline.trading.risk.decision:allow_all"
+    assert cli_main(["bench", "decisions", "--seconds", "0.5", "--rate", "1000", "--decider", spec]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"decision flood: {spec}, 1,000/s scheduled for 0.5 s (500 decisions")
+    assert "reasons: PASSED 500" in out and "client CPU us per decision" in out
+    assert cli_main(["bench", "decisions", "--seconds", "0.1", "--decider", "no_such_module_xyz:f"]) == 1
+    assert "decision function 'no_such_module_xyz:f': cannot import module" in capsys.readouterr().err
