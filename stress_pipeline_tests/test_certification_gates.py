@@ -96,9 +96,9 @@ def flood_table(p99=4.0, decisions=10_000):
                           "p99_ms": p99, "p999_ms": 8.0, "max_ms": 9.0, "rss_slope_mb_per_min": 0.0}])  # fmt: skip
 
 
-def drills_table(recovery=(5.0, 7.0)):
+def drills_table(recovery=(5.0, 7.0), drills=("broker_failure", "postgres_outage")):
     return pd.DataFrame({
-        "drill": [f"kill_{i}" for i in range(len(recovery))], "criterion": "recovery_s", "comparison": "<=",
+        "drill": list(drills[: len(recovery)]), "criterion": "recovery_s", "comparison": "<=",
         "threshold": 25.0, "value": list(recovery), "outcome": "pass", "detail": "",
     })  # fmt: skip
 
@@ -278,7 +278,7 @@ def test_recovery_mean_pools_outages_and_drills_and_fails_an_unrecovered_drill()
     assert m.value == pytest.approx((10.0 + 50.0) / 4)
     assert m.source == "portfolio_reconciliation, drills"
     stuck = measure.recovery_mean({"a": reconciliation_row()}, (), drills_table((5.0, np.nan)))
-    assert judge("recovery_mean_s", stuck).verdict == FAIL and "kill_1" in stuck.failure
+    assert judge("recovery_mean_s", stuck).verdict == FAIL and "postgres_outage" in stuck.failure
     assert measure.recovery_mean({"a": reconciliation_row()}, ("b",)).value is None
     assert measure.recovery_mean({"a": reconciliation_row(outages_recovered=0, recovery_s_sum=0.0)}).value is None
 
@@ -396,6 +396,20 @@ def test_a_scenario_partition_without_a_verdict_leaves_the_gate_without_input():
 def test_a_long_list_of_missing_partitions_is_shortened():
     m = measure.recovery_mean({}, [f"s{i}" for i in range(8)])
     assert m.detail == "portfolio_reconciliation has no stored partition s0, s1, s2, s3, s4 and 3 more: materialise it"
+
+
+def test_only_the_recovery_drills_enter_the_recovery_gate():
+    # a stuck position closed after 250 s and a session reconnecting on its 60 s schedule are judged by
+    # their own drills; the gate's mean is the server and broker outages' recovery
+    drills = pd.concat([
+        drills_table((10.0, 12.0)),
+        drills_table((250.0, 30.0, 0.0), drills=("stuck_position", "exchange_outage", "rate_limits")),
+    ])  # fmt: skip
+    m = measure.recovery_mean({"a": reconciliation_row()}, (), drills)
+    assert m.value == pytest.approx((10.0 + 10.0 + 12.0) / 4)
+    assert judge("recovery_mean_s", m).verdict == PASS and "2 recovery drills, slowest 12.0s" in m.detail
+    unrecovered_elsewhere = pd.concat([drills, drills_table((np.nan,), drills=("stuck_position",))])
+    assert measure.recovery_mean({"a": reconciliation_row()}, (), unrecovered_elsewhere).failure is None
 
 
 def test_a_missing_drill_partition_leaves_recovery_without_input():

@@ -344,12 +344,20 @@ def alert_delivery(table: pd.DataFrame | None) -> dict[str, Measurement]:
     return out
 
 
+#: The drills whose ``recovery_s`` is what seed 001's recovery gate means (a broker or server connection
+#: lost for a while, then the system answering again). The other drills' ``recovery_s`` measure something
+#: else, judged by their own criteria: a stuck position closed (up to 10 minutes), the next reconnect of
+#: an exchange session that retries every 60 s, the end of a rate-limit ban.
+RECOVERY_GATE_DRILLS = ("broker_failure", "postgres_outage")
+
+
 def drill_recovery(drills: pd.DataFrame | None) -> tuple[list[float], list[str]]:
-    """The ``recovery_s`` values the drills measured (and the drills that did not recover)."""
+    """The ``recovery_s`` values the recovery drills (:data:`RECOVERY_GATE_DRILLS`) measured, and those
+    of them that did not recover."""
     if drills is None:
         return [], []
     _require(drills, DRILL_COLUMNS, "drills")
-    rows = drills[drills["criterion"] == RECOVERY_CRITERION]
+    rows = drills[(drills["criterion"] == RECOVERY_CRITERION) & drills["drill"].isin(RECOVERY_GATE_DRILLS)]
     values = _finite(rows, "value", "drills", allow_nan=True)
     unrecovered = rows.loc[np.isnan(values), "drill"].astype(str).tolist()
     return values[~np.isnan(values)].tolist(), unrecovered
