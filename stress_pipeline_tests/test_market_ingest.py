@@ -146,9 +146,10 @@ def test_running_out_of_memory_names_the_file(tmp_path: Path) -> None:
 
 
 def test_bench_ingest_measures_a_load_in_a_fresh_process(tmp_path: Path) -> None:
-    csv_path, gz_path, parquet_path = write_files(tmp_path, seed=3, target_bytes=4 * 1024**2)
-    rows = [measure_load(path) for path in (csv_path, gz_path, parquet_path)]
-    assert len({row.rows for row in rows}) == 1 and rows[0].rows > 30_000
+    csv_path, gz_path, parquet_path, mt4_path = write_files(tmp_path, seed=3, target_bytes=4 * 1024**2)
+    rows = [measure_load(path) for path in (csv_path, gz_path, parquet_path, mt4_path)]
+    assert len({row.rows for row in rows[:3]}) == 1 and rows[0].rows > 30_000
+    assert rows[3].file == "EURUSD-1m-bench-mt4.csv" and rows[3].rows == 4 * 1024**2 // 60
     for row in rows:
         assert row.decoded_bytes >= row.rows * 57  # ts, six floats, symbol codes
         assert row.peak_bytes >= row.baseline_bytes > 50 * 1024**2

@@ -1,7 +1,9 @@
 """Ingest memory benchmark: the peak memory of ``load_bars`` on large files, against the bars it returns.
 
 ``stress-pipeline bench ingest [--json]`` writes one Binance kline file of about 200 MB (plain CSV),
-the same bars gzipped and as Parquet (row groups of 131,072 rows), in a temporary folder. Each file is
+the same bars gzipped and as Parquet (row groups of 131,072 rows), and about 200 MB of the same kind
+of bars as a MetaTrader 4 history export (text dates and times, the exports' parsing path), in a
+temporary folder. Each file is
 loaded in a fresh Python process (a real subprocess, so one load cannot inherit another's heap), which
 reports its resident set size just before the load, its peak resident set size (VmHWM) after it, and the size
 of the returned bars (``DataFrame.memory_usage(deep=True)``). The figure is
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -89,7 +92,23 @@ def write_files(folder: Path, seed: int, target_bytes: int = FILE_BYTES) -> list
     parquet_path = folder / "SOLUSDT-1m-bench.parquet"
     pq.write_table(table.select(["open_time", "open", "high", "low", "close", "volume"]).rename_columns(
         ["timestamp", "open", "high", "low", "close", "volume"]), parquet_path, row_group_size=PARQUET_ROW_GROUP)
-    return [csv_path, gz_path, parquet_path]
+    del table
+    return [csv_path, gz_path, parquet_path, write_metatrader(folder, seed, target_bytes)]
+
+
+def write_metatrader(folder: Path, seed: int, target_bytes: int = FILE_BYTES) -> Path:
+    """About ``target_bytes`` of one-minute bars as a MetaTrader 4 history export
+    (``2024.01.02,09:30,open,high,low,close,volume``, no header)."""
+    rows = target_bytes // 60  # about 60 bytes a line
+    klines = kline_table(rows, seed)
+    when = pc.cast(klines["open_time"], pa.timestamp("ms"))
+    table = pa.table({
+        "date": pc.strftime(when, format="%Y.%m.%d"), "time": pc.strftime(when, format="%H:%M"),
+        **{name: klines[name] for name in ("open", "high", "low", "close", "volume")},
+    })  # fmt: skip
+    path = folder / "EURUSD-1m-bench-mt4.csv"
+    pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return path
 
 
 def measure_load(path: Path) -> IngestMemory:

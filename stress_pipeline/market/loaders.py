@@ -37,6 +37,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stress_pipeline.market.errors import BarFileError
+from stress_pipeline.market.formats import (
+    BINANCE_COLUMNS,
+    TIMESTAMP_ALIASES,
+    VALUE_COLUMNS,
+    CsvLayout,
+    FileOptions,
+    csv_layout,
+    header_layout,
+    read_file_options,
+)
 from stress_pipeline.market.schema import (
     bar_order,
     concat_bars,
@@ -47,23 +57,23 @@ from stress_pipeline.market.schema import (
 )
 from stress_pipeline.market.sources import BarSources, SourceFile
 from stress_pipeline.market.symbols import default_spread_bps, symbol_from_path
+from stress_pipeline.market.timestamps import (
+    AmbiguousDates,
+    binance_time_to_ns,
+    decide_date_order,
+    epoch_to_ns,
+    times_to_ns,
+    year_last_order,
+)
 from stress_pipeline.settings import DEFAULT_MAX_FILE_BYTES
 
-BINANCE_COLUMNS = (
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
-)  # fmt: skip
-TIMESTAMP_ALIASES = ("timestamp", "ts", "open_time")
+__all__ = ["BINANCE_COLUMNS", "TIMESTAMP_ALIASES", "LoadedBars", "load_bars", "load_bars_with_sources"]
 SYMBOLS_FILE_NAME = "symbols.yaml"
-VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 CSV_BLOCK_BYTES = 1024**2
 """Bytes of CSV text parsed per block. Small blocks keep the reader's own memory near 50 MB whatever
 the file (16 MiB blocks cost over 200 MB in flight) at the same speed (`stress-pipeline bench ingest`)."""
 _HEAD_BYTES = 64 * 1024
-
-# Epoch magnitudes used to tell units apart (2001-09-09 in seconds is 1e9, in ms 1e12, ...).
-_MS_MIN, _US_MIN, _NS_MIN = 10**11, 10**14, 10**17
 
 
 class LoadedBars(NamedTuple):
@@ -157,12 +167,14 @@ def _read_bar_file(path: Path, *, symbols_file: Path, max_file_bytes: int) -> tu
     size = path.stat().st_size
     if size > max_file_bytes:
         raise BarFileError(path, f"{size:,} bytes, larger than the limit of {max_file_bytes:,} bytes (max_file_bytes)")
+    options = read_file_options(path)
+    timezone = options.timezone or "UTC"
     name = path.name.lower()
     parquet = name.endswith((".parquet", ".pq"))
     if parquet:
-        columns, header = _read_parquet(path), False
+        columns, header = _read_parquet(path, options, timezone), False
     else:
-        columns, header = _read_csv_with_layout(path, max_file_bytes)
+        columns, header = _read_csv_with_layout(path, max_file_bytes, options, timezone)
     n = len(columns["ts"])
     spread = columns.pop("spread_bps", None)
     if spread is None:
@@ -184,33 +196,107 @@ def _read_bar_file(path: Path, *, symbols_file: Path, max_file_bytes: int) -> tu
 
 
 @dataclass(frozen=True)
-class _CsvLayout:
-    """Which columns of a CSV file hold what."""
+class _Reading:
+    """A CSV file's layout and how its values are read (date order, time zone, adjustment)."""
 
-    names: tuple[str, ...]  # column names as used for parsing (header names, or Binance names)
-    header: bool
-    ts_column: str
-    binance_time: bool  # open time as epoch ms/us integers
-    value_columns: dict[str, str]  # canonical name -> file column name
-    spread_column: str | None
+    layout: CsvLayout
+    date_order: str | None
+    timezone: str
+    adjusted: bool
+
+    def numeric(self) -> dict[str, str]:
+        """Canonical name -> column of every number read."""
+        out = dict(self.layout.value_columns)
+        if self.layout.spread_column:
+            out["spread_bps"] = self.layout.spread_column
+        if self.adjusted and self.layout.adj_close_column:
+            out["adj_close"] = self.layout.adj_close_column
+        if self.layout.tick_volume_column:
+            out["tick_volume"] = self.layout.tick_volume_column
+        return out
+
+    def time_columns(self) -> list[str]:
+        return [self.layout.ts_column, *([self.layout.time_column] if self.layout.time_column else [])]
 
 
 def _read_csv(path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict[str, np.ndarray]:
     """The columns of a CSV file (plain, .gz or .zip), streamed block by block."""
-    return _read_csv_with_layout(path, max_file_bytes)[0]
+    return _read_csv_with_layout(path, max_file_bytes, read_file_options(path), "UTC")[0]
 
 
-def _read_csv_with_layout(path: Path, max_file_bytes: int) -> tuple[dict[str, np.ndarray], bool]:
+def _read_csv_with_layout(
+    path: Path, max_file_bytes: int, options: FileOptions, timezone: str
+) -> tuple[dict[str, np.ndarray], bool]:
     with open_decompressed(path) as stream:
         head = stream.read(_HEAD_BYTES)
     if not head.strip():
         raise BarFileError(path, "the file is empty: no bars", location="line 1")
-    layout = _csv_layout(path, head)
+    layout = csv_layout(path, head)
+    if options.adjusted and layout.adj_close_column is None:
+        raise BarFileError(
+            path, "the sidecar says adjusted: true but the file has no Adj Close column", location="line 1"
+        )
+    order = options.date_order
+    if order is None and not layout.binance_time:
+        order = _date_order_from_data(path, layout, head, max_file_bytes)
+    reading = _Reading(layout, order, timezone, options.adjusted)
     try:
-        return _stream_csv(path, layout, max_file_bytes), layout.header
+        return _stream_csv(path, reading, max_file_bytes), layout.header
     except (pa.ArrowInvalid, _NeedsDiagnosis) as exc:
-        _diagnose_csv(path, layout)
+        _diagnose_csv(path, reading)
         raise BarFileError(path, f"cannot be parsed: {exc}") from None
+
+
+def _date_order_from_data(path: Path, layout: CsvLayout, head: bytes, max_file_bytes: int) -> str | None:
+    """Day/month order of year-last dates (``1/4/1999``): a field over 12 decides. The first block
+    usually does; only when its dates all read both ways is the date column read to its end (streamed).
+    None when the first block has no year-last date (ISO, ``2024.01.02``, epoch times)."""
+    firsts, seconds = 0, 0
+    for block, dates in enumerate(_column_blocks(path, layout, layout.ts_column, max_file_bytes, head)):
+        first, second = year_last_order(dates)
+        if block == 0 and first == second == 0:
+            return None
+        firsts, seconds = max(firsts, first), max(seconds, second)
+        if firsts > 12 or seconds > 12:
+            break
+    try:
+        return decide_date_order(firsts, seconds)
+    except AmbiguousDates as exc:
+        raise BarFileError(
+            path, f"{exc}: set date_order (dmy or mdy) in the sidecar {path.name}.yaml",
+            column=layout.label(layout.ts_column),
+        ) from None
+
+
+def _column_blocks(path: Path, layout: CsvLayout, column: str, max_file_bytes: int, head: bytes) -> Iterator[pd.Series]:
+    """One text column of a CSV file, block by block: the head's complete lines first, then the whole file."""
+    lines = head.split(b"\n")
+    sample = b"\n".join(lines[:-1] if len(lines) > 1 else lines)
+    yield from _text_blocks(io.BytesIO(sample), layout, column)
+    with open_decompressed(path, max_file_bytes) as stream:
+        yield from _text_blocks(stream, layout, column)
+
+
+def _text_blocks(stream: BinaryIO, layout: CsvLayout, column: str) -> Iterator[pd.Series]:
+    try:
+        reader = _csv_reader(stream, layout, {column: pa.string()})
+        for batch in reader:
+            yield pd.Series(batch.column(column).to_pandas())
+    except pa.ArrowInvalid:
+        return  # a malformed line: the full read names it
+
+
+def _csv_reader(stream: BinaryIO, layout: CsvLayout, types: dict[str, pa.DataType]) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(
+            column_names=list(layout.names), skip_rows=1 if layout.header else 0, block_size=CSV_BLOCK_BYTES
+        ),
+        parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, ignore_empty_lines=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types, include_columns=list(types), strings_can_be_null=False
+        ),
+    )
 
 
 class _NeedsDiagnosis(Exception):
@@ -273,18 +359,6 @@ class _Limited(io.RawIOBase):
         return count
 
 
-def _first_line(data: bytes) -> str:
-    return data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _number_problem(text: str) -> str | None:
     """Why a CSV field is not a usable number (None when it is one)."""
     if not text:
@@ -298,61 +372,16 @@ def _number_problem(text: str) -> str | None:
     return None
 
 
-def _csv_layout(path: Path, data: bytes) -> _CsvLayout:
-    first = _first_line(data)
-    fields = [f.strip() for f in first.split(",")]
-    if _is_number(fields[0]):
-        return _CsvLayout(
-            names=BINANCE_COLUMNS,
-            header=False,
-            ts_column="open_time",
-            binance_time=True,
-            value_columns={c: c for c in VALUE_COLUMNS},
-            spread_column=None,
-        )
-    names = tuple(f.lower() for f in fields)
-    if len(set(names)) != len(names):
-        raise BarFileError(path, f"the header repeats a column name: {first}", location="line 1")
-    ts_column = next((alias for alias in TIMESTAMP_ALIASES if alias in names), None)
-    if ts_column is None:
-        raise BarFileError(
-            path, f"no timestamp column in the header (expected one of {', '.join(TIMESTAMP_ALIASES)})",
-            location="line 1",
-        )
-    missing = [c for c in VALUE_COLUMNS if c not in names]
-    if missing:
-        raise BarFileError(path, "missing from the header", location="line 1", column=", ".join(missing))
-    binance_time = ts_column == "open_time" and "close_time" in names
-    return _CsvLayout(
-        names=names,
-        header=True,
-        ts_column=ts_column,
-        binance_time=binance_time,
-        value_columns={c: c for c in VALUE_COLUMNS},
-        spread_column="spread_bps" if "spread_bps" in names else None,
-    )
-
-
-def _stream_csv(path: Path, layout: _CsvLayout, max_file_bytes: int) -> dict[str, np.ndarray]:
-    wanted = [layout.ts_column, *layout.value_columns.values()]
-    if layout.spread_column:
-        wanted.append(layout.spread_column)
-    types: dict[str, pa.DataType] = {c: pa.float64() for c in wanted[1:]}
-    types[layout.ts_column] = pa.int64() if layout.binance_time else pa.string()
+def _stream_csv(path: Path, reading: _Reading, max_file_bytes: int) -> dict[str, np.ndarray]:
+    layout = reading.layout
+    types: dict[str, pa.DataType] = {c: pa.string() for c in reading.time_columns()}
+    if layout.binance_time:
+        types[layout.ts_column] = pa.int64()
+    types.update({c: pa.float64() for c in reading.numeric().values()})
     parts: dict[str, list[np.ndarray]] = {}
     with open_decompressed(path, max_file_bytes) as stream:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(
-                column_names=list(layout.names), skip_rows=1 if layout.header else 0, block_size=CSV_BLOCK_BYTES
-            ),
-            parse_options=pacsv.ParseOptions(ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types, include_columns=wanted, strings_can_be_null=False
-            ),
-        )
-        for batch in reader:
-            for key, values in _csv_columns(layout, batch).items():
+        for batch in _csv_reader(stream, layout, types):
+            for key, values in _csv_columns(reading, batch).items():
                 # An owned copy: the block's Arrow buffers are reused by the next block instead of
                 # living on until the join.
                 parts.setdefault(key, []).append(np.array(values, dtype=np.float64 if key != "ts" else np.int64))
@@ -361,7 +390,15 @@ def _stream_csv(path: Path, layout: _CsvLayout, max_file_bytes: int) -> dict[str
         raise BarFileError(path, "no bars after the header", location="line 2" if layout.header else "line 1")
     # One column at a time, each block's arrays released as its column is joined: the peak is the bars
     # plus one column, not twice the bars.
-    return {key: _join(parts.pop(key)) for key in list(parts)}
+    return _volume_or_ticks({key: _join(parts.pop(key)) for key in list(parts)})
+
+
+def _volume_or_ticks(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """MetaTrader's real volume, or its tick volume where the real one is zero throughout (forex)."""
+    ticks = columns.pop("tick_volume", None)
+    if ticks is not None and not columns["volume"].any():
+        columns["volume"] = ticks
+    return columns
 
 
 def _join(blocks: list[np.ndarray]) -> np.ndarray:
@@ -372,13 +409,11 @@ def _join(blocks: list[np.ndarray]) -> np.ndarray:
     return joined
 
 
-def _csv_columns(layout: _CsvLayout, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+def _csv_columns(reading: _Reading, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
     """One block's canonical columns; a null or non-finite number, or a bad time, needs the slow pass."""
+    layout = reading.layout
     out: dict[str, np.ndarray] = {}
-    numeric = dict(layout.value_columns)
-    if layout.spread_column:
-        numeric["spread_bps"] = layout.spread_column
-    for canonical, column in numeric.items():
+    for canonical, column in reading.numeric().items():
         values = batch.column(column)
         if values.null_count:
             raise _NeedsDiagnosis(f"empty value in column {column}")
@@ -390,25 +425,41 @@ def _csv_columns(layout: _CsvLayout, batch: pa.RecordBatch) -> dict[str, np.ndar
     if layout.binance_time:
         if ts_values.null_count:
             raise _NeedsDiagnosis("empty open time")
-        ns, bad = _binance_time_to_ns(ts_values.to_numpy(zero_copy_only=False))
+        ns, bad = binance_time_to_ns(ts_values.to_numpy(zero_copy_only=False))
     else:
-        ns, bad = _generic_time_to_ns(pd.Series(ts_values.to_pandas()))
+        clock = pd.Series(batch.column(layout.time_column).to_pandas()) if layout.time_column else None
+        ns, bad = times_to_ns(
+            pd.Series(ts_values.to_pandas()), clock, date_order=reading.date_order, timezone=reading.timezone
+        )
     if bad.any():
         raise _NeedsDiagnosis(f"unparsable timestamp in column {layout.ts_column}")
     out["ts"] = ns
-    return out
+    if "adj_close" in out and not (out["close"] > 0).all():
+        raise _NeedsDiagnosis("a close of zero or less cannot be adjusted")
+    return _adjusted(out)
 
 
-def _diagnose_csv(path: Path, layout: _CsvLayout) -> None:
+def _adjusted(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Prices scaled by adjusted close / close when an adjusted close was read (the close becomes it)."""
+    adj_close = columns.pop("adj_close", None)
+    if adj_close is not None:
+        factor = adj_close / columns["close"]
+        for price in ("open", "high", "low"):
+            columns[price] = columns[price] * factor
+        columns["close"] = adj_close
+    return columns
+
+
+def _diagnose_csv(path: Path, reading: _Reading) -> None:
     """Walk the file line by line and raise a BarFileError for the first problem found."""
     with open_decompressed(path) as stream:
-        _diagnose_lines(path, layout, io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=""))
+        _diagnose_lines(path, reading, io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=""))
 
 
-def _diagnose_lines(path: Path, layout: _CsvLayout, text: io.TextIOWrapper) -> None:
-    reader = csv.reader(text)
+def _diagnose_lines(path: Path, reading: _Reading, text: io.TextIOWrapper) -> None:
+    layout = reading.layout
+    reader = csv.reader(text, delimiter=layout.delimiter)
     index = {name: i for i, name in enumerate(layout.names)}
-    numeric = [*layout.value_columns.values(), *([layout.spread_column] if layout.spread_column else [])]
     for row in reader:
         line = reader.line_num
         if layout.header and line == 1:
@@ -421,57 +472,83 @@ def _diagnose_lines(path: Path, layout: _CsvLayout, text: io.TextIOWrapper) -> N
             raise BarFileError(
                 path, f"expected {len(layout.names)} columns, found {len(row)}", location=f"line {line}"
             )
-        for column in numeric:
+        for column in reading.numeric().values():
             problem = _number_problem(row[index[column]].strip())
             if problem:
-                raise BarFileError(path, problem, location=f"line {line}", column=column)
-        raw_ts = row[index[layout.ts_column]].strip()
-        if layout.binance_time:
-            ok = raw_ts.isdigit() and not _binance_time_to_ns(np.array([int(raw_ts)]))[1][0]
-            expected = "an epoch time in milliseconds or microseconds"
-        else:
-            ok = bool(raw_ts) and not _generic_time_to_ns(pd.Series([raw_ts]))[1][0]
-            expected = "a timestamp (ISO 8601 or epoch s/ms/us/ns)"
-        if not ok:
+                raise BarFileError(path, problem, location=f"line {line}", column=layout.label(column))
+        if reading.adjusted and float(row[index[layout.value_columns["close"]]]) <= 0:
             raise BarFileError(
-                path, f"cannot parse {raw_ts!r} as {expected}", location=f"line {line}", column=layout.ts_column
+                path, "a close of zero or less cannot be adjusted", location=f"line {line}",
+                column=layout.label(layout.value_columns["close"]),
             )
+        _diagnose_time(path, reading, line, [row[index[c]].strip() for c in reading.time_columns()])
+
+
+def _diagnose_time(path: Path, reading: _Reading, line: int, raw: list[str]) -> None:
+    layout = reading.layout
+    where = f"line {line}"
+    if layout.binance_time:
+        if not (raw[0].isdigit() and not binance_time_to_ns(np.array([int(raw[0])]))[1][0]):
+            raise BarFileError(
+                path, f"cannot parse {raw[0]!r} as an epoch time in milliseconds or microseconds",
+                location=where, column=layout.label(layout.ts_column),
+            )
+        return
+    order, zone = reading.date_order, reading.timezone
+    expected = "a timestamp (ISO 8601 or epoch s/ms/us/ns)" if layout.time_column is None else "a date"
+    if order in ("dmy", "mdy"):
+        expected += f", day and month in the order {order}"
+    if not raw[0] or times_to_ns(pd.Series([raw[0]]), date_order=order, timezone="UTC")[1][0]:
+        raise BarFileError(path, f"cannot parse {raw[0]!r} as {expected}", location=where,
+                           column=layout.label(layout.ts_column))
+    clock = pd.Series([raw[1]]) if layout.time_column else None
+    if times_to_ns(pd.Series([raw[0]]), clock, date_order=order, timezone="UTC")[1][0]:
+        assert layout.time_column is not None
+        raise BarFileError(path, f"cannot parse {raw[1]!r} as a time of day (HH:MM[:SS] or HHMMSS)",
+                           location=where, column=layout.label(layout.time_column))
+    if times_to_ns(pd.Series([raw[0]]), clock, date_order=order, timezone=zone)[1][0]:
+        shown = " ".join(raw)
+        raise BarFileError(path, f"{shown!r} does not exist or is ambiguous in {zone} (a clock change)",
+                           location=where, column=layout.label(layout.time_column or layout.ts_column))
 
 
 # ------------------------------------------------------------------------------------------ Parquet
 
 
-def _read_parquet(path: Path) -> dict[str, np.ndarray]:
+def _read_parquet(path: Path, options: FileOptions | None = None, timezone: str = "UTC") -> dict[str, np.ndarray]:
+    options = options or FileOptions()
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise BarFileError(path, f"not a readable Parquet file: {exc}") from None
-    names = {name.lower(): name for name in parquet.schema_arrow.names}
-    ts_column = next((names[a] for a in TIMESTAMP_ALIASES if a in names), None)
-    if ts_column is None:
-        raise BarFileError(path, f"no timestamp column (expected one of {', '.join(TIMESTAMP_ALIASES)})")
-    missing = [c for c in VALUE_COLUMNS if c not in names]
-    if missing:
-        raise BarFileError(path, "missing column", column=", ".join(missing))
-    numeric = {c: names[c] for c in (*VALUE_COLUMNS, "spread_bps") if c in names}
+    try:
+        layout = header_layout(path, list(parquet.schema_arrow.names))
+    except BarFileError as exc:  # the same columns as a CSV header, named without a line
+        problem = exc.problem.replace(" in the header", "").replace("missing from the header", "missing column")
+        raise BarFileError(path, problem, column=exc.column) from None
+    if options.adjusted and layout.adj_close_column is None:
+        raise BarFileError(path, "the sidecar says adjusted: true but the file has no Adj Close column")
+    reading = _Reading(layout, options.date_order, timezone, options.adjusted)
+    numeric = {c: layout.label(n) for c, n in reading.numeric().items()}
     for column in numeric.values():
         kind = parquet.schema_arrow.field(column).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
             raise BarFileError(path, f"holds {kind} values, expected numbers", column=column)
     if parquet.metadata.num_rows == 0:
         raise BarFileError(path, "the file holds no rows", location="row group 0")
+    time_columns = [layout.label(c) for c in reading.time_columns()]
     parts: list[dict[str, np.ndarray]] = []
     for group in range(parquet.num_row_groups):
         try:
-            table = parquet.read_row_group(group, columns=[ts_column, *numeric.values()])
+            table = parquet.read_row_group(group, columns=[*time_columns, *numeric.values()])
         except Exception as exc:
             raise BarFileError(path, f"cannot be read: {exc}", location=f"row group {group}") from None
         part: dict[str, np.ndarray] = {}
         for canonical, column in numeric.items():
             part[canonical] = _parquet_numeric(path, group, column, table.column(column))
-        part["ts"] = _parquet_time(path, group, ts_column, table.column(ts_column))
-        parts.append(part)
-    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        part["ts"] = _parquet_time(path, group, [table.column(c) for c in time_columns], time_columns, reading)
+        parts.append(_adjusted(part))
+    return _volume_or_ticks({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
 
 
 def _parquet_numeric(path: Path, group: int, column: str, values: pa.ChunkedArray) -> np.ndarray:
@@ -485,57 +562,29 @@ def _parquet_numeric(path: Path, group: int, column: str, values: pa.ChunkedArra
     return numbers
 
 
-def _parquet_time(path: Path, group: int, column: str, values: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_timestamp(values.type):
-        series = pd.Series(values.to_pandas())
+def _parquet_time(
+    path: Path, group: int, values: list[pa.ChunkedArray], columns: list[str], reading: _Reading
+) -> np.ndarray:
+    first = values[0]
+    if len(values) == 1 and (pa.types.is_timestamp(first.type) or pa.types.is_date(first.type)):
+        series = pd.Series(first.cast(pa.timestamp("ns", first.type.tz if pa.types.is_timestamp(first.type) else None))
+                           .to_pandas())
         if series.dt.tz is None:
-            series = series.dt.tz_localize("UTC")
+            series = series.dt.tz_localize(reading.timezone, ambiguous="NaT", nonexistent="NaT")
         ns = series.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").array.asi8
         bad = series.isna().to_numpy()
-    elif pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-        ns, bad = _epoch_to_ns(pd.Series(values.to_pandas()))
+    elif len(values) == 1 and (pa.types.is_integer(first.type) or pa.types.is_floating(first.type)):
+        ns, bad = epoch_to_ns(pd.Series(first.to_pandas()))
     else:
-        ns, bad = _generic_time_to_ns(pd.Series(values.to_pandas()))
+        text = [pd.Series(v.cast(pa.string()).to_pandas()) for v in values]
+        ns, bad = times_to_ns(text[0], text[1] if len(text) > 1 else None,
+                              date_order=reading.date_order, timezone=reading.timezone)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        shown = " ".join(str(v[row].as_py()) for v in values)
         raise BarFileError(
-            path, f"cannot parse {values[row].as_py()!r} as a timestamp",
-            location=f"row group {group}, row {row}", column=column,
+            path, f"cannot parse {shown!r} as a time in {reading.timezone}"
+            + ("" if reading.date_order else " (year-last dates need date_order in the sidecar)"),
+            location=f"row group {group}, row {row}", column=columns[0],
         )
     return ns
-
-
-# --------------------------------------------------------------------------------------- timestamps
-
-
-def _binance_time_to_ns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binance open times: milliseconds until 2025, microseconds since; told apart per value."""
-    values = values.astype(np.int64, copy=False)
-    is_us = values >= _US_MIN
-    ns = np.where(is_us, values * 1_000, values * 1_000_000)
-    bad = (values < _MS_MIN) | (values >= _NS_MIN)
-    return ns, bad
-
-
-def _epoch_to_ns(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch numbers in s, ms, us or ns, told apart by magnitude."""
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(numbers) | (numbers <= 0)
-    safe = np.where(bad, 0.0, numbers)
-    scale = np.select(
-        [safe < _MS_MIN, safe < _US_MIN, safe < _NS_MIN], [1e9, 1e6, 1e3], default=1.0
-    )
-    return np.rint(safe * scale).astype(np.int64), bad
-
-
-def _generic_time_to_ns(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """ISO 8601 strings or epoch numbers (as text) to UTC nanoseconds; naive times are UTC."""
-    text = values.astype(str).str.strip()
-    numeric = pd.to_numeric(text, errors="coerce")
-    if numeric.notna().all():
-        return _epoch_to_ns(numeric)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    bad = parsed.isna().to_numpy()
-    ns = parsed.astype("datetime64[ns, UTC]").array.asi8.copy()
-    ns[bad] = 0
-    return ns, bad
