@@ -1,11 +1,10 @@
 """Read market data files into the canonical bar table.
 
-Formats, told apart by content rather than by name:
-- Binance spot klines as in Binance's public dumps: no header, 12 columns, open time in ms or us;
-- the Binance futures variant: the same 12 columns under a header row (open_time, ..., close_time, ...);
-- generic OHLCV CSV with a header (timestamp | ts | open_time, open, high, low, close, volume
-  [, spread_bps]) and the same columns in Parquet.
-CSV files may be plain, .gz or .zip. The symbol comes from the file name.
+Formats are told apart by content rather than by name (:mod:`stress_pipeline.market.formats`): Binance
+spot and futures klines, generic OHLCV CSV, the Yahoo, TradingView, MetaTrader and Stooq exports, and
+the same columns in Parquet; times are read by :mod:`stress_pipeline.market.timestamps`, with the
+per-file options of a sidecar ``<file>.yaml`` (date order, adjusted close, time zone). CSV files may be
+plain, .gz or .zip (:mod:`stress_pipeline.market.files`). The symbol comes from the file name.
 
 Parsing is vectorised (pyarrow) and streams: CSV in blocks (``pyarrow.csv.open_csv``), Parquet by row
 group, each turned into numpy columns as it arrives, so the peak memory of a load stays near the size
@@ -19,12 +18,8 @@ names the file and line of the offending rows.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import gzip
 import io
-import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stress_pipeline.market.errors import BarFileError
+from stress_pipeline.market.files import CSV_BLOCK_BYTES, open_decompressed
 from stress_pipeline.market.formats import (
     BINANCE_COLUMNS,
     TIMESTAMP_ALIASES,
@@ -67,12 +63,12 @@ from stress_pipeline.market.timestamps import (
 )
 from stress_pipeline.settings import DEFAULT_MAX_FILE_BYTES
 
-__all__ = ["BINANCE_COLUMNS", "TIMESTAMP_ALIASES", "LoadedBars", "load_bars", "load_bars_with_sources"]
+__all__ = [
+    "BINANCE_COLUMNS", "CSV_BLOCK_BYTES", "TIMESTAMP_ALIASES", "LoadedBars", "load_bars", "load_bars_with_sources",
+    "open_decompressed",
+]  # fmt: skip
 SYMBOLS_FILE_NAME = "symbols.yaml"
 
-CSV_BLOCK_BYTES = 1024**2
-"""Bytes of CSV text parsed per block. Small blocks keep the reader's own memory near 50 MB whatever
-the file (16 MiB blocks cost over 200 MB in flight) at the same speed (`stress-pipeline bench ingest`)."""
 _HEAD_BYTES = 64 * 1024
 
 
@@ -301,62 +297,6 @@ def _csv_reader(stream: BinaryIO, layout: CsvLayout, types: dict[str, pa.DataTyp
 
 class _NeedsDiagnosis(Exception):
     """The fast path found a problem it cannot place; the line-by-line pass will."""
-
-
-@contextlib.contextmanager
-def open_decompressed(path: Path, max_bytes: int | None = None) -> Iterator[BinaryIO]:
-    """The bytes of a data file, decompressed as they are read (.gz; .zip: its CSV member).
-
-    With ``max_bytes``, reading past that many decompressed bytes raises a :class:`BarFileError`,
-    so a small archive cannot expand past the size limit. Unreadable or corrupt files raise one too.
-    """
-    name = path.name.lower()
-    kind = "gzip" if name.endswith(".gz") else "zip" if name.endswith(".zip") else None
-    try:
-        with contextlib.ExitStack() as stack:
-            raw: BinaryIO = stack.enter_context(open(path, "rb"))
-            stream: BinaryIO = raw
-            if kind == "gzip":
-                stream = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[arg-type]
-            elif kind == "zip":
-                archive = stack.enter_context(zipfile.ZipFile(raw))
-                stream = stack.enter_context(archive.open(_zip_member(path, archive)))  # type: ignore[assignment]
-            if max_bytes is not None and kind is not None:
-                stream = io.BufferedReader(_Limited(stream, path, max_bytes), CSV_BLOCK_BYTES)  # type: ignore[assignment]
-            yield stream
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise BarFileError(path, f"not a readable gzip file: {exc}") from None
-    except zipfile.BadZipFile as exc:
-        raise BarFileError(path, f"not a readable zip file: {exc}") from None
-    except OSError as exc:
-        raise BarFileError(path, f"cannot be read: {exc.strerror or exc}") from None
-
-
-def _zip_member(path: Path, archive: zipfile.ZipFile) -> str:
-    members = [m for m in archive.namelist() if not m.endswith("/")]
-    csvs = [m for m in members if m.lower().endswith(".csv")] or members
-    if not csvs:
-        raise BarFileError(path, "the zip archive holds no file")
-    return csvs[0]
-
-
-class _Limited(io.RawIOBase):
-    """A stream that refuses to yield more than ``limit`` bytes (a decompressed size limit)."""
-
-    def __init__(self, stream: BinaryIO, path: Path, limit: int):
-        self._stream, self._path, self._limit, self._count = stream, path, limit, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        count = self._stream.readinto(buffer)  # type: ignore[attr-defined]
-        self._count += count
-        if self._count > self._limit:
-            raise BarFileError(
-                self._path, f"larger than the limit of {self._limit:,} bytes once decompressed (max_file_bytes)"
-            )
-        return count
 
 
 def _number_problem(text: str) -> str | None:
