@@ -303,14 +303,21 @@ def test_parquet_with_a_date_column_and_the_sidecar(tmp_path: Path, symbols_file
     assert bars.iloc[0].open == pytest.approx(470.0 * 469.0 / 471.0, rel=1e-12)
 
 
-def test_parquet_year_last_text_dates_need_the_order(tmp_path: Path, symbols_file: Path) -> None:
+def test_parquet_year_last_text_dates_order_from_the_data_or_the_sidecar(tmp_path: Path, symbols_file: Path) -> None:
     path = tmp_path / "SPY.parquet"
-    pq.write_table(pa.table({"date": ["1/4/1999"], "open": [1.0], "high": [2.0], "low": [0.5],
-                             "close": [1.5], "volume": [3.0]}), path)  # fmt: skip
+    dates = ["1/4/1999", "2/4/1999", "3/4/1999", "13/4/1999"]  # decided in the second row group: day first
+    pq.write_table(pa.table({"date": dates, "open": [1.0] * 4, "high": [2.0] * 4, "low": [0.5] * 4,
+                             "close": [1.5] * 4, "volume": [3.0] * 4}), path, row_group_size=2)  # fmt: skip
+    assert list(load(path, symbols_file)["ts"]) == utc("1999-04-01", "1999-04-02", "1999-04-03", "1999-04-13")
+    pq.write_table(pa.table({"date": dates[:2], "open": [1.0] * 2, "high": [2.0] * 2, "low": [0.5] * 2,
+                             "close": [1.5] * 2, "volume": [3.0] * 2}), path)  # fmt: skip
     err = load_error(path, symbols_file)
-    assert (err.location, err.column) == ("row group 0, row 0", "date") and "date_order" in err.problem
+    assert (err.path, err.column) == (str(path), "date") and "date_order" in err.problem
     write(tmp_path / "SPY.parquet.yaml", "date_order: mdy\n")
-    assert list(load(path, symbols_file)["ts"]) == utc("1999-01-04")
+    assert list(load(path, symbols_file)["ts"]) == utc("1999-01-04", "1999-02-04")
+    write(tmp_path / "SPY.parquet.yaml", "date_order: ymd\n")  # year-last dates in a file said to be ymd
+    err = load_error(path, symbols_file)
+    assert (err.location, err.column) == ("row group 0, row 0", "date") and "'1/4/1999'" in err.problem
 
 
 # -------------------------------------------------------------------------------------------- sidecar

@@ -234,7 +234,8 @@ def _read_csv_with_layout(
         )
     order = options.date_order
     if order is None and not layout.binance_time:
-        order = _date_order_from_data(path, layout, head, max_file_bytes)
+        blocks = _column_blocks(path, layout, layout.ts_column, max_file_bytes, head)
+        order = _date_order_from_data(path, layout.label(layout.ts_column), blocks)
     reading = _Reading(layout, order, timezone, options.adjusted)
     try:
         return _stream_csv(path, reading, max_file_bytes), layout.header
@@ -243,12 +244,12 @@ def _read_csv_with_layout(
         raise BarFileError(path, f"cannot be parsed: {exc}") from None
 
 
-def _date_order_from_data(path: Path, layout: CsvLayout, head: bytes, max_file_bytes: int) -> str | None:
+def _date_order_from_data(path: Path, label: str, blocks: Iterator[pd.Series]) -> str | None:
     """Day/month order of year-last dates (``1/4/1999``): a field over 12 decides. The first block
-    usually does; only when its dates all read both ways is the date column read to its end (streamed).
-    None when the first block has no year-last date (ISO, ``2024.01.02``, epoch times)."""
+    usually does; only when its dates all read both ways are the others read (the date column alone,
+    streamed). None when the first block has no year-last date (ISO, ``2024.01.02``, epoch times)."""
     firsts, seconds = 0, 0
-    for block, dates in enumerate(_column_blocks(path, layout, layout.ts_column, max_file_bytes, head)):
+    for block, dates in enumerate(blocks):
         first, second = year_last_order(dates)
         if block == 0 and first == second == 0:
             return None
@@ -259,8 +260,7 @@ def _date_order_from_data(path: Path, layout: CsvLayout, head: bytes, max_file_b
         return decide_date_order(firsts, seconds)
     except AmbiguousDates as exc:
         raise BarFileError(
-            path, f"{exc}: set date_order (dmy or mdy) in the sidecar {path.name}.yaml",
-            column=layout.label(layout.ts_column),
+            path, f"{exc}: set date_order (dmy or mdy) in the sidecar {path.name}.yaml", column=label
         ) from None
 
 
@@ -468,7 +468,14 @@ def _read_parquet(path: Path, options: FileOptions | None = None, timezone: str 
         raise BarFileError(path, problem, column=exc.column) from None
     if options.adjusted and layout.adj_close_column is None:
         raise BarFileError(path, "the sidecar says adjusted: true but the file has no Adj Close column")
-    reading = _Reading(layout, options.date_order, timezone, options.adjusted)
+    date_order = options.date_order
+    ts_type = parquet.schema_arrow.field(layout.label(layout.ts_column)).type
+    if date_order is None and (pa.types.is_string(ts_type) or pa.types.is_large_string(ts_type)):
+        column = layout.label(layout.ts_column)
+        blocks = (pd.Series(parquet.read_row_group(g, columns=[column]).column(column).to_pandas())
+                  for g in range(parquet.num_row_groups))  # fmt: skip
+        date_order = _date_order_from_data(path, column, blocks)
+    reading = _Reading(layout, date_order, timezone, options.adjusted)
     numeric = {c: layout.label(n) for c, n in reading.numeric().items()}
     for column in numeric.values():
         kind = parquet.schema_arrow.field(column).type
