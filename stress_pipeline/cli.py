@@ -4,6 +4,7 @@
     stress-pipeline ui [--port N] [--host HOST]
     stress-pipeline services start|stop|status [--json]
     stress-pipeline data generate [--out DIR] [--days N] [--seed N] [--force]
+                                  [--calendar XNYS|CMES|... [--symbols A,B] [--interval 1m] [--start DATE]]
     stress-pipeline scenarios list [--json] | validate FILE...
     stress-pipeline bench market|transforms|sim|state [--json] [--repeat N]
 
@@ -91,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--days", type=int, default=None, help="number of days (default: 90)")
     generate.add_argument("--seed", type=int, default=None, help="random seed (default: the shipped data's)")
     generate.add_argument("--force", action="store_true", help="rewrite files that already exist")
+    generate.add_argument(
+        "--calendar", default=None, help="session bars of an exchange calendar (XNYS, CMES...); default: the "
+        "shipped 24/7 crypto files"
+    )  # fmt: skip
+    generate.add_argument("--symbols", default=None, help="with --calendar: comma-separated symbols (default: the "
+                          "calibrated symbols of that calendar in symbols.yaml)")  # fmt: skip
+    generate.add_argument("--interval", default="1m", help="with --calendar: bar interval (1m, 5m, 1h, 1d...)")
+    generate.add_argument("--start", default=None, help="with --calendar: first day, UTC (default: 2024-01-01)")
     generate.set_defaults(handler=_cmd_data_generate)
 
     scenarios = commands.add_parser("scenarios", help="the stress scenario library (data/stress_packs)")
@@ -308,9 +317,15 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
     from stress_pipeline.market import synthetic
     from stress_pipeline.settings import get_settings
 
-    out = args.out or get_settings().bars_dir
+    settings = get_settings()
+    out = args.out or settings.bars_dir
     options = {k: v for k, v in (("days", args.days), ("seed", args.seed)) if v is not None}
     started = time.perf_counter()
+    if args.calendar is not None and args.calendar != "24/7":
+        return _generate_sessions(args, out, settings.symbols_file, options, started)
+    if args.symbols or args.start or args.interval != "1m":
+        print("--symbols, --interval and --start go with --calendar (the shipped files are fixed)", file=sys.stderr)
+        return EXIT_USAGE
     if args.force:
         for path in synthetic.shipped_file_paths(out, **options):
             path.unlink(missing_ok=True)
@@ -318,6 +333,33 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     print(f"wrote {len(written)} file(s) to {out} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    return EXIT_OK
+
+
+def _generate_sessions(args: argparse.Namespace, out: Path, symbols_file: Path, options: dict, started: float) -> int:
+    """`data generate --calendar`: session bars of an exchange calendar as Binance kline files."""
+    from stress_pipeline.market import synthetic
+    from stress_pipeline.market.calendars import check_calendar
+    from stress_pipeline.market.symbols import symbol_market
+
+    if args.symbols:
+        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    else:
+        symbols = [s for s in synthetic.CALIBRATION if symbol_market(symbols_file, s).calendar == args.calendar]
+    try:
+        check_calendar(args.calendar)
+        if not symbols:
+            raise ValueError(f"no calibrated symbol trades on {args.calendar} in {symbols_file}; pass --symbols")
+        bars = synthetic.generate_bars(symbols, start=args.start or synthetic.DEFAULT_START, interval=args.interval,
+                                       calendar=args.calendar, **options)  # fmt: skip
+    except ValueError as err:
+        print(f"data generate: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    written = [path for symbol in sorted(set(symbols)) for path in synthetic.write_binance_klines(bars, out, symbol)]
+    for path in written:
+        print(path)
+    print(f"wrote {len(written)} file(s) of {args.calendar} session bars to {out} in "
+          f"{time.perf_counter() - started:.1f}s", file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
 

@@ -12,12 +12,14 @@ override any of them per run. The core receives what it needs from here as argum
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 import redis
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
+from stress_pipeline.market.symbols import shared_calendar
 from stress_pipeline.services import check_postgres, check_redis, postgres_engine, redis_client, resolve_service_urls
 from stress_pipeline.settings import (
     DEFAULT_BUFFER_MAX_BYTES,
@@ -71,6 +73,10 @@ class StressResource(dg.ConfigurableResource):
     strategy_params: dict[str, float] = Field(default_factory=dict, description="the strategy's parameters")
     initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
     position_scale: float = Field(default=_SIM_DEFAULTS.position_scale, description="weight x scale = allocation")
+    calendar: str | None = Field(
+        default=None, description="trading calendar of the metrics' annualisation: 24/7, XNYS, CMES...; unset: the "
+        "calendar the run's symbols share in symbols.yaml, else inferred from the bars"
+    )  # fmt: skip
     policy: str = Field(default="default", description="a policy name under data/policies, or a YAML path")
     decider: str = Field(
         default="", description="STRESS_DECIDER: the decision function or risk governor the decision flood and the "
@@ -86,12 +92,14 @@ class StressResource(dg.ConfigurableResource):
             buffer_max_bytes=self.buffer_max_bytes,
         )  # fmt: skip
 
-    def sim_config(self) -> SimConfig:
+    def sim_config(self, symbols: Sequence[str] = ()) -> SimConfig:
+        """The simulation configuration of a run on ``symbols`` (their shared calendar annualises metrics)."""
         return SimConfig(
             strategy=self.strategy,
             strategy_params=dict(self.strategy_params),
             initial_capital=self.initial_capital,
             position_scale=self.position_scale,
+            calendar=self.calendar or shared_calendar(self.settings().symbols_file, symbols),
         )
 
     def trading_policy(self) -> TradingPolicy:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.calendars import is_continuous, missing_in_sessions
 from stress_pipeline.market.intervals import bar_interval_ns, missing_bars
 
 
@@ -54,8 +55,13 @@ def instants(ts_utc: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, ~np.isnat(values)
 
 
-def gap_profile(ts: pd.Series, interval: pd.Timedelta | None = None) -> GapProfile:
-    """The :class:`GapProfile` of ``ts`` on the grid of ``interval`` (inferred when ``None``)."""
+def gap_profile(ts: pd.Series, interval: pd.Timedelta | None = None, calendar: str | None = None) -> GapProfile:
+    """The :class:`GapProfile` of ``ts`` on the grid of ``interval`` (inferred when ``None``).
+
+    ``calendar`` (``None`` or ``24/7``: every minute trades) counts only the bars missing inside the
+    trading sessions of that exchange calendar (:func:`~stress_pipeline.market.calendars.missing_in_sessions`):
+    a weekend, a holiday or the hours after an early close are not gaps.
+    """
     values, valid = instants(as_utc(ts))
     unique, first = np.unique(values[valid], return_index=True)
     missing_before = np.zeros(len(values), dtype=np.int64)
@@ -68,7 +74,11 @@ def gap_profile(ts: pd.Series, interval: pd.Timedelta | None = None) -> GapProfi
             raise ValueError(f"interval must be positive, got {interval!r}")
     if step is None or unique.size < 2:
         return GapProfile(step, int(unique.size), 0, missing_before)
-    missing = missing_bars(unique.view(np.int64), step.to_timedelta64() / np.timedelta64(1, unit))
+    if is_continuous(calendar):
+        missing = missing_bars(unique.view(np.int64), step.to_timedelta64() / np.timedelta64(1, unit))
+    else:
+        unique_ns = unique.astype("datetime64[ns]").view(np.int64)
+        missing = missing_in_sessions(unique_ns, int(step.to_timedelta64() / np.timedelta64(1, "ns")), calendar)
     # The first row (in row order) holding each timestamp carries the bars missing before it.
     missing_before[np.flatnonzero(valid)[first[1:]]] = missing
     return GapProfile(step, int(unique.size), int(missing.sum()), missing_before)
@@ -84,14 +94,15 @@ def infer_interval(ts: pd.Series) -> pd.Timedelta | None:
     return _interval(np.unique(values[valid]))
 
 
-def gap_ratio(ts: pd.Series, interval: pd.Timedelta | None = None) -> float:
+def gap_ratio(ts: pd.Series, interval: pd.Timedelta | None = None, calendar: str | None = None) -> float:
     """Missing bars / expected bars on the grid of ``interval`` (inferred when ``None``).
 
     Computed on the distinct non-null timestamps in time order: a step of ``k`` intervals between two
     of them (rounded to the nearest whole number) means ``k - 1`` missing bars, and the expected bars
-    are the distinct timestamps plus the missing ones. ``0.0`` when there is no interval.
+    are the distinct timestamps plus the missing ones. ``0.0`` when there is no interval. ``calendar``:
+    as :func:`gap_profile` (only bars missing inside sessions count).
     """
-    return gap_profile(ts, interval).ratio
+    return gap_profile(ts, interval, calendar).ratio
 
 
 def _interval(unique_sorted: np.ndarray) -> pd.Timedelta | None:

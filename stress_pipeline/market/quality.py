@@ -19,6 +19,9 @@ Two checks compare a row with its neighbours, to catch bad data that is valid ro
 feed: a new bar repeating the previous bar, prices and volume, while trading). Both read the rows in
 the order given, like ``ts_strictly_increasing``.
 
+Equity and futures bars: pass the symbol's ``calendar`` (data/symbols.yaml), so that the gap ratio
+counts only bars missing inside its trading sessions.
+
 Validating stressed bars: pass ``max_gap_ratio=gap_ratio(base["ts"])`` (the gap ratio of the bars the
 stress was applied to). A stress that keeps every bar then passes the gap check, and any bar a stress
 removes fails it (see :func:`validate_bars`).
@@ -35,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from stress_pipeline.market.calendars import check_calendar
 from stress_pipeline.market.gaps import GapProfile, as_utc, gap_profile, gap_ratio, infer_interval
 from stress_pipeline.market.quality_checks import (
     BAR_CHECKS,
@@ -248,6 +252,7 @@ def validate_bars(
     sample_size: int = 20,
     checks: Sequence[CheckSpec] = BAR_CHECKS,
     spike_threshold: float = SPIKE_THRESHOLD,
+    calendar: str | None = None,
 ) -> QualityReport:
     """Run the bar suite on ``bars`` (one symbol, rows in time order) and report every check.
 
@@ -257,7 +262,9 @@ def validate_bars(
     interval (see :func:`gap_ratio`); for stressed bars pass the gap ratio of the base bars they were
     made from, ``gap_ratio(base["ts"])``, so that every bar a stress removes fails the check while the
     gaps the market data already had pass. ``spike_threshold`` bounds ``no_price_spikes`` (see
-    :data:`SPIKE_THRESHOLD`).
+    :data:`SPIKE_THRESHOLD`). ``calendar`` is the symbol's trading calendar (``None`` or ``24/7``:
+    every minute trades; ``XNYS``, ``CMES``...: only bars missing inside its sessions are gaps, so
+    weekends, holidays and the hours after an early close are not; see :func:`gap_profile`).
     """
     if not isinstance(bars, pd.DataFrame):
         raise TypeError(f"bars must be a pandas DataFrame, got {type(bars).__name__}")
@@ -276,7 +283,7 @@ def validate_bars(
     gaps = None
     if "ts" in columns:
         frame["ts"] = as_utc(frame["ts"])
-        gaps = gap_profile(frame["ts"])
+        gaps = gap_profile(frame["ts"], calendar=check_calendar(calendar) if calendar is not None else None)
     inputs = CheckInput(
         frame=frame,
         columns=columns,

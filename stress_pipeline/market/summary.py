@@ -31,13 +31,14 @@ class BarSummary:
         }
 
 
-def summarize_bars(bars: pd.DataFrame) -> BarSummary:
+def summarize_bars(bars: pd.DataFrame, calendar: str | None = None) -> BarSummary:
     """Summarise one symbol's bars: interval and gaps as the quality suite counts them
-    (:func:`~stress_pipeline.market.gaps.gap_profile`: distinct timestamps, the market's interval rule)."""
+    (:func:`~stress_pipeline.market.gaps.gap_profile`: distinct timestamps, the market's interval rule,
+    only bars missing inside the sessions of ``calendar`` when it is an exchange's)."""
     ts = bars["ts"]
     if ts.empty:
         return BarSummary(0, None, None, None, 0, 0, 0.0)
-    profile = gap_profile(ts)
+    profile = gap_profile(ts, calendar=calendar)
     return BarSummary(
         rows=len(ts),
         first_ts=ts.min(),

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.calendars import CONTINUOUS, check_calendar, is_continuous
 from stress_pipeline.market.intervals import bar_interval_ns
 from stress_pipeline.market.schema import conform_bars, symbol_column
 from stress_pipeline.market.synthetic_model import (
@@ -38,6 +39,7 @@ from stress_pipeline.market.synthetic_model import (
     market_state,
     symbol_bars,
 )
+from stress_pipeline.market.synthetic_sessions import session_bars
 
 __all__ = [
     "CALIBRATION",
@@ -91,12 +93,20 @@ def generate_bars(
     days: int = DEFAULT_DAYS,
     seed: int = DEFAULT_SEED,
     interval: str = "1min",
+    calendar: str = CONTINUOUS,
 ) -> pd.DataFrame:
     """Synthetic bars for ``symbols`` over ``days`` days from ``start`` (UTC), as the canonical table.
 
     ``interval`` is a pandas or Binance interval ("1min", "5min", "1h", "1m", "4h", "1d", ...) that
     divides a day; ``start`` must fall on an interval boundary. Rows are sorted by symbol, then ts.
+    ``calendar`` ``24/7`` (the default) trades round the clock; an exchange calendar (``XNYS``,
+    ``CMES``...) keeps the sessions only, with bars anchored at each open and overnight gaps
+    (:func:`stress_pipeline.market.synthetic_sessions.session_bars`).
     """
+    check_calendar(calendar)
+    if not is_continuous(calendar):
+        minutes = _interval_minutes(interval)
+        return session_bars(generate_bars(symbols, start, days, seed, "1min"), calendar, minutes)
     names = _check_symbols(symbols)
     minutes = _interval_minutes(interval)
     start_ts = _utc_timestamp(start)

@@ -72,6 +72,13 @@ CALIBRATION: dict[str, SymbolCalibration] = {
         SymbolCalibration("BTCUSDT", 42_000.0, 0.0275, 0.90, 1.0, 30.0, 0.025, 2, 5),
         SymbolCalibration("ETHUSDT", 2_300.0, 0.0325, 0.87, 1.5, 250.0, 0.3, 2, 4),
         SymbolCalibration("SOLUSDT", 100.0, 0.050, 0.70, 3.0, 2_800.0, 4.5, 2, 3),
+        # Equities and CME micro futures (session bars: generate_bars(..., calendar="XNYS" / "CMES")).
+        # Daily volatility is over 24 h of the model, of which the session shows its own hours.
+        SymbolCalibration("NVDA", 480.0, 0.032, 0.80, 1.0, 3_000.0, 100.0, 2, 0),
+        SymbolCalibration("SPY", 470.0, 0.010, 0.95, 0.3, 8_000.0, 150.0, 2, 0),
+        SymbolCalibration("MES", 4_700.0, 0.010, 0.95, 0.5, 400.0, 2.0, 2, 0),
+        SymbolCalibration("MNQ", 16_500.0, 0.013, 0.90, 0.5, 300.0, 2.0, 2, 0),
+        SymbolCalibration("M2K", 2_000.0, 0.015, 0.85, 1.0, 100.0, 2.0, 2, 0),
     )
 }
 

@@ -45,7 +45,7 @@ from stress_pipeline.simulation.booking import (
     target_quantity,
 )
 from stress_pipeline.simulation.config import SimConfig
-from stress_pipeline.simulation.metrics import compute_metrics, equity_frame, periods_per_year
+from stress_pipeline.simulation.metrics import annualisation_of, compute_metrics, equity_frame
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.trades import round_trips_from_arrays, utc_stamps
 from stress_pipeline.trading import as_strategy, get_strategy
@@ -84,16 +84,21 @@ def run_backtest(
     trades = round_trips_from_arrays(fill_s, names, panel.ts[fill_t], qty, price, fee)
     curve = equity_frame(panel.ts, equity, cash, gross, config.initial_capital)
     details.update({"strategy": strat.name, "symbols": panel.symbols, "bars": panel.shape[0]})
+    interval = panel_interval_ns(panel)
+    annual, per_day = annualisation_of(
+        panel.ts, interval, configured=config.periods_per_year, calendar=config.calendar
+    )
     metrics = compute_metrics(
         curve,
         trades,
         fills,
         initial_capital=config.initial_capital,
-        periods_per_year=periods_per_year(panel.ts, config.periods_per_year),
+        periods_per_year=annual,
         scenario_name=scenario_name,
         duration_sec=time.perf_counter() - started,
         equity_sample_points=config.equity_sample_points,
-        interval_ns=panel_interval_ns(panel),
+        bars_per_day=per_day,
+        interval_ns=interval,
     )
     return SimResult(
         kind="backtest",

@@ -6,7 +6,9 @@ uses only what is here. Costs are in basis points of traded notional.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stress_pipeline.market.calendars import check_calendar
 
 
 class SimConfig(BaseModel):
@@ -30,5 +32,13 @@ class SimConfig(BaseModel):
     # Sharpe and Sortino annualisation. None: inferred from the bars (metrics.infer_periods_per_year):
     # 365 with bars at weekends, 252 for a market closed at weekends.
     periods_per_year: int | None = Field(default=None, ge=1)
+    # The market's trading calendar for annualisation (metrics.annualisation_of): 24/7 (365 days) or an
+    # exchange_calendars code (XNYS, CMES...: 252 sessions x bars per session). None: inferred from the bars.
+    calendar: str | None = None
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str | None) -> str | None:
+        return None if value is None else check_calendar(value)
     seed: int = Field(default=0, ge=0)
     equity_sample_points: int = Field(default=50, ge=2, le=10_000)

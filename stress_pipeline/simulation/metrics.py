@@ -20,7 +20,11 @@ Conventions (the seed result record's units: percentages as numbers, 3.2 means 3
   risk-free rate 0. ``sortino_ratio`` = mean / downside deviation x sqrt(periods per year), the
   downside deviation being sqrt(mean(min(r, 0)^2)) over all periods. Both are 0.0 when undefined
   (fewer than two returns, no dispersion, no downside).
-* periods per year: ``SimConfig.periods_per_year`` when set, else inferred from the bars
+* periods per year and bars per day follow the market's calendar when ``SimConfig.calendar`` is set
+  (:func:`annualisation_of`): ``24/7`` is 365 days of 86,400 s / interval bars, an exchange calendar
+  (XNYS, CMES...) 252 sessions of the bars of a regular session at the data's interval (390 one-minute
+  bars for XNYS, 1 daily bar). Without a calendar, periods per year:
+  ``SimConfig.periods_per_year`` when set, else inferred from the bars
   (:func:`infer_periods_per_year`): 365 when a bar falls on a Saturday or a Sunday (UTC; a market
   that trades every day), 252 when the bars span a weekend and none falls on it (a weekday-only
   market), and 365 when the span holds no weekend day to tell (a window of a few weekdays: set the
@@ -51,6 +55,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.market.calendars import annualisation
 from stress_pipeline.market.intervals import bar_interval_ns
 from stress_pipeline.simulation.result import RESULT_FIELDS
 from stress_pipeline.simulation.trades import utc_stamps
@@ -245,6 +250,22 @@ def estimate_bars_per_day(ts: np.ndarray, periods_per_year: int, interval_ns: in
         interval = bar_interval_ns(ts) if interval_ns is None else int(interval_ns)
         return DAY_NS / interval if interval > 0 else 1.0
     return float(np.unique(ts // DAY_NS, return_counts=True)[1].max())
+
+
+def annualisation_of(
+    ts: np.ndarray, interval_ns: int, *, configured: int | None = None, calendar: str | None = None
+) -> tuple[int, float | None]:
+    """(periods per year, bars per trading day or None) for :func:`compute_metrics`.
+
+    With a ``calendar`` (``24/7``, ``XNYS``, ``CMES``...; :func:`stress_pipeline.market.calendars.annualisation`):
+    365 days x 86,400 s / interval for ``24/7``, 252 sessions x the bars of a regular session for an
+    exchange; ``configured`` (``SimConfig.periods_per_year``) still overrides the periods. Without
+    one: :func:`periods_per_year` of the bars, and None (bars per day estimated from them).
+    """
+    if calendar is None:
+        return periods_per_year(ts, configured), None
+    periods, per_day = annualisation(calendar, int(interval_ns), np.asarray(ts, dtype=np.int64))
+    return (int(configured) if configured is not None else periods), per_day
 
 
 def periods_per_year(ts: np.ndarray, configured: int | None = None) -> int:

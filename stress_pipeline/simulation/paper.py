@@ -61,7 +61,7 @@ from stress_pipeline.simulation.events import (
     fill_rows,
     fill_table,
 )
-from stress_pipeline.simulation.metrics import compute_metrics, equity_frame, periods_per_year
+from stress_pipeline.simulation.metrics import annualisation_of, compute_metrics, equity_frame
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.trades import round_trips_from_arrays
 from stress_pipeline.trading.exchange.faults import as_fault_specs, fault_windows
@@ -136,10 +136,12 @@ def run_paper(
             "final_ess_state": final_state,
         }
     )  # fmt: skip
+    annual, per_day = annualisation_of(panel.ts, interval, configured=config.periods_per_year, calendar=config.calendar)
     metrics = compute_metrics(
         curve, trades, fills,
         initial_capital=config.initial_capital,
-        periods_per_year=periods_per_year(panel.ts, config.periods_per_year),
+        periods_per_year=annual,
+        bars_per_day=per_day,
         scenario_name=scenario_name,
         duration_sec=time.perf_counter() - started,
         emergency_stops=stops,

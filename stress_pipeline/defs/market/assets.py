@@ -15,7 +15,7 @@ from stress_pipeline.market.loaders import load_bars_with_sources
 from stress_pipeline.market.quality import validate_bars
 from stress_pipeline.market.sources import quality_failure_message
 from stress_pipeline.market.summary import BarSummary, summarize_bars
-from stress_pipeline.market.symbols import discover_symbol_files
+from stress_pipeline.market.symbols import discover_symbol_files, symbol_market
 from stress_pipeline.plots import downsample, line_plot_png, png_markdown
 
 PREVIEW_ROWS = 10
@@ -45,7 +45,8 @@ def market_bars(context: dg.AssetExecutionContext, stress: StressResource) -> dg
             metadata={"file": err.path, "location": err.location or "", "column": err.column or ""},
             allow_retries=False,
         ) from None
-    report = validate_bars(bars, max_gap_ratio=settings.max_gap_ratio)
+    calendar = symbol_market(settings.symbols_file, symbol).calendar
+    report = validate_bars(bars, max_gap_ratio=settings.max_gap_ratio, calendar=calendar)
     if not report.success:
         raise dg.Failure(
             description=quality_failure_message(symbol, report, sources),
@@ -57,7 +58,7 @@ def market_bars(context: dg.AssetExecutionContext, stress: StressResource) -> dg
             },
             allow_retries=False,
         )
-    summary = summarize_bars(bars)
+    summary = summarize_bars(bars, calendar)
     return dg.Output(bars, metadata=_metadata(symbol, bars, summary, [str(f) for f in files]))
 
 

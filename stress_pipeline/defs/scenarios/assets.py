@@ -154,7 +154,9 @@ def _stress(context: dg.AssetExecutionContext, stress: StressResource, catalog: 
     base = concat_bars(frames)
     try:
         if is_anchored(scenario):
-            baseline = baseline_run(scenario.symbols, base, stress.sim_config(), stress.trading_policy())
+            baseline = baseline_run(
+                scenario.symbols, base, stress.sim_config(scenario.symbols), stress.trading_policy()
+            )
             scenario, anchor = anchor_scenario(scenario, baseline)
             context.add_asset_metadata({"anchor": dg.MetadataValue.json(anchor_record(anchor))}, partition_key=key)
         return stress_scenario(scenario, base), base

@@ -38,10 +38,11 @@ def _simulation_asset(kind: str, description: str):
     def _asset(
         context: dg.AssetExecutionContext, stress: StressResource, scenario_catalog: pd.DataFrame, stressed_bars
     ) -> dict[str, SimResult]:
-        config, policy = stress.sim_config(), stress.trading_policy()
+        policy = stress.trading_policy()
         out = {}
         for key in context.partition_keys:
             scenario = scenario_of(context, scenario_catalog, key)
+            config = stress.sim_config(scenario.symbols)
             try:
                 lookahead = scenario_lookahead(stressed_bars[key], config)
                 if not lookahead.passed:
@@ -94,10 +95,11 @@ def divergence_report(
     backtest_results, paper_results,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Backtest vs paper per scenario: divergence of PnL, win rate, drawdown and trades; PnL attribution."""
-    config, policy = stress.sim_config(), stress.trading_policy()
+    policy = stress.trading_policy()
     out = {}
     for key in context.partition_keys:
         scenario = scenario_of(context, scenario_catalog, key)
+        config = stress.sim_config(scenario.symbols)
         backtest, paper = backtest_results[key], paper_results[key]
         comparison = compare_scenario(backtest, paper, stressed_bars[key], scenario, config, policy)
         table = comparison.divergence_table().assign(scenario=key)

@@ -47,13 +47,14 @@ def scenario_verdict(
     """One scenario's verdict: every criterion (its pack's ``expect`` over its type's defaults) judged on the
     stress window (the bars the scenario changed plus a recovery tail), with the figures of the stressed
     paper run, of the unstressed baseline over the same window, and the stress impact."""
-    config, policy = stress.sim_config(), stress.trading_policy()
+    policy = stress.trading_policy()
     baselines: dict[tuple[str, ...], object] = {}
     out = {}
     for key in context.partition_keys:
         scenario = scenario_of(context, scenario_catalog, key)
         symbols = tuple(scenario.symbols)
         if symbols not in baselines:
+            config = stress.sim_config(symbols)
             baselines[symbols] = baseline_run(symbols, _market(market_bars, symbols), config, policy)
         verdict = judge_scenario(
             scenario, stressed_bars[key], paper_results[key], backtest_results[key], baselines[symbols],
