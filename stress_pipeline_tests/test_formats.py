@@ -73,8 +73,8 @@ def test_yahoo_adjusted_close_used_where_the_sidecar_says_so(symbols_file: Path)
     assert first.high == pytest.approx(188.44 * factor, rel=1e-12)
     assert first.low == pytest.approx(183.89 * factor, rel=1e-12)
     assert first.volume == 82488700
-    # timezone: America/New_York in the sidecar: midnight in New York is 05:00 UTC in winter
-    assert list(bars["ts"]) == utc("2024-01-02 05:00", "2024-01-03 05:00", "2024-01-04 05:00")
+    # a date alone labels the trading day: midnight UTC of that date, whatever the sidecar's timezone
+    assert list(bars["ts"]) == utc("2024-01-02", "2024-01-03", "2024-01-04")
 
 
 def test_yahoo_day_first_dates_decided_by_a_day_over_twelve(tmp_path: Path, symbols_file: Path) -> None:
@@ -270,6 +270,16 @@ def test_semicolon_separated_file(tmp_path: Path, symbols_file: Path) -> None:
     assert load(path, symbols_file).iloc[0].close == 1.5
 
 
+def test_daily_dates_keep_a_one_day_step_across_a_clock_change(tmp_path: Path, symbols_file: Path) -> None:
+    path = write(tmp_path / "SPY.csv", (
+        "Date,Open,High,Low,Close,Volume\n2024-03-08,1,2,0.5,1.5,10\n2024-03-11,1,2,0.5,1.5,10\n"
+        "2024-03-12 09:30,1,2,0.5,1.5,10\n"
+    ))  # fmt: skip
+    write(tmp_path / "SPY.csv.yaml", "timezone: America/New_York\n")
+    # the dates stay midnight UTC; a time of day in the same file is New York time (EDT from 03-10)
+    assert list(load(path, symbols_file)["ts"]) == utc("2024-03-08", "2024-03-11", "2024-03-12 13:30")
+
+
 def test_a_clock_change_hour_in_local_time_is_an_error(tmp_path: Path, symbols_file: Path) -> None:
     path = write(tmp_path / "ES.csv", (
         "date,time,open,high,low,close,volume\n"
@@ -298,7 +308,7 @@ def test_parquet_with_a_date_column_and_the_sidecar(tmp_path: Path, symbols_file
     pq.write_table(table, path)
     write(tmp_path / "SPY.parquet.yaml", "adjusted: true\ntimezone: America/New_York\n")
     bars = load(path, symbols_file)
-    assert list(bars["ts"]) == utc("2024-01-02 05:00", "2024-01-03 05:00")
+    assert list(bars["ts"]) == utc("2024-01-02", "2024-01-03")  # dates label trading days
     assert list(bars["close"]) == [469.0, 464.0]
     assert bars.iloc[0].open == pytest.approx(470.0 * 469.0 / 471.0, rel=1e-12)
 

@@ -516,8 +516,9 @@ def _parquet_time(
     if len(values) == 1 and (pa.types.is_timestamp(first.type) or pa.types.is_date(first.type)):
         series = pd.Series(first.cast(pa.timestamp("ns", first.type.tz if pa.types.is_timestamp(first.type) else None))
                            .to_pandas())
-        if series.dt.tz is None:
-            series = series.dt.tz_localize(reading.timezone, ambiguous="NaT", nonexistent="NaT")
+        if series.dt.tz is None:  # a date labels a trading day: midnight UTC (see market/timestamps.py)
+            zone = "UTC" if pa.types.is_date(first.type) else reading.timezone
+            series = series.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
         ns = series.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").array.asi8
         bad = series.isna().to_numpy()
     elif len(values) == 1 and (pa.types.is_integer(first.type) or pa.types.is_floating(first.type)):

@@ -7,9 +7,11 @@
   ``04.01.1999``: day and month in the order ``date_order`` says), or eight digits (``20240102``).
 - A separate time column: ``09:30``, ``09:30:00``, ``093000`` or ``0930``.
 
-A time without an offset is wall-clock time in ``timezone`` (UTC unless the file's sidecar or its
-symbol says otherwise). A wall-clock time that does not exist there (the spring-forward hour) or
-that exists twice (the fall-back hour) is a bad value, never shifted silently.
+A time without an offset is wall-clock time in ``timezone`` (UTC unless the file's sidecar says
+otherwise). A wall-clock time that does not exist there (the spring-forward hour) or that exists twice
+(the fall-back hour) is a bad value, never shifted silently. A date without a time of day labels a
+trading day (a daily bar): it is stamped at midnight UTC of that date in any zone, as daily klines are,
+so the stamps of daily bars keep a one-day step across clock changes.
 
 Every parser returns ``(ns, bad)``: int64 nanoseconds and a mask of the values that could not be read,
 so the caller can name the first bad line.
@@ -77,8 +79,10 @@ def times_to_ns(
         _parse_into(dates, clock, date_order, None, ns, bad, np.ones(len(dates), dtype=bool))
         return ns, bad
     text = dates if clock is None else clock
-    aware = text.str.contains(_OFFSET, regex=True).to_numpy()
-    for mask, zone in ((aware, None), (~aware, timezone)):
+    absolute = np.array(text.str.contains(_OFFSET, regex=True), dtype=bool)
+    if clock is None:  # a date alone labels a session: midnight UTC of that date, whatever the zone
+        absolute |= ~np.array(dates.str.contains(r"[ T]\d|:", regex=True), dtype=bool)
+    for mask, zone in ((absolute, None), (~absolute, timezone)):
         if mask.any():
             _parse_into(dates[mask], None if clock is None else clock[mask], date_order, zone, ns, bad, mask)
     return ns, bad
