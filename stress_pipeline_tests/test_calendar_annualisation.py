@@ -31,7 +31,9 @@ TREND = {"fast": 10, "slow": 60, "band": 0.0}
         ("XNYS", 5 * MINUTE_NS, (252, 78.0)),
         ("XNYS", HOUR_NS, (252, 7.0)),  # six whole hours and the last half hour
         ("XNYS", DAY_NS, (252, 1.0)),
-        ("CMES", HOUR_NS, (252, 24.0)),  # exchange_calendars' CMES sessions run 23:00-23:00 UTC
+        ("CMES", HOUR_NS, (252, 23.0)),  # 17:00-16:00 Chicago
+        ("CMES", MINUTE_NS, (252, 1380.0)),
+        ("XHKG", MINUTE_NS, (252, 330.0)),  # 09:30-12:00 and 13:00-16:00 Hong Kong
         ("24/7", MINUTE_NS, (365, 1440.0)),
         ("24/7", HOUR_NS, (365, 24.0)),
         ("24/7", DAY_NS, (365, 1.0)),

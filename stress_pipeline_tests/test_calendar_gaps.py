@@ -144,13 +144,31 @@ def test_daily_bars_count_missing_sessions_not_weekends_or_holidays() -> None:
 
 
 def test_futures_hours_on_the_cme_calendar() -> None:
-    """CMES sessions run 23:00-23:00 UTC (in November), Sunday evening to Friday: hourly bars over a weekend."""
-    hours = pd.DatetimeIndex(["2024-11-22 22:00", "2024-11-24 23:00", "2024-11-25 00:00"], tz="UTC")
-    steps = np.diff(trading_positions(ns(hours), 3_600 * 10**9, "CMES"))
+    """CME Globex (CMES): 17:00 to 16:00 Chicago (23:00-22:00 UTC in November), Sunday evening to
+    Friday; the daily 16:00-17:00 halt is not a gap (exchange_calendars does not model it)."""
+    hour = 3_600 * 10**9
+    hours = pd.DatetimeIndex(["2024-11-22 21:00", "2024-11-24 23:00", "2024-11-25 00:00"], tz="UTC")
+    steps = np.diff(trading_positions(ns(hours), hour, "CMES"))
     assert np.rint(steps).tolist() == [1.0, 1.0]  # Friday's last hour, then Sunday's open, then the next hour
     # Friday's last two hours missing: two bars.
-    hours = pd.DatetimeIndex(["2024-11-22 20:00", "2024-11-24 23:00"], tz="UTC")
-    assert missing_in_sessions(ns(hours), 3_600 * 10**9, "CMES").tolist() == [2]
+    hours = pd.DatetimeIndex(["2024-11-22 19:00", "2024-11-24 23:00"], tz="UTC")
+    assert missing_in_sessions(ns(hours), hour, "CMES").tolist() == [2]
+    # Minute bars of Monday and Tuesday with the halt (22:00-22:59 UTC) empty: complete.
+    minutes = pd.date_range("2024-11-24 23:00", "2024-11-26 21:59", freq="1min", tz="UTC")
+    minutes = minutes[minutes.hour != 22].as_unit("ns")
+    assert len(minutes) == 2 * 23 * 60
+    assert int(missing_in_sessions(ns(minutes), MINUTE_NS, "CMES").sum()) == 0
+    assert int(missing_in_sessions(ns(minutes.delete(slice(100, 130))), MINUTE_NS, "CMES").sum()) == 30
+
+
+def test_a_lunch_break_is_not_a_gap() -> None:
+    """Hong Kong (XHKG): 09:30-12:00 and 13:00-16:00 local (01:30-04:00, 05:00-08:00 UTC)."""
+    day = pd.date_range("2024-11-25 01:30", "2024-11-25 07:59", freq="1min", tz="UTC").as_unit("ns")
+    traded = day[(day.hour < 4) | (day.hour >= 5)]
+    assert len(traded) == 330
+    assert int(missing_in_sessions(ns(traded), MINUTE_NS, "XHKG").sum()) == 0
+    assert int(missing_in_sessions(ns(day), MINUTE_NS, "24/7").sum()) == 0
+    assert int(missing_in_sessions(ns(traded), MINUTE_NS, "24/7").sum()) == 60  # on a 24/7 grid the lunch is a gap
 
 
 def test_24_7_is_the_plain_grid() -> None:

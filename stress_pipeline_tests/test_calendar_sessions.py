@@ -168,3 +168,13 @@ def test_market_group_checks_equity_bars_on_the_symbols_calendar(
         assert not runs["OTHER"].success  # 24/7: nights and weekends are missing bars
         failure = runs["OTHER"].get_step_failure_events()[0].event_specific_data.error.message
         assert "gap_ratio" in failure
+
+
+def test_futures_bars_stop_for_the_cme_daily_halt_and_the_weekend() -> None:
+    mes = generate_bars(["MES"], start=START, days=DAYS, calendar="CMES")
+    ts = mes["ts"]
+    assert not (ts.dt.hour == 22).any()  # 16:00-17:00 Chicago (CST) every day
+    assert not ((ts > "2024-11-22 22:00") & (ts < "2024-11-24 23:00")).any()  # Friday 16:00 to Sunday 17:00
+    monday = ts[(ts >= "2024-11-24 23:00") & (ts < "2024-11-25 23:00")]
+    assert len(monday) == 23 * 60
+    assert validate_bars(mes, calendar="CMES").success

@@ -14,18 +14,19 @@ Gaps in sessions (:func:`missing_in_sessions`): each bar gets its *trading posit
 
 A step between two consecutive bars of ``k`` positions (rounded to the nearest whole number) means
 ``k - 1`` missing bars, as :func:`stress_pipeline.market.intervals.missing_bars` counts them on a
-24/7 grid. Lunch breaks of calendars that have one count as trading time. Everything is numpy on
+24/7 grid. A break inside a session (a lunch break, the CME daily halt from 16:00 to 17:00 Chicago,
+which ``exchange_calendars`` does not model and :data:`DAILY_HALTS` adds) is not trading time. Everything is numpy on
 the session table of the data's span (one ``exchange_calendars`` schedule per range); no loop per bar.
 
 Annualisation (:func:`annualisation`): :data:`SESSIONS_PER_YEAR` sessions of an exchange calendar x
-the bars of a regular session at the data's interval (the median session length over the data,
-divided by the interval, rounded up), or 365 days x 86,400 s / interval for ``24/7``.
+the bars of a regular session at the data's interval (the median over the data's sessions of the
+bars of each trading period, the length divided by the interval rounded up), or 365 days x 86,400 s /
+interval for ``24/7``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import pandas as pd
@@ -76,8 +77,10 @@ def _exchange_calendar(code: str, first_year: int, last_year: int):
 
 
 def sessions(code: str, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, opens, closes) as int64 ns UTC of the sessions from the day before ``start_ns`` to the
-    day after ``end_ns``; labels are the sessions' dates at midnight UTC, closes honour early closes."""
+    """(labels, opens, closes) as int64 ns UTC of the trading periods of the sessions from the day
+    before ``start_ns`` to the day after ``end_ns``, in time order. Labels are the sessions' dates at
+    midnight UTC; closes honour early closes. A session with a break (a lunch break, the CME daily
+    halt) is two periods with the same label, so time in the break is not trading time."""
     check_calendar(code)
     if is_continuous(code):
         raise CalendarError("a 24/7 calendar has no sessions")
@@ -87,10 +90,29 @@ def sessions(code: str, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndar
     lo = (first - pd.Timedelta(days=1)).tz_localize(None).normalize()
     hi = (last + pd.Timedelta(days=1)).tz_localize(None).normalize()
     table = calendar.schedule.loc[lo:hi]
+
+    def column(name: str) -> np.ndarray:
+        return table[name].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+
     labels = table.index.to_numpy(dtype="datetime64[ns]").view(np.int64)
-    opens = table["open"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    closes = table["close"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    return labels, opens, closes
+    opens, closes = column("open"), column("close")
+    break_start, break_end = column("break_start"), column("break_end")
+    if calendar.name in DAILY_HALTS:
+        halt, zone = DAILY_HALTS[calendar.name]
+        local = table.index.tz_localize(zone) + pd.Timedelta(halt)
+        halt_ns = local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+        closes = np.minimum(closes, halt_ns)
+    has_break = break_start != np.iinfo(np.int64).min  # NaT
+    labels = np.concatenate([labels, labels[has_break]])
+    starts = np.concatenate([opens, break_end[has_break]])
+    stops = np.concatenate([np.where(has_break, break_start, closes), closes[has_break]])
+    order = np.argsort(starts, kind="stable")
+    return labels[order], starts[order], stops[order]
+
+
+#: Daily halts exchange_calendars does not model, as (time of day, zone) of the halt on the session's
+#: date: CME Globex stops at 16:00 Chicago and reopens at 17:00 for the next session.
+DAILY_HALTS = {"CMES": ("16h", "America/Chicago")}
 
 
 def trading_positions(ts_ns: np.ndarray, interval_ns: int, code: str) -> np.ndarray:
@@ -108,7 +130,7 @@ def trading_positions(ts_ns: np.ndarray, interval_ns: int, code: str) -> np.ndar
     labels, opens, closes = sessions(code, int(ts[0]), int(ts[-1]))
     if interval_ns >= DAY_NS:
         day = ts - ts % DAY_NS
-        return np.searchsorted(labels, day, side="right").astype(np.float64)
+        return np.searchsorted(np.unique(labels), day, side="right").astype(np.float64)
     length = closes - opens
     before = np.concatenate(([0], np.cumsum(length)))
     index = np.searchsorted(opens, ts, side="right") - 1
@@ -149,10 +171,13 @@ def bars_per_session(code: str, interval_ns: int, ts_ns: np.ndarray | None = Non
     else:
         now = pd.Timestamp.now(tz="UTC").normalize()
         start, end = now.value - 180 * DAY_NS, now.value
-    _, opens, closes = sessions(code, start, end)
+    labels, opens, closes = sessions(code, start, end)
     if not len(opens):
         raise CalendarError(f"calendar {code}: no session between {pd.Timestamp(start)} and {pd.Timestamp(end)}")
-    return float(math.ceil(float(np.median(closes - opens)) / interval_ns - 1e-9))
+    # Bars of each trading period (a break restarts the grid), summed per session.
+    per_period = np.ceil((closes - opens) / interval_ns - 1e-9)
+    _, session = np.unique(labels, return_inverse=True)
+    return float(np.median(np.bincount(session, weights=per_period)))
 
 
 def annualisation(code: str, interval_ns: int, ts_ns: np.ndarray | None = None) -> tuple[int, float]:
