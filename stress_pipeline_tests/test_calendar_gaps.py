@@ -171,6 +171,11 @@ def test_a_lunch_break_is_not_a_gap() -> None:
     assert int(missing_in_sessions(ns(traded), MINUTE_NS, "24/7").sum()) == 60  # on a 24/7 grid the lunch is a gap
 
 
+def test_weekly_bars_are_counted_on_the_clock() -> None:
+    mondays = ns(pd.date_range("2024-11-04", periods=6, freq="7D", tz="UTC").delete(2))
+    assert missing_in_sessions(mondays, 7 * DAY_NS, "XNYS").tolist() == [0, 1, 0, 0]
+
+
 def test_24_7_is_the_plain_grid() -> None:
     ts = ns(pd.date_range("2024-11-23", periods=10, freq="1min", tz="UTC").delete([3, 4]))
     assert missing_in_sessions(ts, MINUTE_NS, "24/7").tolist() == [0, 0, 2, 0, 0, 0, 0]

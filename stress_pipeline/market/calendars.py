@@ -10,7 +10,8 @@ Gaps in sessions (:func:`missing_in_sessions`): each bar gets its *trading posit
 * intraday bars (interval under a day): the trading time of the calendar from its first session up
   to the bar, divided by the interval. Time outside sessions (nights, weekends, holidays, the hours
   after an early close) does not count, so a step from Friday's last bar to Monday's first is one bar;
-* daily bars (interval of a day or more): the number of sessions up to the bar's UTC date.
+* daily bars (interval of one day): the number of sessions up to the bar's UTC date. Longer bars
+  (weekly, monthly) are counted on the clock, as on a 24/7 grid: a week is a week whatever it trades.
 
 A step between two consecutive bars of ``k`` positions (rounded to the nearest whole number) means
 ``k - 1`` missing bars, as :func:`stress_pipeline.market.intervals.missing_bars` counts them on a
@@ -148,7 +149,7 @@ def missing_in_sessions(ts_ns: np.ndarray, interval_ns: int, code: str) -> np.nd
     from stress_pipeline.market.intervals import missing_bars
 
     ts = np.asarray(ts_ns, dtype=np.int64)
-    if is_continuous(code):
+    if is_continuous(code) or interval_ns > DAY_NS:  # weekly or monthly bars: counted on the clock
         return missing_bars(ts, interval_ns)
     if len(ts) < 2:
         return np.zeros(0, dtype=np.int64)
