@@ -14,12 +14,13 @@ Slots: the open, then every whole hour after it, while the session is open (09:3
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+
+from stress_pipeline.market.calendars import exchange_calendar
 
 #: The exchange whose sessions gate the lite run (exchange_calendars code of the NYSE).
 EXCHANGE = "XNYS"
@@ -196,12 +197,10 @@ def holiday_name(day: date, exchange: str = EXCHANGE) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=8)
 def _calendar(exchange: str, year: int):
-    """The exchange's calendar around ``year`` (built once per process: about 0.5 s)."""
-    import exchange_calendars
-
-    return exchange_calendars.get_calendar(exchange, start=f"{year - 1}-01-01", end=f"{year + 1}-12-31")
+    """The exchange's calendar around ``year`` (:func:`stress_pipeline.market.calendars.exchange_calendar`,
+    built once per process and range)."""
+    return exchange_calendar(exchange, year - 1, year + 1)
 
 
 def _aware(moment: datetime) -> datetime:
