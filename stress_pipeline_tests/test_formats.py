@@ -382,3 +382,80 @@ def test_provenance_names_the_line_of_each_bar(tmp_path: Path, symbols_file: Pat
     gbp = np.flatnonzero((bars["symbol"] == "GBPUSD").to_numpy())
     assert bars["ts"].iloc[spx[0]] == pd.Timestamp("1999-01-04", tz="UTC")
     assert loaded.sources.locations([int(spx[0]), int(gbp[2])]) == [f"{yahoo}: line 11", f"{mt4}: line 3"]
+
+
+# ------------------------------------------------------------------------------- the symbol's market
+
+
+@pytest.fixture
+def market_symbols(tmp_path: Path) -> Path:
+    path = tmp_path / "markets.yaml"
+    path.write_text(
+        "defaults:\n  spread_bps: 2.0\nsymbols:\n"
+        "  NVDA:\n    asset_class: equity\n    currency: USD\n    calendar: XNYS\n"
+        "  MES:\n    asset_class: future\n    currency: USD\n    tick_size: 0.25\n    contract_multiplier: 5\n"
+        "    calendar: CMES\n"
+    )
+    return path
+
+
+def test_times_of_day_default_to_the_zone_of_the_symbol_s_calendar(tmp_path: Path, market_symbols: Path) -> None:
+    text = "date,time,open,high,low,close,volume\n2024-01-02,09:30,1,2,0.5,1.5,10\n"
+    nvda = write(tmp_path / "NVDA.csv", text)
+    assert list(load(nvda, market_symbols)["ts"]) == utc("2024-01-02 14:30")  # XNYS: New York
+    assert list(load(write(tmp_path / "MES.csv", text), market_symbols)["ts"]) == utc("2024-01-02 15:30")  # Chicago
+    assert list(load(write(tmp_path / "BTCUSDT.csv", text), market_symbols)["ts"]) == utc("2024-01-02 09:30")  # 24/7
+    write(tmp_path / "NVDA.csv.yaml", "timezone: Europe/Helsinki\n")  # the sidecar wins
+    assert list(load(nvda, market_symbols)["ts"]) == utc("2024-01-02 07:30")
+
+
+def _walk(n: int, start: float, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    close = np.round(start * np.exp(np.cumsum(rng.normal(0.0, 0.002, n))), 2)
+    open_ = np.concatenate([[start], close[:-1]])
+    return {"open": open_, "high": np.maximum(open_, close) + 0.25, "low": np.minimum(open_, close) - 0.25,
+            "close": close, "volume": rng.integers(100, 10_000, n)}  # fmt: skip
+
+
+def test_yahoo_daily_equity_bars_ingest_unchanged_and_pass_the_quality_check(
+    tmp_path: Path, market_symbols: Path
+) -> None:
+    from stress_pipeline.market.calendars import sessions
+    from stress_pipeline.market.quality import validate_bars
+
+    labels, _, _ = sessions("XNYS", pd.Timestamp("2024-01-02").value, pd.Timestamp("2024-06-28").value)
+    days = pd.to_datetime(np.unique(labels)).tz_localize("UTC")
+    days = days[(days >= pd.Timestamp("2024-01-02", tz="UTC")) & (days <= pd.Timestamp("2024-06-28", tz="UTC"))]
+    bars = _walk(len(days), 480.0, 1)
+    lines = ["Date,Open,High,Low,Close,Adj Close,Volume"] + [
+        f"{d.month}/{d.day}/{d.year},{o:.2f},{h:.2f},{lo:.2f},{c:.2f},{c:.2f},{v}"
+        for d, o, h, lo, c, v in zip(days, *bars.values(), strict=True)
+    ]
+    path = write(tmp_path / "NVDA.csv", "\n".join(lines) + "\n")
+    loaded = load(path, market_symbols)
+    assert list(loaded["ts"]) == list(days) and np.allclose(loaded["close"], bars["close"])
+    report = validate_bars(loaded, calendar="XNYS")
+    assert report.success, [(o.name, o.details) for o in report.failures]
+    tuesday = next(i for i, d in enumerate(days) if d.dayofweek == 1 and i > 10)
+    missing = write(tmp_path / "NVDA-missing.csv", "\n".join(lines[: tuesday + 1] + lines[tuesday + 2 :]) + "\n")
+    assert validate_bars(load(missing, market_symbols), calendar="XNYS", max_gap_ratio=0.0).gap_ratio > 0
+
+
+def test_tradingview_minute_futures_bars_ingest_unchanged_and_pass_the_quality_check(
+    tmp_path: Path, market_symbols: Path
+) -> None:
+    from stress_pipeline.market.calendars import sessions
+    from stress_pipeline.market.quality import validate_bars
+
+    _, starts, stops = sessions("CMES", pd.Timestamp("2024-01-08").value, pd.Timestamp("2024-01-12").value)
+    keep = (starts >= pd.Timestamp("2024-01-07 23:00").value) & (stops <= pd.Timestamp("2024-01-12 23:00").value)
+    minutes = np.concatenate([np.arange(a, b, 60 * 10**9) for a, b in zip(starts[keep], stops[keep], strict=True)])
+    bars = _walk(len(minutes), 4780.0, 2)
+    rows = zip(minutes // 10**9, *bars.values(), strict=True)
+    lines = ["time,open,high,low,close,Volume"]
+    lines += [f"{t},{o:.2f},{h:.2f},{lo:.2f},{c:.2f},{v}" for t, o, h, lo, c, v in rows]
+    loaded = load(write(tmp_path / "MES.csv", "\n".join(lines) + "\n"), market_symbols)
+    assert len(loaded) == len(minutes) > 5 * 1300 and (loaded["ts"].array.asi8 == minutes).all()
+    report = validate_bars(loaded, calendar="CMES")
+    assert report.success, [(o.name, o.details) for o in report.failures]
+    assert report.gap_ratio == 0.0

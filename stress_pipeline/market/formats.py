@@ -21,6 +21,7 @@ come from a sidecar ``<file>.yaml`` next to the file (see :class:`FileOptions`).
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from pathlib import Path
 
 import yaml
 
+from stress_pipeline.market.calendars import is_continuous
 from stress_pipeline.market.errors import BarFileError
+from stress_pipeline.market.symbols import symbol_market
 from stress_pipeline.market.timestamps import DATE_ORDERS
 
 BINANCE_COLUMNS = (
@@ -55,8 +58,8 @@ class FileOptions:
       the data (a field over 12 decides), and a file where every date reads both ways is an error;
     - ``adjusted``: when true, prices are scaled by ``Adj Close / Close`` (the close becomes the
       adjusted close); the file must have an ``Adj Close`` column. Default false: ``Adj Close`` is ignored;
-    - ``timezone``: IANA name of the wall-clock time of times written without an offset (e.g.
-      ``America/New_York``). Default: the symbol's ``timezone`` in data/symbols.yaml, else UTC.
+    - ``timezone``: IANA name of the wall-clock time of times of day written without an offset (e.g.
+      ``America/New_York``). Default: :func:`file_timezone`.
     """
 
     date_order: str | None = None
@@ -95,6 +98,23 @@ def read_file_options(path: Path) -> FileOptions:
     if timezone is not None:
         check_timezone(sidecar, timezone, "timezone")
     return FileOptions(date_order=order, adjusted=adjusted, timezone=timezone)
+
+
+def file_timezone(options: FileOptions, symbols_file: Path, symbol: str) -> str:
+    """The zone of a file's times of day written without an offset: the sidecar's ``timezone``, else
+    the zone of the symbol's exchange calendar in data/symbols.yaml (XNYS: America/New_York, CMES:
+    America/Chicago), else UTC (a 24/7 market)."""
+    if options.timezone:
+        return options.timezone
+    calendar = symbol_market(symbols_file, symbol).calendar
+    return "UTC" if is_continuous(calendar) else _calendar_zone(calendar)
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar_zone(code: str) -> str:
+    import exchange_calendars  # imported when a calendar is used: it costs half a second
+
+    return str(exchange_calendars.get_calendar(code).tz)
 
 
 def check_timezone(source: Path, name: object, field: str) -> str:

@@ -40,6 +40,7 @@ from stress_pipeline.market.formats import (
     CsvLayout,
     FileOptions,
     csv_layout,
+    file_timezone,
     header_layout,
     read_file_options,
 )
@@ -164,7 +165,7 @@ def _read_bar_file(path: Path, *, symbols_file: Path, max_file_bytes: int) -> tu
     if size > max_file_bytes:
         raise BarFileError(path, f"{size:,} bytes, larger than the limit of {max_file_bytes:,} bytes (max_file_bytes)")
     options = read_file_options(path)
-    timezone = options.timezone or "UTC"
+    timezone = file_timezone(options, symbols_file, symbol)
     name = path.name.lower()
     parquet = name.endswith((".parquet", ".pq"))
     if parquet:
