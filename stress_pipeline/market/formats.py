@@ -31,7 +31,6 @@ import yaml
 
 from stress_pipeline.market.calendars import is_continuous
 from stress_pipeline.market.errors import BarFileError
-from stress_pipeline.market.symbols import symbol_market
 from stress_pipeline.market.timestamps import DATE_ORDERS
 
 BINANCE_COLUMNS = (
@@ -100,13 +99,12 @@ def read_file_options(path: Path) -> FileOptions:
     return FileOptions(date_order=order, adjusted=adjusted, timezone=timezone)
 
 
-def file_timezone(options: FileOptions, symbols_file: Path, symbol: str) -> str:
+def file_timezone(options: FileOptions, calendar: str) -> str:
     """The zone of a file's times of day written without an offset: the sidecar's ``timezone``, else
-    the zone of the symbol's exchange calendar in data/symbols.yaml (XNYS: America/New_York, CMES:
+    the zone of the symbol's exchange ``calendar`` (data/symbols.yaml; XNYS: America/New_York, CMES:
     America/Chicago), else UTC (a 24/7 market)."""
     if options.timezone:
         return options.timezone
-    calendar = symbol_market(symbols_file, symbol).calendar
     return "UTC" if is_continuous(calendar) else _calendar_zone(calendar)
 
 

@@ -53,7 +53,7 @@ from stress_pipeline.market.schema import (
     symbol_column,
 )
 from stress_pipeline.market.sources import BarSources, SourceFile
-from stress_pipeline.market.symbols import default_spread_bps, symbol_from_path
+from stress_pipeline.market.symbols import SymbolInfo, symbol_from_path, symbol_market
 from stress_pipeline.market.timestamps import (
     AmbiguousDates,
     binance_time_to_ns,
@@ -108,11 +108,12 @@ def load_bars_with_sources(
     if not paths:
         raise ValueError("load_bars: no files given")
     frames, files = [], []
+    markets: dict[tuple[Path, str], SymbolInfo] = {}  # data/symbols.yaml read once per symbol, not per file
     for path in paths:
         try:
             frame, source = _read_bar_file(
                 path, symbols_file=Path(symbols_file) if symbols_file else data_symbols_file(path),
-                max_file_bytes=max_file_bytes,
+                max_file_bytes=max_file_bytes, markets=markets,
             )  # fmt: skip
         except MemoryError:
             raise BarFileError(
@@ -149,10 +150,12 @@ def read_bar_file(
     path: str | Path, *, symbols_file: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 ) -> pd.DataFrame:
     """Read one file into canonical bars (unsorted, duplicates kept)."""
-    return _read_bar_file(Path(path), symbols_file=symbols_file, max_file_bytes=max_file_bytes)[0]
+    return _read_bar_file(Path(path), symbols_file=symbols_file, max_file_bytes=max_file_bytes, markets={})[0]
 
 
-def _read_bar_file(path: Path, *, symbols_file: Path, max_file_bytes: int) -> tuple[pd.DataFrame, SourceFile]:
+def _read_bar_file(
+    path: Path, *, symbols_file: Path, max_file_bytes: int, markets: dict[tuple[Path, str], SymbolInfo]
+) -> tuple[pd.DataFrame, SourceFile]:
     try:
         symbol = symbol_from_path(path)
     except ValueError:
@@ -165,7 +168,10 @@ def _read_bar_file(path: Path, *, symbols_file: Path, max_file_bytes: int) -> tu
     if size > max_file_bytes:
         raise BarFileError(path, f"{size:,} bytes, larger than the limit of {max_file_bytes:,} bytes (max_file_bytes)")
     options = read_file_options(path)
-    timezone = file_timezone(options, symbols_file, symbol)
+    if (symbols_file, symbol) not in markets:
+        markets[symbols_file, symbol] = symbol_market(symbols_file, symbol)
+    market = markets[symbols_file, symbol]
+    timezone = file_timezone(options, market.calendar)
     name = path.name.lower()
     parquet = name.endswith((".parquet", ".pq"))
     if parquet:
@@ -175,7 +181,7 @@ def _read_bar_file(path: Path, *, symbols_file: Path, max_file_bytes: int) -> tu
     n = len(columns["ts"])
     spread = columns.pop("spread_bps", None)
     if spread is None:
-        spread = np.full(n, default_spread_bps(symbols_file, symbol), dtype=np.float64)
+        spread = np.full(n, market.spread_bps, dtype=np.float64)
     # copy=False: the columns were just made for this frame; pandas would otherwise copy them into one block.
     frame = pd.DataFrame(
         {
