@@ -39,7 +39,7 @@ class CheckVerdict:
 
     ``status``: passed; failed; warn (failed with WARN severity); error (the check's step raised, or it
     was planned in a run that failed and never evaluated: what the Dagster UI shows as "Execution
-    failed"); skipped (its run never started, an earlier group failed: the UI shows no execution).
+    failed"); skipped (not evaluated although nothing in its run failed).
     """
 
     asset: str
