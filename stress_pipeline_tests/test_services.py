@@ -447,8 +447,12 @@ def test_resources_use_the_configured_servers(external_service_urls, monkeypatch
 
 
 def test_resource_on_an_unreachable_server_names_the_masked_url() -> None:
+    # both servers configured (and unreachable): nothing embedded is started in the working directory
+    unreachable = StressResource(
+        postgres_url="postgresql://stress:hunter2@127.0.0.1:1/ledger", redis_url="redis://:hunter2@127.0.0.1:1/0"
+    )
     with pytest.raises(ServiceUnavailableError) as info:
-        StressResource(postgres_url="postgresql://stress:hunter2@127.0.0.1:1/ledger").get_engine()
+        unreachable.get_engine()
     assert "postgresql://stress:***@127.0.0.1:1/ledger" in str(info.value) and "hunter2" not in str(info.value)
     with pytest.raises(ServiceUnavailableError, match=r"redis://:\*\*\*@127.0.0.1:1/0"):
-        StressResource(redis_url="redis://:hunter2@127.0.0.1:1/0").get_redis()
+        unreachable.get_redis()
