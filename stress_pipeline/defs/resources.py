@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 import redis
@@ -70,7 +71,9 @@ class StressResource(dg.ConfigurableResource):
         default=DEFAULT_BUFFER_MAX_BYTES, description="STRESS_BUFFER_MAX_BYTES: cap of each disk buffer"
     )
     strategy: str = Field(default=_SIM_DEFAULTS.strategy, description="trend | mean_reversion | breakout | pkg.mod:fn")
-    strategy_params: dict[str, float] = Field(default_factory=dict, description="the strategy's parameters")
+    strategy_params: dict[str, Any] = Field(
+        default_factory=dict, description="the strategy's parameters; windows in bars (240) or time (4h, 1d)"
+    )
     initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
     position_scale: float = Field(default=_SIM_DEFAULTS.position_scale, description="weight x scale = allocation")
     calendar: str | None = Field(

@@ -51,6 +51,7 @@ from stress_pipeline.simulation.trades import round_trips_from_arrays, utc_stamp
 from stress_pipeline.trading import as_strategy, get_strategy
 from stress_pipeline.trading.compiled import compiled
 from stress_pipeline.trading.strategies.base import checked_target_weights
+from stress_pipeline.trading.strategies.windows import at_interval
 
 
 def run_backtest(
@@ -65,7 +66,7 @@ def run_backtest(
     config = config or SimConfig()
     details: dict[str, object] = {}
     panel = as_panel(bars, details)
-    strat = resolve_strategy(strategy, config)
+    strat = at_interval(resolve_strategy(strategy, config), panel, config.calendar)
     equity, cash, gross, fill_t, fill_s, qty, price, fee, slip = simulate(panel, strategy_weights(strat, panel), config)
     names = np.asarray(panel.symbols, dtype=object)
     ids = np.arange(1, len(qty) + 1, dtype=np.int64)

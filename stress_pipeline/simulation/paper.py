@@ -69,6 +69,7 @@ from stress_pipeline.trading.risk.balancer import detect_stress
 from stress_pipeline.trading.risk.policy import TradingPolicy, load_policy
 from stress_pipeline.trading.risk.reasons import CATASTROPHIC_DRAWDOWN, DRAWDOWN_LIMIT
 from stress_pipeline.trading.risk.safety_governor import ARMED, STATE_NAMES
+from stress_pipeline.trading.strategies.windows import at_interval
 
 __all__ = ["EngineRun", "RealismToggles", "paper_weights", "run_paper", "simulate"]
 
@@ -110,7 +111,7 @@ def run_paper(
     faults = as_fault_specs(faults)
     details: dict[str, object] = {"policy": policy.name, "toggles": asdict(toggles)}
     panel = as_panel(bars, details)
-    strat = resolve_strategy(strategy, config)
+    strat = at_interval(resolve_strategy(strategy, config), panel, config.calendar)
     run = simulate(panel, paper_weights(strat, panel, config), config, policy, faults=faults, toggles=toggles)
 
     symbols = panel.symbols

@@ -22,6 +22,7 @@ from stress_pipeline.trading.strategies import (
     load_external,
 )
 from stress_pipeline.trading.strategies.base import WeightError
+from stress_pipeline.trading.strategies.windows import StrategyWindowError, at_interval
 
 __all__ = [
     "REFERENCE_STRATEGIES",
@@ -31,9 +32,11 @@ __all__ = [
     "MeanReversionStrategy",
     "Strategy",
     "StrategySpecError",
+    "StrategyWindowError",
     "TrendStrategy",
     "WeightError",
     "as_strategy",
+    "at_interval",
     "check_lookahead",
     "get_strategy",
 ]

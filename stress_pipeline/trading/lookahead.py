@@ -33,6 +33,7 @@ import pandas as pd
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
 from stress_pipeline.trading.strategies import as_strategy
 from stress_pipeline.trading.strategies.base import checked_target_weights
+from stress_pipeline.trading.strategies.windows import at_interval
 
 ATOL = 1e-9
 RTOL = 1e-9
@@ -78,12 +79,13 @@ class LookaheadReport:
 
 
 def check_lookahead(
-    strategy, bars: pd.DataFrame | MarketPanel, cut_points: int = 8, seed: int = 0
+    strategy, bars: pd.DataFrame | MarketPanel, cut_points: int = 8, seed: int = 0, calendar: str | None = None
 ) -> LookaheadReport:
     """Recompute ``strategy``'s ``target_weights`` (a spec for ``get_strategy``, a strategy object or
     a function) on ``bars`` (canonical bars or a prepared panel) truncated at ``cut_points`` sampled
     bar times; report every (cut, symbol) whose weights at or before the cut change. A weight that
-    is NaN, infinite or outside [-1, 1] raises :class:`WeightError`, as it does in the simulations."""
+    is NaN, infinite or outside [-1, 1] raises :class:`WeightError`, as it does in the simulations.
+    Windows given in time are converted once on the whole data with ``calendar`` (strategies/windows.py)."""
     if isinstance(strategy, str):
         from stress_pipeline.trading import get_strategy
 
@@ -94,6 +96,7 @@ def check_lookahead(
         raise ValueError(f"cut_points must be >= 1, got {cut_points}")
     panel = bars if isinstance(bars, MarketPanel) else prepare_panel(bars)[0]
     times = panel.timestamps()
+    strat = at_interval(strat, panel, calendar, check_warmup=False)  # windows in bars of the whole data, once
     full = checked_target_weights(strat, panel)
     cuts = sample_cuts(times, cut_points, seed)
     violations: list[LookaheadViolation] = []

@@ -46,6 +46,7 @@ class PanelStrategy:
     """Base of the reference strategies: subclasses implement :meth:`target_weights` only."""
 
     name = "panel"
+    windows: tuple[str, ...] = ()  # fields that are windows: bars or trading time (strategies/windows.py)
 
     def target_weights(self, panel: MarketPanel) -> np.ndarray:
         raise NotImplementedError

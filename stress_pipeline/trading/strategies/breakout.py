@@ -18,22 +18,27 @@ import numpy as np
 
 from stress_pipeline.trading.strategies.base import PanelStrategy, price_array
 from stress_pipeline.trading.strategies.kernels import donchian_weights
+from stress_pipeline.trading.strategies.windows import at_interval, check_window_specs
 
 
 @dataclass(frozen=True)
 class BreakoutStrategy(PanelStrategy):
     """Donchian channel breakout with a shorter exit channel."""
 
-    entry_window: int = 1_440  # bars in the entry channel (1 day)
-    exit_window: int = 720  # bars in the exit channel (12 h)
+    entry_window: int | str = "1d"  # the entry channel: bars, or trading time (one day)
+    exit_window: int | str = "0.5d"  # the exit channel: half a trading day (720 bars of 1-minute crypto)
     long_only: bool = False  # True: ignore the short entries
 
     name = "breakout"
+    windows = ("entry_window", "exit_window")
 
     def __post_init__(self) -> None:
-        if self.entry_window < 1 or self.exit_window < 1:
+        check_window_specs(self)
+        ints = isinstance(self.entry_window, int) and isinstance(self.exit_window, int)
+        if ints and (self.entry_window < 1 or self.exit_window < 1):
             raise ValueError(f"breakout: windows must be >= 1, got {self.entry_window}, {self.exit_window}")
 
     def target_weights(self, panel) -> np.ndarray:
+        s = at_interval(self, panel, check_warmup=False)
         high, low, close = (price_array(a) for a in (panel.high, panel.low, panel.close))
-        return donchian_weights(high, low, close, int(self.entry_window), int(self.exit_window), bool(self.long_only))
+        return donchian_weights(high, low, close, int(s.entry_window), int(s.exit_window), bool(s.long_only))

@@ -19,25 +19,29 @@ import numpy as np
 
 from stress_pipeline.trading.strategies.base import PanelStrategy, price_array
 from stress_pipeline.trading.strategies.kernels import zscore_weights
+from stress_pipeline.trading.strategies.windows import at_interval, check_window_specs
 
 
 @dataclass(frozen=True)
 class MeanReversionStrategy(PanelStrategy):
     """Z-score fade with an exit band."""
 
-    window: int = 1_440  # bars in the rolling mean and standard deviation (1 day)
+    window: int | str = "1d"  # the rolling mean and standard deviation: bars, or trading time (one day)
     entry_z: float = 3.0  # enter against the move beyond this |z|
     exit_z: float = 0.5  # exit once |z| is back inside this
     long_only: bool = False  # True: only buy the dips
 
     name = "mean_reversion"
+    windows = ("window",)
 
     def __post_init__(self) -> None:
-        if self.window < 2:
+        check_window_specs(self)
+        if isinstance(self.window, int) and self.window < 2:
             raise ValueError(f"mean_reversion: window must be >= 2, got {self.window}")
         if not 0 <= self.exit_z < self.entry_z:
             raise ValueError(f"mean_reversion: need 0 <= exit_z < entry_z, got {self.exit_z}, {self.entry_z}")
 
     def target_weights(self, panel) -> np.ndarray:
+        s = at_interval(self, panel, check_warmup=False)
         close = price_array(panel.close)
-        return zscore_weights(close, int(self.window), float(self.entry_z), float(self.exit_z), bool(self.long_only))
+        return zscore_weights(close, int(s.window), float(s.entry_z), float(s.exit_z), bool(s.long_only))
