@@ -94,7 +94,7 @@ def load_pack(
         label = _label(entry, number)
         if not isinstance(entry, dict):
             raise ScenarioPackError(path, "expected a mapping", scenario=label)
-        scenario = _validate(path, _with_pack_tail(entry, raw), label)
+        scenario = validate_scenario_entry(path, _with_pack_tail(entry, raw), label)
         if scenario.key in seen:
             raise ScenarioPackError(
                 path, f"duplicate name (same key '{scenario.key}' as '{seen[scenario.key]}')", scenario=label,
@@ -156,7 +156,9 @@ def _label(entry: object, number: int) -> str:
     return f"#{number} '{name}'" if isinstance(name, str) and name else f"#{number}"
 
 
-def _validate(path: Path, entry: dict, label: str) -> Scenario:
+def validate_scenario_entry(path: Path, entry: dict, label: str) -> Scenario:
+    """``entry`` (a scenario mapping as a pack writes it) as a scenario; :class:`ScenarioPackError` naming
+    ``path``, ``label`` and the field otherwise (sweep specs validate each point through it too)."""
     kind = entry.get("type")
     if kind not in SCENARIO_TYPES:
         problem = "missing" if kind is None else f"unknown scenario type {kind!r}"
@@ -180,4 +182,6 @@ def _validate(path: Path, entry: dict, label: str) -> Scenario:
         raise ScenarioPackError(path, message, scenario=label, field=field) from None
 
 
-__all__ = ["Pack", "ScenarioPackError", "load_pack", "load_packs", "pack_files", "scenario_key"]
+__all__ = [
+    "Pack", "ScenarioPackError", "load_pack", "load_packs", "pack_files", "scenario_key", "validate_scenario_entry",
+]
