@@ -207,6 +207,7 @@ def bench_scenarios(
         ("volatility_spike", {"multiplier": 5.0, "duration_bars": 20}),
         ("liquidity_drop", {"drop_pct": 0.9, "duration_bars": 15}),
         ("spread_explosion", {"spread_mult": 10.0, "duration_bars": 10}),
+        ("depth_collapse", {"drop_pct": 0.9, "duration_bars": 10, "recovery_bars": 30}),
         (
             "data_corruption",
             {

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from stress_pipeline.scenarios.depth_model import DepthCollapseParams
 from stress_pipeline.scenarios.expect import check_expect
 
 Severity = Literal["minor", "major", "catastrophic"]
@@ -544,6 +545,11 @@ class EpisodeReplicaScenario(_ScenarioBase):
         return self
 
 
+class DepthCollapseScenario(_ScenarioBase):
+    type: Literal["depth_collapse"]
+    parameters: DepthCollapseParams
+
+
 Scenario = Annotated[
     FlashCrashScenario
     | FlashCrashLiteScenario
@@ -556,7 +562,8 @@ Scenario = Annotated[
     | TradingHaltScenario
     | HistoricalReplayScenario
     | MonteCarloScenario
-    | EpisodeReplicaScenario,
+    | EpisodeReplicaScenario
+    | DepthCollapseScenario,
     Field(discriminator="type"),
 ]
 
@@ -574,6 +581,7 @@ SCENARIO_TYPES: tuple[str, ...] = (
     "historical_replay",
     "monte_carlo",
     "episode_replica",
+    "depth_collapse",
 )
 
 

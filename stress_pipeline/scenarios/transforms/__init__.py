@@ -32,6 +32,7 @@ def load_all() -> dict[str, Transform]:
     """Import every transform module so that each registers itself."""
     from stress_pipeline.scenarios.transforms import (  # noqa: F401
         corruption,
+        depth,
         liquidity,
         monte_carlo,
         price_paths,
