@@ -80,7 +80,10 @@ def test_single_scenario_mapping_is_a_pack(tmp_path: Path) -> None:
         (GOOD.replace("0.2", "1.5"),
          "scenario #1 'Test Crash': field parameters.drop_pct: Input should be less than 1 (got 1.5)"),
         (GOOD.replace("duration_bars: 5", "duration_bars: 0"),
-         "scenario #1 'Test Crash': field parameters.duration_bars: Input should be greater than or equal to 1"),
+         "scenario #1 'Test Crash': field parameters.duration_bars: must be 1 to 10,000 bars, or a time such as 15min, "
+         "4h, 1d (got 0)"),
+        (GOOD.replace("duration_bars: 5", "duration_bars: 5 fortnights"),
+         "scenario #1 'Test Crash': field parameters.duration_bars: '5 fortnights' is not a bar count or a time"),
         (GOOD.replace("duration_bars: 5", "duraton_bars: 5"),
          "scenario #1 'Test Crash': field parameters.duraton_bars: unknown field"),
         (GOOD.replace("[BTCUSDT]", "[DOGEUSDT]"),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from stress_pipeline.market.durations import DurationError, parse_duration, to_bars
 from stress_pipeline.market.panel import prepare_panel
 from stress_pipeline.market.synthetic import generate_bars
+from stress_pipeline.scenarios.model import SCENARIO_ADAPTER
 from stress_pipeline.simulation import SimConfig, run_backtest, run_paper
 from stress_pipeline.trading import StrategyWindowError, TrendStrategy, at_interval, check_lookahead, get_strategy
 
@@ -107,3 +108,48 @@ def test_the_lookahead_guard_converts_windows_once_on_the_whole_data():
     assert report.passed and len(report.cuts) == 3
     weights = TrendStrategy().target_positions(bars).to_numpy()
     assert np.array_equal(weights, TrendStrategy(fast=240, slow=1_440).target_positions(bars).to_numpy())
+
+
+# ------------------------------------------------------------------------------------ scenario lengths
+
+
+def _crash(**params):
+    entry = {"name": "Crash", "type": "flash_crash", "symbols": ["NVDA"], "seed": 3,
+             "parameters": {"drop_pct": 0.1, **params}}  # fmt: skip
+    return SCENARIO_ADAPTER.validate_python(entry)
+
+
+def test_scenario_lengths_in_time_equal_the_same_lengths_in_bars():
+    from stress_pipeline.scenarios import apply_scenario
+
+    bars = generate_bars(["NVDA"], start="2023-10-02", days=10, calendar="XNYS")
+    in_time = apply_scenario(_crash(duration_bars="15min", recovery_bars="1h"), bars, "XNYS")
+    in_bars = apply_scenario(_crash(duration_bars=15, recovery_bars=60), bars, "XNYS")
+    assert in_time.equals(in_bars) and int(in_time["stressed"].sum()) == 75
+
+
+def test_a_day_of_monte_carlo_paths_is_a_session_of_equity_bars_and_under_a_bar_is_an_error():
+    from stress_pipeline.scenarios import run_scenario
+    from stress_pipeline.scenarios.lengths import ScenarioLengthError
+    entry = {"name": "MC", "type": "monte_carlo", "symbols": ["NVDA"], "seed": 1,
+             "parameters": {"n_paths": 2, "horizon_bars": "1d"}}  # fmt: skip
+    minute = generate_bars(["NVDA"], start="2023-10-02", days=10, calendar="XNYS")
+    result = run_scenario(SCENARIO_ADAPTER.validate_python(entry), minute, "XNYS")
+    assert result.bars.rows == 2 * 390
+    daily = generate_bars(["NVDA"], start="2022-01-03", days=400, interval="1d", calendar="XNYS")
+    short = SCENARIO_ADAPTER.validate_python({**entry, "parameters": {"n_paths": 2, "horizon_bars": "4h"}})
+    with pytest.raises(ScenarioLengthError, match=r"'MC': parameters.horizon_bars: 4h is shorter than one bar"):
+        run_scenario(short, daily, "XNYS")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_windows_drawn_from_a_seed_fall_inside_one_session(seed):
+    from stress_pipeline.scenarios import run_scenario
+
+    bars = generate_bars(["NVDA"], start="2023-10-02", days=10, calendar="XNYS")
+    scenario = _crash(duration_bars=30, recovery_bars=120).model_copy(update={"seed": seed})
+    result = run_scenario(scenario, bars, "XNYS")
+    stressed = result.bars.ts[result.bars.stressed]
+    assert len(stressed) == 150
+    steps = np.diff(np.concatenate([[result.pre_shock_ns["NVDA"]], stressed]))
+    assert steps.max() == MINUTE  # the pre-shock bar and every stressed bar in one session, no overnight step

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 
 from stress_pipeline.scenarios.arrays import BarArrays
+from stress_pipeline.scenarios.lengths import in_bars
 from stress_pipeline.scenarios.result import StressResult
 from stress_pipeline.scenarios.transforms import load_all
+from stress_pipeline.scenarios.windows import bar_interval_ns
 
 
 class ScenarioDataError(ValueError):
@@ -37,14 +39,20 @@ def select_symbols(bars: BarArrays, symbols: tuple[str, ...]) -> BarArrays:
     )
 
 
-def run_scenario(scenario, bars: pd.DataFrame | BarArrays) -> StressResult:
-    """Apply ``scenario`` to the bars of its symbols; the result says where and how much."""
+def run_scenario(scenario, bars: pd.DataFrame | BarArrays, calendar: str | None = None) -> StressResult:
+    """Apply ``scenario`` to the bars of its symbols; the result says where and how much.
+
+    ``calendar`` (``24/7``, ``XNYS``...; None: 24/7) is the market's: lengths given in time
+    (``duration_bars: 15min``, ``horizon_bars: 3d``) become bars of the data's interval, a day being
+    one regular session (scenarios/lengths.py).
+    """
     arrays = bars if isinstance(bars, BarArrays) else BarArrays.from_frame(bars)
     selected = select_symbols(arrays, scenario.symbols)
+    scenario = in_bars(scenario, bar_interval_ns(selected), calendar, selected.ts)
     transform = load_all()[scenario.type]
     return transform(scenario, selected, np.arange(len(scenario.symbols)))
 
 
-def apply_scenario(scenario, bars: pd.DataFrame) -> pd.DataFrame:
+def apply_scenario(scenario, bars: pd.DataFrame, calendar: str | None = None) -> pd.DataFrame:
     """Stressed canonical bars (with ``stressed``, ``corrupted``, ``halted``) of the scenario's symbols."""
-    return run_scenario(scenario, bars).bars.to_frame(copy=False)
+    return run_scenario(scenario, bars, calendar).bars.to_frame(copy=False)

@@ -17,12 +17,27 @@ GENERATED_BAR_BYTES = 7 * 8 + 4 + 3 + 8 + 8
 """Bytes held per generated bar and symbol while a Monte Carlo scenario is generated (79)."""
 
 
+#: Bar interval a horizon given in time is counted at when its pack loads (before its bars are known):
+#: one minute, the finest interval of the shipped data.
+LOAD_INTERVAL_NS = 60_000_000_000
+
+
+def horizon_bars(scenario) -> int:
+    """A Monte Carlo scenario's horizon in bars; a horizon given in time counted in 1-minute bars of a
+    24/7 market (a day: 1,440 bars), the most it can be on the shipped data."""
+    horizon = scenario.parameters.horizon_bars
+    if isinstance(horizon, str):
+        from stress_pipeline.market.durations import to_bars
+
+        return to_bars(horizon, LOAD_INTERVAL_NS, 1_440.0, days_per_week=7)
+    return int(horizon)
+
+
 def generated_bars(scenario) -> int:
     """Bars x symbols a scenario generates from its parameters (0 for the types that transform data)."""
     if scenario.type != "monte_carlo":
         return 0
-    params = scenario.parameters
-    return int(params.n_paths) * int(params.horizon_bars) * len(scenario.symbols)
+    return int(scenario.parameters.n_paths) * horizon_bars(scenario) * len(scenario.symbols)
 
 
 def memory_needed(scenario) -> int:
@@ -38,7 +53,7 @@ def over_budget(scenario, budget_bytes: int) -> str | None:
     params = scenario.parameters
     return (
         f"needs about {_size(needed)} for its generated bars (n_paths {params.n_paths:,} x horizon_bars "
-        f"{params.horizon_bars:,} x {len(scenario.symbols)} symbol(s) x {GENERATED_BAR_BYTES} bytes), over the "
+        f"{horizon_bars(scenario):,} x {len(scenario.symbols)} symbol(s) x {GENERATED_BAR_BYTES} bytes), over the "
         f"memory budget of {_size(budget_bytes)} (scenario_memory_bytes): lower n_paths or horizon_bars"
     )
 

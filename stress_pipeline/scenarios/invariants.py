@@ -50,14 +50,16 @@ def ohlc_violations(stressed: pd.DataFrame) -> dict[str, int]:
 
 
 def check_stressed_bars(
-    scenario, base: pd.DataFrame, stored: pd.DataFrame, *, drop_tolerance: float = DROP_TOLERANCE
+    scenario, base: pd.DataFrame, stored: pd.DataFrame, *, drop_tolerance: float = DROP_TOLERANCE,
+    calendar: str | None = None,
 ) -> InvariantReport:
-    """Check ``stored`` stressed bars of ``scenario`` against its invariants and against a fresh run."""
+    """Check ``stored`` stressed bars of ``scenario`` against its invariants and against a fresh run
+    (``calendar``: the one the bars were stressed with, for lengths given in time)."""
     failures: list[str] = []
     for rule, count in ohlc_violations(stored).items():
         if count:
             failures.append(f"{count} row(s) outside corrupted rows break {rule}")
-    fresh = stress_scenario(scenario, base)
+    fresh = stress_scenario(scenario, base, calendar)
     if not _same(fresh.stressed, stored):
         failures.append("the stored bars differ from a fresh application of the scenario (not reproducible)")
     drops = []

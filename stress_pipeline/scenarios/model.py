@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from stress_pipeline.scenarios.depth_model import DepthCollapseParams
 from stress_pipeline.scenarios.expect import check_expect
+from stress_pipeline.scenarios.lengths import Bars0To100k, Bars1To10k, Bars1To100k, Bars2To10M, Bars2To100k, Bars10To10M
 
 Severity = Literal["minor", "major", "catastrophic"]
 Recovery = Literal["linear", "exponential", "none"]
@@ -34,8 +35,8 @@ class FlashCrashParams(_Strict):
     """Price falls by ``drop_pct`` over ``duration_bars``, then recovers over ``recovery_bars``."""
 
     drop_pct: float = Field(gt=0, lt=1)
-    duration_bars: int = Field(default=5, ge=1, le=10_000)
-    recovery_bars: int = Field(default=15, ge=0, le=100_000)
+    duration_bars: Bars1To10k = 5  # bars, or a time (15min, 1h: scenarios/lengths.py)
+    recovery_bars: Bars0To100k = 15
     recovery: Recovery = "linear"
     volume_mult: float = Field(default=5.0, ge=1, le=1_000)
     spread_mult: float = Field(default=5.0, ge=1, le=1_000)
@@ -61,20 +62,20 @@ class VolatilitySpikeParams(_Strict):
     """Returns scaled by ``multiplier`` around their local trend for ``duration_bars``."""
 
     multiplier: float = Field(gt=0, le=100)
-    duration_bars: int = Field(default=20, ge=2, le=100_000)
+    duration_bars: Bars2To100k = 20
 
 
 class LiquidityDropParams(_Strict):
     """Volume falls by ``drop_pct``; the spread widens by (1 - drop_pct) ** -spread_elasticity."""
 
     drop_pct: float = Field(gt=0, lt=1)
-    duration_bars: int = Field(default=15, ge=1, le=100_000)
+    duration_bars: Bars1To100k = 15
     spread_elasticity: float = Field(default=0.5, ge=0, le=2)
 
 
 class SpreadExplosionParams(_Strict):
     spread_mult: float = Field(gt=1, le=1_000)
-    duration_bars: int = Field(default=10, ge=1, le=100_000)
+    duration_bars: Bars1To100k = 10
 
 
 class DataCorruptionParams(_Strict):
@@ -82,7 +83,7 @@ class DataCorruptionParams(_Strict):
 
     corruption_pct: float = Field(gt=0, le=0.5)
     corruption_types: tuple[CorruptionType, ...] = ("nan", "spike", "duplicate")
-    duration_bars: int = Field(default=1_440, ge=10, le=10_000_000)
+    duration_bars: Bars10To10M = 1_440
 
     @field_validator("corruption_types")
     @classmethod
@@ -101,8 +102,8 @@ class MixedCustomParams(_Strict):
     volatility_multiplier: float | None = Field(default=None, gt=0, le=100)
     spread_mult: float | None = Field(default=None, gt=1, le=1_000)
     liquidity_drop_pct: float | None = Field(default=None, gt=0, lt=1)
-    duration_bars: int = Field(default=20, ge=2, le=100_000)
-    recovery_bars: int = Field(default=15, ge=0, le=100_000)
+    duration_bars: Bars2To100k = 20
+    recovery_bars: Bars0To100k = 15
 
     @model_validator(mode="after")
     def _at_least_one(self) -> MixedCustomParams:
@@ -122,8 +123,8 @@ class CorrelationCascadeParams(_Strict):
     drop_pct: float = Field(gt=0, lt=1)
     correlation: float = Field(default=0.8, gt=0, le=1)
     lag_bars: tuple[int, ...] | int = 2
-    duration_bars: int = Field(default=5, ge=1, le=10_000)
-    recovery_bars: int = Field(default=30, ge=0, le=100_000)
+    duration_bars: Bars1To10k = 5
+    recovery_bars: Bars0To100k = 30
 
     @field_validator("lag_bars")
     @classmethod
@@ -159,8 +160,8 @@ class MonteCarloParams(_Strict):
 
     n_paths: int = Field(default=100, ge=1, le=100_000)
     method: Literal["block_bootstrap", "gbm"] = "block_bootstrap"
-    block_bars: int = Field(default=60, ge=1, le=100_000)
-    horizon_bars: int = Field(default=1_440, ge=2, le=10_000_000)
+    block_bars: Bars1To100k = 60
+    horizon_bars: Bars2To10M = 1_440  # bars, or a time (3d)
 
 
 class EpisodeReplicaParams(_Strict):

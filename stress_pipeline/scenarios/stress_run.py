@@ -19,17 +19,20 @@ class StressRun:
     result: StressResult
     stressed: pd.DataFrame
     stats: pd.DataFrame  # one row per symbol (see stress_pipeline.scenarios.stats)
+    calendar: str | None = None  # the market's calendar lengths given in time were converted with
 
 
-def stress_scenario(scenario, base_bars: pd.DataFrame | BarArrays) -> StressRun:
-    """Apply ``scenario`` to ``base_bars`` and measure what it did."""
+def stress_scenario(scenario, base_bars: pd.DataFrame | BarArrays, calendar: str | None = None) -> StressRun:
+    """Apply ``scenario`` to ``base_bars`` and measure what it did (``calendar``: the market's, for
+    lengths given in time)."""
     arrays = base_bars if isinstance(base_bars, BarArrays) else BarArrays.from_frame(base_bars)
     base = select_symbols(arrays, scenario.symbols)
-    result = run_scenario(scenario, base)
+    result = run_scenario(scenario, base, calendar)
     return StressRun(
         scenario=scenario,
         base=base,
         result=result,
         stressed=result.bars.to_frame(),
         stats=realised_stats(base, result),
+        calendar=calendar,
     )

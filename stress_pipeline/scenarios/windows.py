@@ -1,7 +1,10 @@
 """Where in each symbol's bars a scenario starts.
 
 A window given as a timestamp or a bar offset is used as is; with none, the start is drawn from the
-scenario's seed, so the same pack on the same bars always stresses the same bars. A window anchored
+scenario's seed, so the same pack on the same bars always stresses the same bars. A drawn window
+that would straddle a break in the bars (an overnight close, a weekend, missing bars) is drawn again
+among the starts whose window fits inside one stretch of trading, a session for an exchange's bars,
+when there is one; a window longer than every session keeps the first draw. A window anchored
 on the system's book (``at``) is first resolved to a timestamp by :func:`anchor_index` from the
 exposure of the unstressed run (``stress_pipeline.verdicts.anchor_scenario`` does both).
 """
@@ -69,7 +72,12 @@ def resolve_starts(
                 f"scenario '{scenario.name}': needs {span_bars} bars, "
                 f"{bars.symbols[segments[shortest]]} has {int(lengths[shortest])}"
             )
-        drawn = int(np.random.default_rng(scenario.seed).integers(low, high + 1))
+        rng = np.random.default_rng(scenario.seed)
+        drawn = int(rng.integers(low, high + 1))
+        if straddles_break(bars, segments, drawn, span_bars):
+            inside = np.flatnonzero(~straddling_starts(bars, segments, low, high, span_bars)) + low
+            if len(inside):
+                drawn = int(inside[rng.integers(0, len(inside))])
         offsets = np.full(len(segments), drawn, dtype=np.int64)
     misfit = (offsets < 1) | (offsets + span_bars > lengths)
     if misfit.any():
@@ -79,6 +87,26 @@ def resolve_starts(
             f"before it, but {bars.symbols[segments[i]]} has {int(lengths[i])} bars"
         )
     return (firsts + offsets).astype(np.int64)
+
+
+def straddling_starts(bars: BarArrays, segments: np.ndarray, low: int, high: int, span_bars: int) -> np.ndarray:
+    """For each start offset in ``low..high``: does the window (the bar before it and ``span_bars``
+    from it) hold a break in any of ``segments``? A break is a step longer than 1.5 bar intervals: a
+    market closed overnight or for a weekend, or bars missing."""
+    interval = bar_interval_ns(bars)
+    starts = np.arange(low, high + 1, dtype=np.int64)
+    out = np.zeros(len(starts), dtype=bool)
+    for segment in np.asarray(segments, dtype=np.int64):
+        ts = bars.ts[bars.offsets[segment] : bars.offsets[segment + 1]]
+        breaks = np.concatenate([[0], np.cumsum(np.diff(ts) > 1.5 * interval)])  # breaks before each row
+        stop = np.minimum(starts + span_bars - 1, len(ts) - 1)
+        out |= breaks[stop] - breaks[np.maximum(starts - 1, 0)] > 0
+    return out
+
+
+def straddles_break(bars: BarArrays, segments: np.ndarray, start: int, span_bars: int) -> bool:
+    """Whether the window starting at offset ``start`` holds a break (:func:`straddling_starts`)."""
+    return bool(straddling_starts(bars, segments, start, start, span_bars)[0])
 
 
 def anchor_index(at: str, exposure: np.ndarray, *, warmup_bars: int = WARMUP_BARS, reserve_bars: int = 0) -> int:

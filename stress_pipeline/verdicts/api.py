@@ -63,7 +63,7 @@ def run_stress_test(scenario, bars, system=None, *, policy=None) -> StressTestRe
     arrays = bars if isinstance(bars, BarArrays) else BarArrays.from_frame(bars)
     baseline = baseline_run(scenario.symbols, arrays, config, policy)
     scenario, anchor = anchor_scenario(scenario, baseline)
-    stressed = stress_scenario(scenario, arrays).stressed
+    stressed = stress_scenario(scenario, arrays, config.calendar).stressed
     backtest = simulate_scenario("backtest", stressed, scenario, config, policy)
     paper = simulate_scenario("paper", stressed, scenario, config, policy)
     verdict = judge_scenario(scenario, stressed, paper, backtest, baseline, policy)

@@ -105,7 +105,7 @@ def stressed_bars(
     out: dict[str, pd.DataFrame] = {}
     for key in context.partition_keys:
         run, base = _stress(context, stress, scenario_catalog, market_bars, key)
-        report = check_stressed_bars(run.scenario, base, run.stressed)
+        report = check_stressed_bars(run.scenario, base, run.stressed, calendar=run.calendar)
         out[key] = run.stressed
         context.add_asset_metadata({**_metadata(run), **_invariant_metadata(report)}, partition_key=key)
         context.log.info(f"{key}: {len(run.stressed)} rows, {int(run.stressed['stressed'].sum())} stressed")
@@ -152,14 +152,13 @@ def _stress(context: dg.AssetExecutionContext, stress: StressResource, catalog: 
         except FileNotFoundError as err:
             raise dg.Failure(f"{err}; run `stress-pipeline run --select group:market` first") from None
     base = concat_bars(frames)
+    config = stress.sim_config(scenario.symbols)
     try:
         if is_anchored(scenario):
-            baseline = baseline_run(
-                scenario.symbols, base, stress.sim_config(scenario.symbols), stress.trading_policy()
-            )
+            baseline = baseline_run(scenario.symbols, base, config, stress.trading_policy())
             scenario, anchor = anchor_scenario(scenario, baseline)
             context.add_asset_metadata({"anchor": dg.MetadataValue.json(anchor_record(anchor))}, partition_key=key)
-        return stress_scenario(scenario, base), base
+        return stress_scenario(scenario, base, config.calendar), base
     except ValueError as err:
         raise dg.Failure(f"scenario '{scenario.name}': {err}") from None
 
