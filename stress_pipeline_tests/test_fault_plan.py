@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stress_pipeline.faults import FaultPlan, duplicate, shuffle_window
-from stress_pipeline.scenarios.model import FaultSpecError, RedisDownFault
+from stress_pipeline.scenarios.fault_model import FaultSpecError, RedisDownFault
 from stress_pipeline.state.records import Fill, fill_from_values
 
 START = 1_700_000_000_000_000_000

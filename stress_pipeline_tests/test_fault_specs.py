@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from stress_pipeline.faults import STATE_KINDS, FaultPlan
 from stress_pipeline.scenarios import load_packs
-from stress_pipeline.scenarios.model import (
+from stress_pipeline.scenarios.fault_model import (
     FAULT_KINDS,
     FAULT_TYPES,
     MAX_FAULT_SECONDS,

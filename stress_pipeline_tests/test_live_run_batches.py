@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from stress_pipeline.faults.plan import FaultPlan
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.scenarios.model import parse_faults
+from stress_pipeline.scenarios.fault_model import parse_faults
 from stress_pipeline.services import embedded
 from stress_pipeline.settings import Settings, get_settings
 from stress_pipeline.simulation import SimConfig, run_paper

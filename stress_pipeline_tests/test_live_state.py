@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from stress_pipeline.faults.proxy import FaultProxy
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.scenarios.model import (
+from stress_pipeline.scenarios.fault_model import (
     DuplicateFillsFault,
     DuplicateFillsParams,
     OutOfOrderFillsFault,

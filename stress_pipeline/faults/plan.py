@@ -31,7 +31,7 @@ from typing import Literal, Protocol, TypeVar, get_args
 import numpy as np
 from pydantic import BaseModel
 
-from stress_pipeline.scenarios.model import (
+from stress_pipeline.scenarios.fault_model import (
     CrashPoint,
     DuplicateFillsFault,
     FaultBase,

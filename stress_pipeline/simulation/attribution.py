@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 import pandas as pd
 
 from stress_pipeline.market.panel import MarketPanel
-from stress_pipeline.scenarios.model import FaultSpec
+from stress_pipeline.scenarios.fault_model import FaultSpec
 from stress_pipeline.simulation.config import SimConfig
 from stress_pipeline.simulation.paper import RealismToggles, paper_weights, simulate
 from stress_pipeline.trading.risk.balancer import detect_stress

@@ -2,7 +2,8 @@
 
 A spec (data/sweeps/<name>.yaml) names a ``base`` scenario of the catalog and either a ``grid`` (every
 combination of the listed values) or a seeded random ``sample`` (``points`` draws from a range or a
-list of choices per axis). An axis is a dotted path under one of three roots:
+list of choices per axis); ``fixed`` sets paths to one value in every point. An axis is a dotted path
+under one of three roots:
 
 - ``scenario.<field>``: a field of the scenario as its pack writes it (``scenario.parameters.drop_pct``,
   ``scenario.seed``, ``scenario.faults.0.duration_s``: a number indexes a list);
@@ -85,6 +86,7 @@ class SweepSpec(_Strict):
     strategy: str | None = None  # None: the run's strategy
     strategy_params: dict[str, Scalar] = Field(default_factory=dict)
     policy: str | None = None  # a policy name or file; None: the run's policy
+    fixed: dict[str, Scalar] = Field(default_factory=dict)  # axis -> the one value every point takes
     grid: dict[str, tuple[Scalar, ...]] | None = None
     sample: SampleSpec | None = None
 
@@ -95,6 +97,9 @@ class SweepSpec(_Strict):
         for axis, values in (self.grid or {}).items():
             if not values:
                 raise ValueError(f"grid: {axis}: list at least one value")
+        both = sorted(set(self.fixed) & set(self.grid if self.grid is not None else self.sample.axes))
+        if both:
+            raise ValueError(f"fixed: {', '.join(both)} also swept")
         return self
 
     @property
@@ -225,9 +230,10 @@ def load_sweep(path: str | Path) -> LoadedSweep:
         raise loaded.error(message, *where) from None
     loaded = LoadedSweep(path, spec, lines)
     section = "grid" if spec.grid is not None else "sample"
-    for axis in spec.axes:
+    for axis in (*spec.axes, *sorted(spec.fixed)):
         root, _, rest = axis.partition(".")
-        where = (section, axis) if section == "grid" else (section, "axes", axis)
+        where = ("fixed", axis) if axis in spec.fixed else (section, axis) if section == "grid" else (
+            section, "axes", axis)
         if root not in AXIS_ROOTS or not rest:
             raise loaded.error(f"an axis is {' | '.join(r + '.<field>' for r in AXIS_ROOTS)}", *where, field=axis)
         if root == "scenario" and rest.split(".")[0] in FIXED_SCENARIO_FIELDS:
@@ -275,7 +281,10 @@ def expand_sweep(
     ``policy``, loaded by the caller, else the run's)."""
     spec = loaded.spec
     base = _find_base(loaded, scenarios)
-    assignments = _assignments(loaded)
+    assignments = [
+        ({**values, **spec.fixed}, {**where, **{a: ("fixed", a) for a in spec.fixed}})
+        for values, where in _assignments(loaded)
+    ]
     entry = SCENARIO_ADAPTER.dump_python(base, mode="json")
     points: dict[str, SweepPoint] = {}
     for number, (values, where) in enumerate(assignments):

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from stress_pipeline.scenarios.model import FaultBase, FaultSpec, LatencySpikeFault, RateLimitFault, parse_faults
+from stress_pipeline.scenarios.fault_model import FaultBase, FaultSpec, LatencySpikeFault, RateLimitFault, parse_faults
 
 MODELLED = ("exchange_outage", "rate_limit", "latency_spike", "postgres_down", "kill_switch")
 
