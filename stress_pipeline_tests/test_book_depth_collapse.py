@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import numpy as np
@@ -15,8 +16,11 @@ from stress_pipeline.book.synthetic import synthetic_books
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.scenarios.apply import run_scenario
 from stress_pipeline.scenarios.arrays import PRICE_FIELDS, BarArrays
-from stress_pipeline.scenarios.depth_books import scenario_books
+from stress_pipeline.scenarios.depth_books import scenario_books, stressed_books
 from stress_pipeline.scenarios.model import SCENARIO_ADAPTER
+from stress_pipeline.simulation.config import SimConfig
+from stress_pipeline.simulation.scenario_sims import simulate_scenario
+from stress_pipeline.trading.risk.policy import TradingPolicy
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -97,3 +101,26 @@ def test_other_types_get_plain_books():
     books = scenario_books(scenario, result, levels=3)
     ref = synthetic_books(result.bars.to_frame(copy=False), levels=3, seed=1)
     np.testing.assert_array_equal(books["BTCUSDT"].ask_sz, ref["BTCUSDT"].ask_sz)
+
+
+def test_books_read_back_from_stored_stressed_bars_match():
+    scenario = collapse(duration_bars=6, recovery_bars=4, side="bid")
+    result = run_scenario(scenario, market())
+    stored = result.bars.to_frame()
+    direct, again = scenario_books(scenario, result, levels=4), stressed_books(scenario, stored, levels=4)
+    for symbol in SYMBOLS:
+        for x, y in zip(direct[symbol], again[symbol], strict=True):
+            np.testing.assert_array_equal(x, y)
+    stored.loc[stored.index[5], "stressed"] = True  # a flag that is not the scenario's window
+    with pytest.raises(ValueError, match="BTCUSDT has 11 stressed bars, expected one window of 10"):
+        stressed_books(scenario, stored, levels=4)
+
+
+def test_paper_run_of_a_depth_collapse_walks_the_collapsing_book():
+    scenario = collapse(seed=2, drop_pct=0.95, duration_bars=30, recovery_bars=30)
+    stressed = run_scenario(scenario, market()).bars.to_frame()
+    config = SimConfig(strategy="trend", strategy_params={"fast": 20, "slow": 120, "band": 0.0005})
+    paper = simulate_scenario("paper", stressed, scenario, config, TradingPolicy())
+    fills = paper.events[paper.events.kind == "fill"]
+    assert len(fills) > 0
+    assert all("levels" in json.loads(d) for d in fills.details if json.loads(d)["liquidity"] == "taker")

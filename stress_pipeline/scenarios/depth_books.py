@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from stress_pipeline.book.schema import DenseBook
 from stress_pipeline.book.stress import collapse_book
@@ -33,4 +34,28 @@ def scenario_books(
         book = books[symbol]
         first = int(np.searchsorted(book.ts, start_ns))
         books[symbol] = collapse_book(book, first + np.arange(len(factors)), factors, scenario.parameters.side)
+    return books
+
+
+def stressed_books(
+    scenario, stressed: pd.DataFrame, *, levels: int = 20, impact_k: float = 1.0, noise: float = 0.25,
+    symbols_file: Path | None = None,
+) -> dict[str, DenseBook]:  # fmt: skip
+    """:func:`scenario_books` from the stored stressed bars alone (what the simulation assets hold):
+    a ``depth_collapse`` window is where its transform flagged the bars ``stressed`` (it flags exactly
+    the window), so it is read back from the flags; a count that does not match the scenario's window
+    is an error, never guessed around."""
+    books = synthetic_books(stressed, levels=levels, seed=scenario.seed, impact_k=impact_k, noise=noise,
+                            symbols_file=symbols_file)  # fmt: skip
+    if scenario.type != "depth_collapse":
+        return books
+    factors = depth_factors(scenario.parameters)
+    flags = stressed["stressed"].to_numpy(dtype=bool)
+    names = stressed["symbol"].to_numpy(dtype=object)
+    for symbol, book in books.items():
+        window = np.flatnonzero(flags[names == symbol])
+        if len(window) != len(factors) or (len(window) and window[-1] - window[0] + 1 != len(window)):
+            raise ValueError(f"scenario '{scenario.name}': {symbol} has {len(window)} stressed bars, expected one "
+                             f"window of {len(factors)} (duration_bars + recovery_bars)")  # fmt: skip
+        books[symbol] = collapse_book(book, window, factors, scenario.parameters.side)
     return books

@@ -12,7 +12,9 @@ kind-specific values ``a`` .. ``d``:
   signal         new target weight       bar close                   previous weight
   order          signed quantity         limit price (NaN: market)   latency ms, attempt, limit?, IOC?
   reject         signed quantity         NaN                         retry-after s, attempt, code, retry?
-  fill           signed quantity         fill price                  spread cost, impact cost, fee, maker?
+  fill           signed quantity         fill price                  spread cost, impact cost, fee,
+                                                                     maker? (1; -n: a taker that took n
+                                                                     book levels)
   cancel         remaining quantity      NaN                         -
   risk_block     requested quantity      bar close                   approved quantity
   ess_transition NaN                     NaN                         from, to, drawdown, equity
@@ -209,10 +211,11 @@ def _reject(rows):
 
 
 def _fill(rows):
-    liquidity = _flag(rows["d"], '"maker"', '"taker"')
-    return [f'{{"fee": {fee}, "fill_id": {i}, "impact_cost": {imp}, "liquidity": {liq}, "spread_cost": {spr}}}'
-            for spr, imp, fee, liq, i in zip(_num(rows["a"]), _num(rows["b"]), _num(rows["c"]), liquidity,
-                                             rows["aux"].tolist(), strict=True)]  # fmt: skip
+    liquidity = np.where(rows["d"] > 0, '"maker"', '"taker"')
+    levels = [f', "levels": {int(-d)}' if d < 0 else "" for d in rows["d"].tolist()]  # fills that walked a book
+    return [f'{{"fee": {fee}, "fill_id": {i}, "impact_cost": {imp}{lv}, "liquidity": {liq}, "spread_cost": {spr}}}'
+            for spr, imp, fee, liq, i, lv in zip(_num(rows["a"]), _num(rows["b"]), _num(rows["c"]), liquidity,
+                                                 rows["aux"].tolist(), levels, strict=True)]  # fmt: skip
 
 
 def _risk_block(rows):

@@ -35,6 +35,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from stress_pipeline.book.dense import panel_books
+from stress_pipeline.book.schema import DenseBook
 from stress_pipeline.market.panel import MarketPanel
 from stress_pipeline.scenarios.model import FaultSpec
 from stress_pipeline.simulation.backtest import (
@@ -95,6 +97,7 @@ def run_paper(
     faults: Iterable[FaultSpec | Mapping] = (),
     scenario_name: str = "",
     toggles: RealismToggles | None = None,
+    books: Mapping[str, DenseBook] | None = None,
 ) -> SimResult:
     """Paper-trade ``strategy`` on ``bars`` (canonical bars, cleaned here, or a prepared panel).
 
@@ -102,7 +105,8 @@ def run_paper(
     object or function, or None for ``config.strategy``. ``policy``: a :class:`TradingPolicy`, a
     path to a policy file, or None for ``TradingPolicy()`` (the defaults, which are
     data/policies/default.yaml). ``faults``: the scenario's faults (``FaultSpec`` or mappings),
-    timed from the first bar.
+    timed from the first bar. ``books``: order books per symbol (``book.dense_books``,
+    ``book.synthetic.synthetic_books``); where one is in force, fills walk it (``engine/venue.py``).
     """
     started = time.perf_counter()
     config = config or SimConfig()
@@ -112,7 +116,8 @@ def run_paper(
     details: dict[str, object] = {"policy": policy.name, "toggles": asdict(toggles)}
     panel = as_panel(bars, details)
     strat = at_interval(resolve_strategy(strategy, config), panel, config.calendar)
-    run = simulate(panel, paper_weights(strat, panel, config), config, policy, faults=faults, toggles=toggles)
+    run = simulate(panel, paper_weights(strat, panel, config), config, policy, faults=faults, toggles=toggles,
+                   books=books)  # fmt: skip
 
     symbols = panel.symbols
     interval = panel_interval_ns(panel)
@@ -160,7 +165,7 @@ def run_paper(
 def simulate(
     panel: MarketPanel, weights: np.ndarray, config: SimConfig, policy: TradingPolicy, *,
     faults: Iterable[FaultSpec] = (), toggles: RealismToggles | None = None, event_capacity: int | None = None,
-    stressed: np.ndarray | None = None,
+    stressed: np.ndarray | None = None, books: Mapping[str, DenseBook] | None = None,
 ) -> EngineRun:  # fmt: skip
     """The compiled loop on prepared inputs (``weights`` from :func:`paper_weights`; ``stressed``
     from ``detect_stress``, computed here when None). Table building is left out: this is what the
@@ -175,7 +180,8 @@ def simulate(
     params = engine_params(policy, toggles, config, panel.shape[1])
     state = new_engine_state(panel.shape[1], float(config.initial_capital), risk.controller.window)
     capacity = event_capacity if event_capacity is not None else 4 * panel.shape[0] + 1_024
-    market = market_of(panel, weights, stressed, bar_ns)
+    aligned = panel_books(books, panel.symbols, panel.ts) if books else None
+    market = market_of(panel, weights, stressed, bar_ns, aligned)
     log, equity, cash, gross, positions = run_engine(market, windows, params, state, int(capacity))
     return EngineRun(log, equity, cash, gross, positions, state)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stress_pipeline.market.panel import MarketPanel, prepare_panel
+from stress_pipeline.scenarios.depth_books import stressed_books
 from stress_pipeline.simulation.attribution import Attribution, attribute_pnl, paper_pnl_runner
 from stress_pipeline.simulation.backtest import resolve_strategy, run_backtest
 from stress_pipeline.simulation.config import SimConfig
@@ -55,7 +56,9 @@ def scenario_lookahead(stressed: pd.DataFrame, config: SimConfig) -> LookaheadRe
 def _run(kind: str, bars: pd.DataFrame, strategy, scenario, config: SimConfig, policy: TradingPolicy) -> SimResult:
     if kind == "backtest":
         return run_backtest(bars, strategy, config, scenario_name=scenario.name)
-    return run_paper(bars, strategy, config, policy=policy, faults=scenario.faults, scenario_name=scenario.name)
+    books = stressed_books(scenario, bars) if scenario.type == "depth_collapse" else None  # the rest: bars only
+    return run_paper(bars, strategy, config, policy=policy, faults=scenario.faults, scenario_name=scenario.name,
+                     books=books)  # fmt: skip
 
 
 def _distribution(results: Sequence[SimResult]) -> dict[str, object]:

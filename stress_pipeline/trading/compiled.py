@@ -42,6 +42,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 #: Every module whose code or constants end up in a compiled simulation engine, as paths under the
 #: package. Adding a compiled function that reaches into a module not listed fails the cache test.
 SOURCES = (
+    "book/kernels.py",
     "simulation/backtest.py",
     "simulation/booking.py",
     "simulation/engine/loop.py",

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from stress_pipeline.book.dense import PanelBooks, no_panel_books
 from stress_pipeline.market.panel import MarketPanel
 from stress_pipeline.simulation.booking import Sizing, sizing_of
 from stress_pipeline.trading.risk.policy import TradingPolicy
@@ -131,6 +132,12 @@ class Market(NamedTuple):
     tradable: np.ndarray  # bool
     stressed: np.ndarray  # bool: the bar looks stressed (``balancer.detect_stress``)
     weights: np.ndarray  # sized target weights (``booking.sized_weight``)
+    book_levels: int  # 0: bars only (no book anywhere); the arrays below are then empty
+    booked: np.ndarray  # (T, S) bool: a book is in force at the bar (``book.dense.panel_books``)
+    bid_off: np.ndarray  # (T, S, L) level distances below the book's mid, bps (NaN: empty level)
+    bid_sz: np.ndarray  # (T, S, L) level sizes
+    ask_off: np.ndarray  # (T, S, L) level distances above the book's mid, bps
+    ask_sz: np.ndarray
 
 
 def engine_params(policy: TradingPolicy, toggles: RealismToggles, config, n_symbols: int) -> EngineParams:
@@ -178,9 +185,12 @@ def engine_params(policy: TradingPolicy, toggles: RealismToggles, config, n_symb
     )  # fmt: skip
 
 
-def market_of(panel: MarketPanel, weights: np.ndarray, stressed: np.ndarray, bar_ns: int) -> Market:
-    """The panel's arrays as the loop reads them (no copy when they are float64 and C-contiguous)."""
+def market_of(panel: MarketPanel, weights: np.ndarray, stressed: np.ndarray, bar_ns: int,
+              books: PanelBooks | None = None) -> Market:  # fmt: skip
+    """The panel's arrays as the loop reads them (no copy when they are float64 and C-contiguous);
+    ``books`` (``book.dense.panel_books``) when the venue fills against order books."""
     f64 = np.float64
+    books = books if books is not None else no_panel_books(*panel.close.shape)
     return Market(
         ts=np.ascontiguousarray(panel.ts, dtype=np.int64), bar_ns=int(bar_ns),
         open=np.ascontiguousarray(panel.open, dtype=f64), high=np.ascontiguousarray(panel.high, dtype=f64),
@@ -189,4 +199,7 @@ def market_of(panel: MarketPanel, weights: np.ndarray, stressed: np.ndarray, bar
         spread_bps=np.ascontiguousarray(panel.spread_bps, dtype=f64),
         tradable=np.ascontiguousarray(panel.tradable, dtype=np.bool_),
         stressed=np.ascontiguousarray(stressed, dtype=np.bool_), weights=np.ascontiguousarray(weights, dtype=f64),
+        book_levels=int(books.bid_off.shape[2]), booked=np.ascontiguousarray(books.booked, dtype=np.bool_),
+        bid_off=np.ascontiguousarray(books.bid_off, dtype=f64), bid_sz=np.ascontiguousarray(books.bid_sz, dtype=f64),
+        ask_off=np.ascontiguousarray(books.ask_off, dtype=f64), ask_sz=np.ascontiguousarray(books.ask_sz, dtype=f64),
     )  # fmt: skip

@@ -44,12 +44,13 @@ ACCOUNT_DTYPE = np.dtype(
 
 #: A symbol's live order: its id, status, the time of its next action (send or arrival), send
 #: attempt, purpose (a reason code: REBALANCE, STOP_LOSS_EXIT, ESS_FLATTEN), creation time, the bar
-#: it last traded in, limit and IOC flags, signed quantity, signed remainder, limit price.
+#: it last traded in, limit and IOC flags, signed quantity, signed remainder, limit price, and (a
+#: resting limit order against a book) the size still queued ahead of it.
 ORDER_DTYPE = np.dtype(
     [
         ("id", np.int64), ("status", np.int64), ("time", np.int64), ("attempt", np.int64), ("purpose", np.int64),
         ("created", np.int64), ("bar", np.int64), ("limit", np.bool_), ("ioc", np.bool_), ("qty", np.float64),
-        ("remaining", np.float64), ("price", np.float64),
+        ("remaining", np.float64), ("price", np.float64), ("queue", np.float64),
     ],
     align=True,
 )  # fmt: skip

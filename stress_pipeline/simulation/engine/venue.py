@@ -18,6 +18,18 @@ controller.
 Simplifications, each in the order's favour and small at one-minute bars: the participation cap
 counts the whole volume of the bar an order arrives in, even when it arrives late in it; a limit
 order fills when the path touches its price (no queue position).
+
+Where a book is in force (``market.booked``; ``book.dense.panel_books``), fills walk it instead:
+the book's levels, as distances from its mid, are laid around the path price. A market order (and
+the marketable part of a limit order, up to its limit) takes the levels from the touch on
+(``book.kernels.walk``), after the depth that earlier fills of the symbol took in the same bar; when
+the book runs out it fills partially and the rest works on (GTC) or is cancelled (IOC). Its spread
+cost is the touch's distance, its impact the average level's distance beyond the touch (the spread
+and impact switches remove each); the fill records the levels it took (the event's ``d`` is minus
+that count). A limit order that rests joins the queue behind the resting size at or better than its
+limit (``book.kernels.queue_ahead``); once the path touches the limit, the bar's volume after the
+touch (volume spread evenly over the bar) first works off that queue, and only the excess fills it
+(``queue_fill``). Bars without a book keep the square-root impact model, number for number.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import math
 
 import numpy as np
 
+from stress_pipeline.book.kernels import queue_fill, walk
 from stress_pipeline.simulation.booking import book_fill
 from stress_pipeline.simulation.engine.routing import protective
 from stress_pipeline.simulation.engine.state import IN_FLIGHT, NEVER, NO_ORDER, PENDING, WORKING, emit
@@ -146,6 +159,7 @@ def arrive(k, s, t, market, windows, params, state, log):
         return
     order.status = WORKING
     order.bar = k
+    order.queue = 0.0
     if market.tradable[k, s]:
         ts, bar_ns = market.ts, market.bar_ns
         o, h, lo, c = market.open[k, s], market.high[k, s], market.low[k, s], market.close[k, s]
@@ -157,7 +171,9 @@ def arrive(k, s, t, market, windows, params, state, log):
             mid = path_price(o, h, lo, c, frac)
             fill_t = t
             fill_frac = frac
-            if order.limit:
+            if order.limit and booked(k, s, market):
+                fill_t, fill_frac = book_limit_arrival(k, s, t, frac, mid, side, avail, market, params, state, log)
+            elif order.limit:
                 limit = order.price
                 half, impact = costs_bps(k, s, avail, market, params)
                 all_in = taker_price(mid, side, half, impact)
@@ -205,7 +221,11 @@ def carried_fill(k, s, market, windows, params, state, log):
         limit = order.price
         touch = first_touch(o, h, lo, c, 0.0, limit, side > 0.0)
         if touch >= 0.0:
-            maker_fill(s, ts[k] + int(touch * bar_ns), limit, side, avail, params, state, log)
+            if booked(k, s, market):
+                avail, left = queue_fill(order.queue, market.volume[k, s] * (1.0 - touch), avail)
+                order.queue = left
+            if avail > 0.0:
+                maker_fill(s, ts[k] + int(touch * bar_ns), limit, side, avail, params, state, log)
         return
     taker_fill(k, s, t_close, path_mean(o, h, lo, c), side, avail, market, params, state, log)
 
@@ -224,11 +244,76 @@ def costs_bps(k, s, qty, market, params):
 
 @compiled
 def taker_fill(k, s, t, mid, side, qty, market, params, state, log):
+    if booked(k, s, market):
+        book_taker_fill(k, s, t, mid, side, qty, np.nan, market, params, state, log)
+        return
     half, impact = costs_bps(k, s, qty, market, params)
     price = taker_price(mid, side, half, impact)
     fee = qty * price * params.venue.taker_bps * 1e-4
     state.symbols[s].used += qty
     execute(s, t, side * qty, price, fee, qty * mid * half * 1e-4, qty * mid * impact * 1e-4, _TAKER, state, log)
+
+
+@compiled(inline="always")
+def booked(k, s, market):
+    """Whether symbol ``s`` fills against a book in bar ``k``."""
+    return market.book_levels > 0 and market.booked[k, s]
+
+
+@compiled
+def book_taker_fill(k, s, t, mid, side, qty, limit_bps, market, params, state, log):
+    """Take up to ``qty`` from the book of bar ``k`` around the path price ``mid``, no further than
+    ``limit_bps`` beyond the mid (NaN: no limit); returns the quantity filled."""
+    offsets = market.ask_off[k, s] if side > 0.0 else market.bid_off[k, s]
+    sizes = market.ask_sz[k, s] if side > 0.0 else market.bid_sz[k, s]
+    sym = state.symbols[s]
+    filled, average, taken = walk(offsets, sizes, qty, sym.used, limit_bps, True)
+    if filled <= 0.0:
+        return 0.0
+    touch = average
+    for i in range(offsets.shape[0]):
+        if sizes[i] > 0.0 and offsets[i] == offsets[i]:
+            touch = offsets[i]
+            break
+    venue = params.venue
+    spread_bps = touch if venue.half_spread > 0.0 else 0.0
+    impact = average - touch if venue.impact else 0.0
+    price = mid * (1.0 + side * (spread_bps + impact) * 1e-4)
+    fee = filled * price * venue.taker_bps * 1e-4
+    sym.used += filled
+    execute(s, t, side * filled, price, fee, filled * mid * spread_bps * 1e-4, filled * mid * impact * 1e-4,
+            -float(taken), state, log)  # fmt: skip
+    return filled
+
+
+@compiled
+def book_limit_arrival(k, s, t, frac, mid, side, avail, market, params, state, log):
+    """A limit order arriving against a book: its marketable part walks the book up to the limit; else
+    it rests behind the size at or better than its limit and fills from the volume that trades after
+    the path touches it. Returns (time, fraction of the bar) of its fill, or (-1, ``frac``)."""
+    order = state.orders[s]
+    ts, bar_ns = market.ts, market.bar_ns
+    limit_bps = side * (order.price / mid - 1.0) * 1e4  # how far past the mid, on the side it takes from
+    if book_taker_fill(k, s, t, mid, side, avail, limit_bps, market, params, state, log) > 0.0:
+        return t, frac
+    own_off = market.bid_off[k, s] if side > 0.0 else market.ask_off[k, s]
+    own_sz = market.bid_sz[k, s] if side > 0.0 else market.ask_sz[k, s]
+    ahead = 0.0
+    for i in range(own_off.shape[0]):
+        if own_off[i] == own_off[i] and own_off[i] <= -limit_bps:  # priced at or better than the limit
+            ahead += own_sz[i]
+    order.queue = ahead
+    o, h, lo, c = market.open[k, s], market.high[k, s], market.low[k, s], market.close[k, s]
+    touch = first_touch(o, h, lo, c, frac, order.price, side > 0.0)
+    if touch < 0.0:
+        return -1, frac
+    qty, left = queue_fill(order.queue, market.volume[k, s] * (1.0 - touch), avail)
+    order.queue = left
+    if qty <= 0.0:
+        return -1, frac
+    fill_t = max(ts[k] + int(touch * bar_ns), t)
+    maker_fill(s, fill_t, order.price, side, qty, params, state, log)
+    return fill_t, touch
 
 
 @compiled
