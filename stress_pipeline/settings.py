@@ -58,6 +58,11 @@ class Settings:
         return self.data_dir / "stress_packs"
 
     @property
+    def sweeps_dir(self) -> Path:
+        """Sweep specs (data/sweeps/*.yaml)."""
+        return self.data_dir / "sweeps"
+
+    @property
     def symbols_file(self) -> Path:
         return self.data_dir / "symbols.yaml"
 

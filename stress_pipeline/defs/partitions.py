@@ -25,5 +25,11 @@ SCENARIOS_PARTITIONS_NAME = "scenarios"
 # the set in sync with the stress packs on disk.
 scenarios_partitions = dg.DynamicPartitionsDefinition(name=SCENARIOS_PARTITIONS_NAME)
 
+SWEEP_POINTS_PARTITIONS_NAME = "sweep_points"
+
+# One partition per sweep point (``<sweep>__<hash8>``, see stress_pipeline.sweeps.spec); sweep_points keeps
+# the set in sync with the sweep specs on disk.
+sweep_points_partitions = dg.DynamicPartitionsDefinition(name=SWEEP_POINTS_PARTITIONS_NAME)
+
 # One partition per operational drill of stress_pipeline.drills.registry.
 drills_partitions = dg.StaticPartitionsDefinition(list(DRILLS))
