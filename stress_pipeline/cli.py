@@ -25,7 +25,7 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Bench suites in their own module ``stress_pipeline.bench.<suite>``, each with ``main(args) -> exit code``
 #: (``args.settings``: the settings, read here).
-BENCH_MODULES: tuple[str, ...] = ("decisions", "faults", "ingest", "alerts", "lite")
+BENCH_MODULES: tuple[str, ...] = ("decisions", "faults", "ingest", "alerts", "lite", "book")
 #: Modules adding top-level commands: each has ``register(commands)`` (the argparse subparsers), and
 #: its commands set ``handler``; they import heavy modules inside the handler, like the commands here. A command
 #: that sets the default ``settings=True`` gets the settings (read here) in ``args.settings``.

@@ -117,3 +117,45 @@ def replay(ts: np.ndarray, side: np.ndarray, level: np.ndarray, price: np.ndarra
         px[:, t, :] = cur_px
         sz[:, t, :] = cur_sz
     return out_ts, px[0], sz[0], px[1], sz[1]
+
+
+@njit(cache=True)
+def replay_walk(ts: np.ndarray, side: np.ndarray, level: np.ndarray, price: np.ndarray, size: np.ndarray,
+                snapshot: np.ndarray, levels: int, qty: float):  # fmt: skip
+    """Replay level rows (as :func:`replay`) and, each time the rows of a time are in, walk a market buy
+    of ``qty`` up the asks and a market sell down the bids of the book at that time. Returns (books,
+    quantity bought, notional bought, quantity sold, notional sold, levels taken): what
+    ``stress-pipeline bench book`` times per row (one row = one book update)."""
+    n = ts.shape[0]
+    cur_px = np.full((2, levels), np.nan)
+    cur_sz = np.zeros((2, levels))
+    last_cleared_t = np.full(2, -1, dtype=np.int64)
+    t = -1
+    books = 0
+    bought = bought_value = sold = sold_value = 0.0
+    taken_total = 0
+    for i in range(n):
+        if i == 0 or ts[i] != ts[i - 1]:
+            t += 1
+        s = side[i]
+        if snapshot[i] and last_cleared_t[s] != t:
+            cur_px[s, :] = np.nan
+            cur_sz[s, :] = 0.0
+            last_cleared_t[s] = t
+        lv = level[i]
+        if lv < levels:
+            cur_px[s, lv] = price[i]
+            cur_sz[s, lv] = size[i]
+        if i == n - 1 or ts[i + 1] != ts[i]:
+            books += 1
+            filled, average, taken = walk(cur_px[1], cur_sz[1], qty, 0.0, math.nan, True)
+            if filled > 0.0:
+                bought += filled
+                bought_value += filled * average
+            taken_total += taken
+            filled, average, taken = walk(cur_px[0], cur_sz[0], qty, 0.0, math.nan, False)
+            if filled > 0.0:
+                sold += filled
+                sold_value += filled * average
+            taken_total += taken
+    return books, bought, bought_value, sold, sold_value, taken_total
