@@ -212,6 +212,27 @@ def test_the_book_is_read_from_redis_and_bad_books_are_named(servers, tmp_path: 
 
 
 @pytest.mark.services
+def test_a_cme_micro_book_is_shocked_with_its_contract_multipliers(servers) -> None:
+    _home, urls = servers
+    client, ns = redis_client(urls.redis_url), f"lite-{uuid.uuid4().hex[:8]}"
+    config = lite_config(ROOT / "data", run_id="futures", namespace=ns, symbol_set_name="cme_micro",
+                         scenario="flash_crash_lite cme micro")  # fmt: skip
+    assert config.symbols == ("MES", "MNQ", "M2K") and config.multipliers == (5.0, 2.0, 5.0)
+    micro = load_bars(sorted((ROOT / "data" / "bars").glob("M*-1m-2024-03.csv.gz")))
+    market = market_reference(micro, config.symbols, lookback_bars=600)
+    hot = _seed(urls, "futures", ns, {"MES": "2", "MNQ": "-1", "M2K": "3"}, "100000")
+    try:
+        result = run_lite(client, config, market)
+        contracts = np.array([2.0, -1.0, 3.0])
+        assert np.allclose(result.exposure, contracts * market.price * np.array([5.0, 2.0, 5.0]), rtol=1e-12)
+        one_point = evaluate(contracts, 100_000.0, market, config.shock, config.thresholds)  # multiplier 1
+        assert result.gross_exposure > 2 * one_point.gross_exposure and result.exercised
+        assert result.drawdown_pct > one_point.drawdown_pct > 0
+    finally:
+        hot.clear()
+
+
+@pytest.mark.services
 def test_a_breach_sets_the_switch_pages_once_per_hour_and_is_recorded(servers, tmp_path: Path) -> None:
     home, urls = servers
     client, ns, set_name = redis_client(urls.redis_url), f"lite-{uuid.uuid4().hex[:8]}", f"set_{uuid.uuid4().hex[:8]}"
@@ -383,7 +404,7 @@ def _store_market_bars(home: Path) -> None:
 
 def _bars(days: int) -> pd.DataFrame:
     """The last ``days`` days of the shipped March bars of the three symbols."""
-    bars = load_bars(sorted((ROOT / "data" / "bars").glob("*-2024-03.csv.gz")))
+    bars = load_bars(sorted(p for s in SYMBOLS for p in (ROOT / "data" / "bars").glob(f"{s}-*-2024-03.csv.gz")))
     start = bars["ts"].max() - pd.Timedelta(days=days) + pd.Timedelta(minutes=1)
     return bars[bars["ts"] >= start].reset_index(drop=True)
 

@@ -13,7 +13,7 @@ from stress_pipeline.scenarios.catalog import build_catalog, find_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKS = ROOT / "data" / "stress_packs"
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "NVDA", "SPY", "MES", "MNQ", "M2K")
 
 GOOD = """
 scenarios:

@@ -92,7 +92,9 @@ class LiteThresholds:
 
 @dataclass(frozen=True)
 class LiteMarket:
-    """Per symbol: the last price and spread, and the reference window of one-bar returns (bars x symbols)."""
+    """Per symbol: the last price and spread, and the reference window of one-bar returns (bars x symbols).
+    ``multiplier``: the contract multiplier (value of one point per contract: 5 for MES; None: 1 each), so a
+    futures book's exposure is quantity x price x multiplier."""
 
     symbols: tuple[str, ...]
     price: np.ndarray
@@ -100,9 +102,16 @@ class LiteMarket:
     returns: np.ndarray
     bar_s: float
     as_of: pd.Timestamp | None = None
+    multiplier: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.symbols)
+        if self.multiplier is None:
+            object.__setattr__(self, "multiplier", np.ones(n))
+        multiplier = np.asarray(self.multiplier, dtype=np.float64)
+        if multiplier.shape != (n,) or not (np.isfinite(multiplier) & (multiplier > 0)).all():
+            raise LiteInputError(f"market: contract multipliers must be {n} finite numbers > 0, got {multiplier!r}")
+        object.__setattr__(self, "multiplier", multiplier)
         if self.price.shape != (n,) or self.spread_bps.shape != (n,) or self.returns.ndim != 2 or \
                 self.returns.shape[1] != n:  # fmt: skip
             raise LiteInputError(f"market: shapes do not match {n} symbols (price {self.price.shape}, spread "
@@ -129,7 +138,7 @@ class LiteMarket:
                                  f"{', '.join(self.symbols) or 'none'})")  # fmt: skip
         at = np.array([index[s] for s in symbols], dtype=np.int64)
         return LiteMarket(tuple(symbols), self.price[at], self.spread_bps[at], self.returns[:, at], self.bar_s,
-                          self.as_of)  # fmt: skip
+                          self.as_of, self.multiplier[at])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,7 @@ def evaluate(
     factor = 1.0 + shock.price_shock_pct * decay  # (T,)
     spread_mult = np.where(t_ns < duration_ns, shock.spread_mult, 1.0)  # (T,)
 
-    exposure = qty * market.price
+    exposure = qty * market.price * market.multiplier
     half_spread = market.spread_bps * 0.5e-4
     gross = np.abs(exposure)
     equity_before = float(cash + exposure.sum() - (gross * half_spread).sum())
@@ -242,10 +251,12 @@ def evaluate(
 
 
 def market_reference(
-    bars: pd.DataFrame, symbols: Sequence[str], *, lookback_bars: int = DEFAULT_LOOKBACK_BARS
+    bars: pd.DataFrame, symbols: Sequence[str], *, lookback_bars: int = DEFAULT_LOOKBACK_BARS,
+    multipliers: Sequence[float] | None = None,
 ) -> LiteMarket:
     """The market of ``symbols`` from canonical bars: the last close and spread, and the one-bar returns of
-    the last ``lookback_bars`` bars all symbols share (a bar one symbol lacks is left out for all)."""
+    the last ``lookback_bars`` bars all symbols share (a bar one symbol lacks is left out for all);
+    ``multipliers``: each symbol's contract multiplier (None: 1)."""
     if lookback_bars < 2:
         raise LiteInputError(f"lookback_bars must be >= 2, got {lookback_bars}")
     symbols = tuple(symbols)
@@ -265,4 +276,5 @@ def market_reference(
     return LiteMarket(
         symbols=symbols, price=values[-1].copy(), spread_bps=spread.loc[close.index[-1]].to_numpy(dtype=np.float64),
         returns=values[1:] / values[:-1] - 1.0, bar_s=bar_interval_ns(ts) / 1e9, as_of=close.index[-1],
+        multiplier=None if multipliers is None else np.asarray(multipliers, dtype=np.float64),
     )  # fmt: skip

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import redis
 
@@ -45,6 +46,7 @@ from stress_pipeline.lite.killswitch import (
     trip,
 )
 from stress_pipeline.lite.symbol_sets import symbol_set, symbol_sets_path
+from stress_pipeline.market.symbols import symbol_market
 from stress_pipeline.monitoring.alerts import dedup_key, trigger
 from stress_pipeline.monitoring.delivery import AlertSender
 from stress_pipeline.scenarios.model import FlashCrashLiteParams
@@ -71,6 +73,7 @@ class LiteConfig:
     thresholds: LiteThresholds
     namespace: str = DEFAULT_NAMESPACE
     var_horizon_s: float = DEFAULT_VAR_HORIZON_S
+    multipliers: tuple[float, ...] = ()  # contract multipliers of ``symbols`` (symbols.yaml); (): 1 each
 
     @property
     def keys(self) -> HotStateKeys:
@@ -88,8 +91,11 @@ def lite_config(
     symbols = symbol_set(symbol_sets_path(data_dir), symbol_set_name)
     found, path = find_lite_scenario(data_dir / "stress_packs", scenario)
     thresholds = LiteThresholds.from_expect(found.expect, f"{path}: scenario {found.name}")
+    symbols_file = data_dir / "symbols.yaml"
+    multipliers = tuple(symbol_market(symbols_file, s).contract_multiplier for s in symbols) if symbols_file.exists() \
+        else ()  # fmt: skip
     return LiteConfig(run_id, symbol_set_name, symbols, found.name, found.parameters, thresholds, namespace,
-                      float(var_horizon_s))  # fmt: skip
+                      float(var_horizon_s), multipliers)  # fmt: skip
 
 
 def find_lite_scenario(packs_dir: Path, name: str):
@@ -115,8 +121,11 @@ def find_lite_scenario(packs_dir: Path, name: str):
 def run_lite(client: redis.Redis, config: LiteConfig, market: LiteMarket, *, now: datetime | None = None) -> LiteResult:
     """Read the live book of ``config`` from Redis and evaluate the shock on it (``market``: the set's prices)."""
     book = read_book(client, config.run_id, config.symbols, namespace=config.namespace, symbol_set=config.symbol_set)
+    market = market.aligned(config.symbols)
+    if config.multipliers:  # a futures book: exposure is quantity x price x the contract multiplier
+        market = replace(market, multiplier=np.asarray(config.multipliers, dtype=np.float64))
     result = evaluate(
-        book.qty, book.cash, market.aligned(config.symbols), config.shock, config.thresholds,
+        book.qty, book.cash, market, config.shock, config.thresholds,
         symbol_set=config.symbol_set, scenario=config.scenario, var_horizon_s=config.var_horizon_s,
     )  # fmt: skip
     source = {"run_id": config.run_id, "namespace": config.namespace, "kill_switch_was_on": book.kill_switch,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
 from stress_pipeline.scenarios.arrays import BarArrays
+from stress_pipeline.scenarios.exchange_rules import apply_rules
 from stress_pipeline.scenarios.lengths import in_bars
 from stress_pipeline.scenarios.result import StressResult
 from stress_pipeline.scenarios.transforms import load_all
@@ -44,13 +47,20 @@ def run_scenario(scenario, bars: pd.DataFrame | BarArrays, calendar: str | None 
 
     ``calendar`` (``24/7``, ``XNYS``...; None: 24/7) is the market's: lengths given in time
     (``duration_bars: 15min``, ``horizon_bars: 3d``) become bars of the data's interval, a day being
-    one regular session (scenarios/lengths.py).
+    one regular session (scenarios/lengths.py). The scenario's ``exchange_rules`` (LULD bands, circuit
+    breakers: scenarios/exchange_rules.py) are laid on the transform's bars; what they did is in
+    ``result.rules``.
     """
     arrays = bars if isinstance(bars, BarArrays) else BarArrays.from_frame(bars)
     selected = select_symbols(arrays, scenario.symbols)
-    scenario = in_bars(scenario, bar_interval_ns(selected), calendar, selected.ts)
+    interval = bar_interval_ns(selected)
+    scenario = in_bars(scenario, interval, calendar, selected.ts)
     transform = load_all()[scenario.type]
-    return transform(scenario, selected, np.arange(len(scenario.symbols)))
+    result = transform(scenario, selected, np.arange(len(scenario.symbols)))
+    if scenario.exchange_rules is not None:
+        result, report = apply_rules(result, scenario.exchange_rules, interval, scenario.name)
+        result = replace(result, rules=report.record())
+    return result
 
 
 def apply_scenario(scenario, bars: pd.DataFrame, calendar: str | None = None) -> pd.DataFrame:

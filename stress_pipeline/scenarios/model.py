@@ -141,6 +141,36 @@ class TradingHaltParams(_Strict):
     gap_pct: float = Field(gt=-1, le=10)
 
 
+class OpeningGapParams(_Strict):
+    """An overnight shock: a session opens ``gap_pct`` away from the prior close (the level persists);
+    volume and spread surge at the open and fade over ``duration_bars``."""
+
+    gap_pct: float = Field(gt=-1, le=10)
+    duration_bars: Bars1To100k = "30min"
+    volume_mult: float = Field(default=3.0, ge=1, le=1_000)
+    spread_mult: float = Field(default=3.0, ge=1, le=1_000)
+
+    @field_validator("gap_pct")
+    @classmethod
+    def _non_zero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("must not be 0")
+        return value
+
+
+class ExchangeRules(_Strict):
+    """US venue rules laid on a scenario's bars (scenarios/exchange_rules.py): limit-up/limit-down bands
+    of tier 1 (5%) or 2 (10%), and market-wide circuit breakers (7/13/20%) on the index symbol."""
+
+    luld_tier: Literal[1, 2] | None = None
+    circuit_breaker_index: str | None = None
+
+    @field_validator("circuit_breaker_index")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return None if value is None else value.upper()
+
+
 class HistoricalReplayParams(_Strict):
     """A named window of the ingested data, unchanged."""
 
@@ -234,6 +264,7 @@ class _ScenarioBase(_Strict):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     expect: dict[str, ScalarValue] = Field(default_factory=dict)
     faults: tuple[FaultSpec, ...] = ()
+    exchange_rules: ExchangeRules | None = None
 
     @field_validator("name")
     @classmethod
@@ -259,6 +290,9 @@ class _ScenarioBase(_Strict):
     def _anchor_needs_a_shock(self) -> _ScenarioBase:
         if self.window is not None and self.window.at is not None and self.type in UNANCHORED_TYPES:
             raise ValueError(f"window.at: a {self.type} scenario has no shock to place on the book")
+        index = self.exchange_rules.circuit_breaker_index if self.exchange_rules else None
+        if index is not None and index not in self.symbols:
+            raise ValueError(f"exchange_rules.circuit_breaker_index: {index} is not one of the scenario's symbols")
         return self
 
     @property
@@ -333,6 +367,11 @@ class TradingHaltScenario(_ScenarioBase):
     parameters: TradingHaltParams
 
 
+class OpeningGapScenario(_ScenarioBase):
+    type: Literal["opening_gap"]
+    parameters: OpeningGapParams
+
+
 class HistoricalReplayScenario(_ScenarioBase):
     type: Literal["historical_replay"]
     parameters: HistoricalReplayParams
@@ -372,6 +411,7 @@ Scenario = Annotated[
     | MixedCustomScenario
     | CorrelationCascadeScenario
     | TradingHaltScenario
+    | OpeningGapScenario
     | HistoricalReplayScenario
     | MonteCarloScenario
     | EpisodeReplicaScenario
@@ -390,6 +430,7 @@ SCENARIO_TYPES: tuple[str, ...] = (
     "mixed_custom",
     "correlation_cascade",
     "trading_halt",
+    "opening_gap",
     "historical_replay",
     "monte_carlo",
     "episode_replica",

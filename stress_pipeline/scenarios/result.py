@@ -16,6 +16,7 @@ class StressResult:
     level. ``expected_drop`` holds the drop (0.30 for -30%) the transform promises for a symbol, as
     measured by ``drop_measure`` ("pre_close_to_low" by default, "high_to_low" for episode replicas,
     "gap_open" for trading halts); the ``stressed_bars_invariants`` check compares it with the bars.
+    ``rules`` records what the scenario's exchange rules did (LULD pauses, circuit-breaker halts).
     """
 
     bars: BarArrays
@@ -23,3 +24,4 @@ class StressResult:
     pre_shock_ns: dict[str, int] = field(default_factory=dict)
     expected_drop: dict[str, float] = field(default_factory=dict)
     drop_measure: str = "pre_close_to_low"
+    rules: dict[str, object] = field(default_factory=dict)

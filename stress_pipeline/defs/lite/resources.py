@@ -17,6 +17,7 @@ ENV_VARIABLES = {
     "run_id": "STRESS_LIVE_RUN_ID",
     "namespace": "STRESS_LIVE_NAMESPACE",
     "symbol_set": "STRESS_LITE_SYMBOL_SET",
+    "scenario": "STRESS_LITE_SCENARIO",
 }
 
 
@@ -27,7 +28,9 @@ class LiteResource(dg.ConfigurableResource):
     namespace: str = Field(default=DEFAULT_NAMESPACE, description="STRESS_LIVE_NAMESPACE: its hot-state namespace")
     symbol_set: str = Field(default=DEFAULT_SYMBOL_SET,
                             description="STRESS_LITE_SYMBOL_SET: a set of data/symbol_sets.yaml")  # fmt: skip
-    scenario: str = Field(default=DEFAULT_SCENARIO, description="a flash_crash_lite scenario of the stress packs")
+    scenario: str = Field(
+        default=DEFAULT_SCENARIO, description="STRESS_LITE_SCENARIO: a flash_crash_lite scenario of the stress packs"
+    )
     lookback_bars: int = Field(default=DEFAULT_LOOKBACK_BARS, description="bars of returns behind the normal VaR")
     var_horizon_s: float = Field(default=DEFAULT_VAR_HORIZON_S, description="the normal VaR's horizon, seconds")
 

@@ -173,7 +173,9 @@ def _invariant_metadata(report: InvariantReport) -> dict[str, object]:
 
 def _metadata(run: StressRun) -> dict[str, object]:
     stats = run.stats
+    rules = {"exchange_rules": dg.MetadataValue.json(run.result.rules)} if run.result.rules else {}
     return {
+        **rules,
         "scenario": dg.MetadataValue.text(run.scenario.name),
         "type": dg.MetadataValue.text(run.scenario.type),
         "rows": dg.MetadataValue.int(len(run.stressed)),

@@ -19,6 +19,7 @@ the bar before the window, and ``expected_drop`` the promised drop by ``drop_mea
   that symbol the promise is the larger drop the bars show, and the transform does not fail.
 * ``correlation_cascade``: ``drop_pct`` for the leader, ``drop_pct * correlation`` for each follower.
 * ``trading_halt``: ``-gap_pct`` by ``gap_open`` (1 - reopening open / last close before the halt).
+* ``opening_gap``: ``-gap_pct`` by ``gap_open`` (1 - the session's open / the prior session's close).
 * ``episode_replica``: the target per symbol by its measure (``high_to_low``, or ``pre_close_to_low`` for
   ``prior_close_to_low``, the same measure under the name the results use).
 * ``mixed_custom``: ``flash_crash_drop_pct`` when set.
@@ -37,6 +38,7 @@ the bar before the window, and ``expected_drop`` the promised drop by ``drop_mea
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from stress_pipeline.scenarios.arrays import PRICE_FIELDS, BarArrays
 from stress_pipeline.scenarios.model import LiquidityDropParams
@@ -69,6 +71,7 @@ __all__ = [
     "lay_crash",
     "lay_volatility",
     "mixed_custom",
+    "opening_gap",
     "trading_halt",
     "volatility_spike",
 ]
@@ -223,6 +226,61 @@ def trading_halt(scenario, bars: BarArrays, segments: np.ndarray) -> StressResul
     arrays["high"][resume] = np.maximum(arrays["high"][resume], reopen)
     arrays["low"][resume] = np.minimum(arrays["low"][resume], reopen)
     windows = np.column_stack([starts, resume])
+    return _result(
+        bars.replace(**arrays), bars, segments, windows, np.full(len(segments), -p.gap_pct), measure="gap_open"
+    )
+
+
+@register("opening_gap")
+def opening_gap(scenario, bars: BarArrays, segments: np.ndarray) -> StressResult:
+    """An overnight shock: a session opens exactly ``gap_pct`` away from the prior session's close.
+
+    The session is the first one opening at or after ``window.start``, the one at ``window.offset_bars``,
+    or one drawn from the seed among the session opens of the first symbol's bars (a bar after a break:
+    a step over 1.5 intervals). Every symbol gaps at that open: its open bar and every later bar are
+    multiplied by ``P0 * (1 + gap_pct) / open`` (a level that persists: the news is priced in), and
+    volume and spread are multiplied by ``volume_mult`` and ``spread_mult`` at the open, fading
+    linearly to 1 over ``duration_bars``. Bars of a 24/7 market have no session open: an error.
+    """
+    p = scenario.parameters
+    interval = bar_interval_ns(bars)
+    first = bars.segment(int(segments[0]))
+    ts = bars.ts[first]
+    opens = np.flatnonzero(np.diff(ts) > 1.5 * interval) + 1  # rows (in the first symbol) that open a session
+    if not len(opens):
+        raise WindowError(
+            f"scenario '{scenario.name}': the bars of {bars.symbols[segments[0]]} hold no session open (no overnight "
+            "break): an opening gap needs an exchange's session bars; for a 24/7 market use trading_halt"
+        )
+    window = scenario.window
+    if window is not None and window.start is not None:
+        target = pd.Timestamp(window.start)
+        target = (target.tz_localize("UTC") if target.tzinfo is None else target.tz_convert("UTC")).value
+        later = opens[ts[opens] >= target]
+        if not len(later):
+            raise WindowError(f"scenario '{scenario.name}': no session opens at or after {window.start}")
+        row = int(later[0])
+    elif window is not None and window.offset_bars is not None:
+        row = int(window.offset_bars)
+    else:
+        fits = opens[opens + int(p.duration_bars) <= len(ts)]
+        row = int(np.random.default_rng(scenario.seed).choice(fits if len(fits) else opens))
+    resume = _rows_at(bars, segments, np.full(len(segments), ts[row]))
+    _require_fit(scenario, bars, segments, resume, 1)
+    arrays = copy_prices(bars, "volume", "spread_bps")
+    last_close = bars.close[resume - 1]
+    reopen = last_close * (1.0 + p.gap_pct)
+    shift_tail(arrays, bars.offsets, segments, resume, reopen / bars.open[resume])
+    arrays["open"][resume] = reopen  # exact, whatever the rounding of the shift
+    arrays["high"][resume] = np.maximum(arrays["high"][resume], reopen)
+    arrays["low"][resume] = np.minimum(arrays["low"][resume], reopen)
+    width = np.minimum(int(p.duration_bars), bars.offsets[segments + 1] - resume)
+    rows = ragged_rows(resume, width)
+    fade = np.concatenate([1.0 - np.arange(n) / n for n in width.tolist()])  # 1 at the open, towards 0
+    arrays["volume"][rows] *= 1.0 + (p.volume_mult - 1.0) * fade
+    arrays["spread_bps"][rows] *= 1.0 + (p.spread_mult - 1.0) * fade
+    arrays["stressed"][rows] = True
+    windows = np.column_stack([resume, resume + width - 1])
     return _result(
         bars.replace(**arrays), bars, segments, windows, np.full(len(segments), -p.gap_pct), measure="gap_open"
     )
