@@ -124,3 +124,16 @@ def test_paper_run_of_a_depth_collapse_walks_the_collapsing_book():
     fills = paper.events[paper.events.kind == "fill"]
     assert len(fills) > 0
     assert all("levels" in json.loads(d) for d in fills.details if json.loads(d)["liquidity"] == "taker")
+
+
+def test_lengths_in_time_mean_the_same_bars():
+    in_bars = collapse(duration_bars=10, recovery_bars=30)
+    in_time = collapse(duration_bars="10min", recovery_bars="30min")
+    a, b = run_scenario(in_bars, market()), run_scenario(in_time, market())
+    np.testing.assert_array_equal(a.bars.spread_bps, b.bars.spread_bps)
+    stored = b.bars.to_frame()
+    for symbol in SYMBOLS:
+        np.testing.assert_array_equal(scenario_books(in_time, b, levels=3)[symbol].ask_sz,
+                                      scenario_books(in_bars, a, levels=3)[symbol].ask_sz)  # fmt: skip
+        np.testing.assert_array_equal(stressed_books(in_time, stored, levels=3)[symbol].bid_sz,
+                                      scenario_books(in_bars, a, levels=3)[symbol].bid_sz)  # fmt: skip

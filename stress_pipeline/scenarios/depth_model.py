@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stress_pipeline.scenarios.lengths import Bars0To100k, Bars1To100k
+
 
 class DepthCollapseParams(BaseModel):
     """Resting depth x (1 - ``drop_pct``) on ``side`` for ``duration_bars``, then back over ``recovery_bars``."""
@@ -22,6 +24,6 @@ class DepthCollapseParams(BaseModel):
 
     drop_pct: float = Field(gt=0, lt=1)
     side: Literal["both", "bid", "ask"] = "both"
-    duration_bars: int = Field(default=5, ge=1, le=100_000)
-    recovery_bars: int = Field(default=15, ge=0, le=100_000)
+    duration_bars: Bars1To100k = 5  # bars, or a time (15min, 1h: scenarios/lengths.py)
+    recovery_bars: Bars0To100k = 15
     spread_elasticity: float = Field(default=0.5, ge=0, le=2)

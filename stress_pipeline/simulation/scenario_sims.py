@@ -56,7 +56,7 @@ def scenario_lookahead(stressed: pd.DataFrame, config: SimConfig) -> LookaheadRe
 def _run(kind: str, bars: pd.DataFrame, strategy, scenario, config: SimConfig, policy: TradingPolicy) -> SimResult:
     if kind == "backtest":
         return run_backtest(bars, strategy, config, scenario_name=scenario.name)
-    books = stressed_books(scenario, bars) if scenario.type == "depth_collapse" else None  # the rest: bars only
+    books = stressed_books(scenario, bars, calendar=config.calendar) if scenario.type == "depth_collapse" else None
     return run_paper(bars, strategy, config, policy=policy, faults=scenario.faults, scenario_name=scenario.name,
                      books=books)  # fmt: skip
 

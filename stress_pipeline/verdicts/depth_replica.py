@@ -121,7 +121,7 @@ def run_depth_replica(spec: ReplicaSpec | str | Path, bars: pd.DataFrame | None 
     replica = stress_scenario(price, arrays, config.calendar)
     collapsed = run_scenario(depth, replica.stressed, config.calendar)
     books = scenario_books(depth, collapsed, levels=spec.book.levels, impact_k=spec.book.impact_k,
-                           noise=spec.book.noise)  # fmt: skip
+                           noise=spec.book.noise, calendar=config.calendar)  # fmt: skip
     stressed = collapsed.bars.to_frame()
     paper = run_paper(stressed, resolve_strategy(None, config), config, policy=policy, scenario_name=price.name,
                       books=books)  # fmt: skip
