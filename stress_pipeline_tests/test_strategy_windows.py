@@ -74,12 +74,19 @@ def test_a_day_on_equity_minute_bars_is_one_regular_session():
 
 def test_daily_equity_bars_trade_with_windows_in_sessions_and_refuse_windows_under_a_bar():
     bars = generate_bars(["NVDA", "SPY"], start="2021-01-04", days=800, interval="1d", calendar="XNYS")
-    config = SimConfig(calendar="XNYS", strategy_params={"fast": "10d", "slow": "50d", "band": 0.0})
-    result = run_backtest(bars, "trend", config)
-    assert result.metrics["total_trades"] > 0
+    panel, _ = prepare_panel(bars)
+    # Unset windows take the daily defaults on daily bars: 10 and 50 sessions, the turtles' 20 / 10.
+    assert at_interval(TrendStrategy(), panel, "XNYS") == TrendStrategy(fast=10, slow=50)
+    turtles = get_strategy("breakout", entry_window=20, exit_window=10)
+    assert at_interval(get_strategy("breakout"), panel, "XNYS") == turtles
+    assert at_interval(get_strategy("mean_reversion"), panel, "XNYS").window == 20
+    default = run_backtest(bars, "trend", SimConfig(calendar="XNYS"))
+    two_weeks = run_backtest(bars, "trend", SimConfig(calendar="XNYS", strategy_params={"fast": "2w", "slow": 50}))
+    assert default.metrics["total_trades"] == two_weeks.metrics["total_trades"] > 0  # 2w = 10 sessions
+    assert default.metrics["total_pnl"] == two_weeks.metrics["total_pnl"]
     under = r"strategy 'trend': fast=4h: 4h is shorter than one bar of the data \(1d\)"
     with pytest.raises(StrategyWindowError, match=under):
-        run_backtest(bars, "trend", SimConfig(calendar="XNYS"))
+        run_backtest(bars, "trend", SimConfig(calendar="XNYS", strategy_params={"fast": "4h"}))
 
 
 def test_a_strategy_that_cannot_warm_up_is_an_error_naming_strategy_window_and_span():

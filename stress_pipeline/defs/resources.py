@@ -46,6 +46,8 @@ ENV_VARIABLES = {
     "postgres_url": "STRESS_POSTGRES_URL",
     "redis_url": "STRESS_REDIS_URL",
     "decider": "STRESS_DECIDER",
+    "strategy": "STRESS_STRATEGY",
+    "policy": "STRESS_POLICY",
 }
 
 
@@ -70,9 +72,12 @@ class StressResource(dg.ConfigurableResource):
     buffer_max_bytes: int = Field(
         default=DEFAULT_BUFFER_MAX_BYTES, description="STRESS_BUFFER_MAX_BYTES: cap of each disk buffer"
     )
-    strategy: str = Field(default=_SIM_DEFAULTS.strategy, description="trend | mean_reversion | breakout | pkg.mod:fn")
+    strategy: str = Field(
+        default=_SIM_DEFAULTS.strategy, description="STRESS_STRATEGY: trend | mean_reversion | breakout | pkg.mod:fn"
+    )
     strategy_params: dict[str, Any] = Field(
-        default_factory=dict, description="the strategy's parameters; windows in bars (240) or time (4h, 1d)"
+        default_factory=dict,
+        description="STRESS_STRATEGY_PARAMS: the strategy's parameters; windows in bars (240) or time (4h, 1d)",
     )
     initial_capital: float = Field(default=_SIM_DEFAULTS.initial_capital, description="starting equity")
     position_scale: float = Field(default=_SIM_DEFAULTS.position_scale, description="weight x scale = allocation")
@@ -80,7 +85,9 @@ class StressResource(dg.ConfigurableResource):
         default=None, description="trading calendar of the metrics' annualisation: 24/7, XNYS, CMES...; unset: the "
         "calendar the run's symbols share in symbols.yaml, else inferred from the bars"
     )  # fmt: skip
-    policy: str = Field(default="default", description="a policy name under data/policies, or a YAML path")
+    policy: str = Field(
+        default="default", description="STRESS_POLICY: a policy name under data/policies, or a YAML path"
+    )
     decider: str = Field(
         default="", description="STRESS_DECIDER: the decision function or risk governor the decision flood and the "
         "drills call, pkg.mod:callable; empty: the risk stack with its state in Redis"
@@ -135,7 +142,7 @@ def stress_resource_from_env(**overrides: object) -> StressResource:
     """The resource with every set variable of ENV_VARIABLES bound through ``dg.EnvVar``.
 
     STRESS_MAX_GAP_RATIO, STRESS_MAX_FILE_BYTES, STRESS_SCENARIO_MEMORY_BYTES, STRESS_OUTAGE_BUDGET_S and
-    STRESS_BUFFER_MAX_BYTES are numbers, which
+    STRESS_BUFFER_MAX_BYTES are numbers and STRESS_STRATEGY_PARAMS a mapping, which
     ``dg.EnvVar`` cannot carry: their values are read (and validated) here, when the definitions load.
     """
     bound: dict[str, object] = {field: dg.EnvVar(name) for field, name in ENV_VARIABLES.items() if os.environ.get(name)}
@@ -145,7 +152,25 @@ def stress_resource_from_env(**overrides: object) -> StressResource:
     bound["scenario_memory_bytes"] = settings.scenario_memory_bytes
     bound["outage_budget_s"] = settings.outage_budget_s
     bound["buffer_max_bytes"] = settings.buffer_max_bytes
+    if os.environ.get("STRESS_STRATEGY_PARAMS"):
+        bound["strategy_params"] = strategy_params_from_text(os.environ["STRESS_STRATEGY_PARAMS"])
     return StressResource(**{**bound, **overrides})
+
+
+def strategy_params_from_text(text: str) -> dict[str, Any]:
+    """STRESS_STRATEGY_PARAMS as a mapping: YAML or JSON, ``{fast: 10d, slow: 50d}``; anything else is an
+    error naming the variable."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"STRESS_STRATEGY_PARAMS: not YAML or JSON ({err.__class__.__name__}): {text!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value) or \
+            not all(isinstance(v, str | int | float | bool) for v in value.values()):  # fmt: skip
+        raise ValueError(f"STRESS_STRATEGY_PARAMS: expected a mapping of names to values such as {{fast: 10d, slow: "
+                         f"50d}}, got {text!r}")  # fmt: skip
+    return value
 
 
 def default_resources() -> dict[str, object]:

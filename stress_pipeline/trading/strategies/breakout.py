@@ -13,6 +13,7 @@ the shipped 90 days of 1-minute bars.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -25,12 +26,14 @@ from stress_pipeline.trading.strategies.windows import at_interval, check_window
 class BreakoutStrategy(PanelStrategy):
     """Donchian channel breakout with a shorter exit channel."""
 
-    entry_window: int | str = "1d"  # the entry channel: bars, or trading time (one day)
-    exit_window: int | str = "0.5d"  # the exit channel: half a trading day (720 bars of 1-minute crypto)
+    entry_window: int | str | None = None  # the entry channel: bars or trading time; None: 1d, or 20d on daily bars
+    exit_window: int | str | None = None  # the exit channel; None: 0.5d (720 bars of 1-minute crypto), or 10d
     long_only: bool = False  # True: ignore the short entries
 
     name = "breakout"
     windows = ("entry_window", "exit_window")
+    intraday_windows: ClassVar[dict[str, str]] = {"entry_window": "1d", "exit_window": "0.5d"}
+    daily_windows: ClassVar[dict[str, str]] = {"entry_window": "20d", "exit_window": "10d"}  # the turtles' 20 / 10 days
 
     def __post_init__(self) -> None:
         check_window_specs(self)

@@ -14,6 +14,7 @@ fires many times a day; these give 48 to 54 closed round trips per symbol on the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -26,13 +27,15 @@ from stress_pipeline.trading.strategies.windows import at_interval, check_window
 class MeanReversionStrategy(PanelStrategy):
     """Z-score fade with an exit band."""
 
-    window: int | str = "1d"  # the rolling mean and standard deviation: bars, or trading time (one day)
+    window: int | str | None = None  # rolling mean and deviation: bars or trading time; None: 1d, or 20d on daily bars
     entry_z: float = 3.0  # enter against the move beyond this |z|
     exit_z: float = 0.5  # exit once |z| is back inside this
     long_only: bool = False  # True: only buy the dips
 
     name = "mean_reversion"
     windows = ("window",)
+    intraday_windows: ClassVar[dict[str, str]] = {"window": "1d"}
+    daily_windows: ClassVar[dict[str, str]] = {"window": "20d"}
 
     def __post_init__(self) -> None:
         check_window_specs(self)

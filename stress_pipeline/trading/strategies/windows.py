@@ -2,9 +2,11 @@
 
 A reference strategy's windows (``TrendStrategy.fast`` / ``slow``, ``MeanReversionStrategy.window``,
 ``BreakoutStrategy.entry_window`` / ``exit_window``) are bar counts (``240``) or trading time
-(``"4h"``, ``"1d"``; :mod:`stress_pipeline.market.durations` holds the units and the rule). The
-defaults are in time, so a trend of 4 h and 1 d is 240 and 1,440 bars on 1-minute crypto, 240 and
-390 bars on 1-minute XNYS bars (a day is a session), and an error on daily bars (4 h is under a bar).
+(``"4h"``, ``"1d"``; :mod:`stress_pipeline.market.durations` holds the units and the rule). A window
+left unset (None) takes the strategy's default for the data: its ``intraday_windows`` on bars under
+a day (trend 4h / 1d: 240 and 1,440 bars on 1-minute crypto, 240 and 390 on 1-minute XNYS bars, a
+day being a session) and its ``daily_windows`` on daily or longer bars (trend 10d / 50d). A window
+given explicitly is used as given: ``4h`` on daily bars is an error (under one bar).
 
 :func:`at_interval` is the conversion the simulations make once, on the whole panel, before they ask
 for weights: it returns the strategy with every window in bars and raises :class:`StrategyWindowError`
@@ -20,7 +22,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from stress_pipeline.market.calendars import CONTINUOUS, bars_per_session, is_continuous
+from stress_pipeline.market.calendars import CONTINUOUS, DAY_NS, bars_per_session, is_continuous
 from stress_pipeline.market.durations import DurationError, format_span, parse_duration, to_bars
 
 
@@ -36,6 +38,8 @@ def window_fields(strategy) -> tuple[str, ...]:
 def check_window_specs(strategy) -> None:
     """Raise :class:`StrategyWindowError` for a window field that is not a bar count or a time."""
     for name in window_fields(strategy):
+        if getattr(strategy, name) is None:
+            continue  # the default for the data's interval
         try:
             parse_duration(getattr(strategy, name))
         except DurationError as exc:
@@ -51,9 +55,10 @@ def at_interval(strategy, panel, calendar: str | None = None, *, check_warmup: b
     names = window_fields(strategy)
     if not names:
         return strategy
-    specs = {name: getattr(strategy, name) for name in names}
     t = int(panel.shape[0])
     interval = max(round(float(panel.bar_seconds) * 1e9), 1)
+    defaults = getattr(strategy, "daily_windows" if interval >= DAY_NS else "intraday_windows", {})
+    specs = {name: defaults[name] if getattr(strategy, name) is None else getattr(strategy, name) for name in names}
     if all(isinstance(v, int) and not isinstance(v, bool) for v in specs.values()):
         bars = dict(specs)
     else:
