@@ -142,3 +142,15 @@ def test_bad_binance_json(tmp_path):
     del raw["bids"]
     with pytest.raises(DepthError, match="field bids: missing list 'bids'"):
         load_depth(_write(tmp_path, "BTCUSDT-d3.json", json.dumps(raw)))
+
+
+def test_interleaved_symbols_are_grouped_and_errors_name_the_files_line(tmp_path):
+    rows = ("2023-10-17T13:30:00Z,NVDA,bid,0,439.0,5\n2023-10-17T13:30:00Z,AAPL,bid,0,178.0,5\n"
+            "2023-10-17T13:30:01Z,NVDA,bid,0,439.1,5\n2023-10-17T13:30:01Z,AAPL,bid,0,-1,5\n")  # fmt: skip
+    path = _write(tmp_path, "depth.csv", HEADER + rows)
+    with pytest.raises(DepthError, match=r"depth.csv: line 5, field price: price must be a finite number > 0"):
+        load_depth(path)
+    path = _write(tmp_path, "depth2.csv", HEADER + rows.replace(",-1,", ",178.5,"))
+    books = dense_books(load_depth(path))
+    assert books["AAPL"].bid_px[:, 0].tolist() == [178.0, 178.5]
+    assert books["NVDA"].bid_px[:, 0].tolist() == [439.0, 439.1]

@@ -6,7 +6,8 @@ One row per book level: ``ts`` timestamp[ns, UTC], ``symbol`` (dictionary codes,
 "update" rows replace one level (price and size; size 0 empties it) and leave the others.
 
 Rules a table must keep (checked by :func:`validate_depth`, each failure naming the row's place in
-the file and the field): sides and kinds from their lists; rows in time order per symbol; within one
+the file and the field): sides and kinds from their lists; rows in time order per symbol (symbols may
+interleave: rows are grouped by symbol, stably, before the checks); within one
 snapshot side, levels 0, 1, 2, ... in order with prices moving away from the touch (bids strictly
 falling, asks strictly rising); sizes finite and >= 0; prices finite and > 0; best bid below best
 ask in each snapshot (a crossed book is an error, never fixed up).
@@ -97,6 +98,12 @@ def conform_depth(frame: pd.DataFrame, source: str = "<table>", locate: Locate =
     if out["ts"].dtype != _TS_DTYPE:
         out["ts"] = pd.to_datetime(out["ts"], utc=True).astype(_TS_DTYPE)
     out["symbol"] = conform_symbols(out["symbol"])
+    codes = out["symbol"].array.codes
+    if len(codes) > 1 and bool(np.any(codes[1:] < codes[:-1])):  # symbols interleaved: group them, stably
+        order = np.argsort(codes, kind="stable")
+        out = out.take(order).reset_index(drop=True)
+        file_locate = locate
+        locate = lambda row: file_locate(int(order[row]))  # noqa: E731 - errors still name the file's row
     for name, allowed in (("side", SIDES), ("kind", KINDS)):
         values = out[name].astype("str")
         bad = ~values.isin(allowed)
