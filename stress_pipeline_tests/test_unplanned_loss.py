@@ -173,7 +173,7 @@ KILLED_RUN = """
 import sys, uuid
 from pathlib import Path
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.scenarios.model import parse_faults
+from stress_pipeline.scenarios.fault_model import parse_faults
 from stress_pipeline.settings import get_settings
 from stress_pipeline.simulation import SimConfig, run_paper
 from stress_pipeline.state.live_run import LiveStateConfig, run_live_state

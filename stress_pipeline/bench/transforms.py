@@ -229,6 +229,7 @@ def bench_scenarios(
         ),
         ("correlation_cascade", {"drop_pct": 0.3, "correlation": 0.8}),
         ("trading_halt", {"halt_minutes": 30, "gap_pct": -0.05}),
+        ("opening_gap", {"gap_pct": -0.05, "duration_bars": 30}),
         ("historical_replay", {"start": first + timedelta(hours=6), "end": first + timedelta(hours=12)}),
         (
             "episode_replica",
@@ -241,7 +242,8 @@ def bench_scenarios(
         ),
     ]
     rows = len(bars.ts)
-    out = [(kind, _scenario(kind, params, bars.symbols), rows) for kind, params in specs]
+    windows = {"opening_gap": {"offset_bars": 600}}  # the bench bars are 24/7: name the reopening bar
+    out = [(kind, _scenario(kind, params, bars.symbols, windows.get(kind)), rows) for kind, params in specs]
     mc_names = bars.symbols[:mc_symbols]
     for method in ("block_bootstrap", "gbm"):
         params = {"n_paths": mc_paths, "horizon_bars": mc_horizon, "method": method, "block_bars": 60}
@@ -250,10 +252,9 @@ def bench_scenarios(
     return out
 
 
-def _scenario(kind: str, parameters: dict, symbols: tuple[str, ...]):
-    return SCENARIO_ADAPTER.validate_python(
-        {"name": f"bench {kind}", "type": kind, "symbols": list(symbols), "seed": 7, "parameters": parameters}
-    )
+def _scenario(kind: str, parameters: dict, symbols: tuple[str, ...], window: dict | None = None):
+    entry = {"name": f"bench {kind}", "type": kind, "symbols": list(symbols), "seed": 7, "parameters": parameters}
+    return SCENARIO_ADAPTER.validate_python(entry if window is None else {**entry, "window": window})
 
 
 def _load_transforms() -> tuple[dict, bool, str]:

@@ -235,24 +235,25 @@ def trading_halt(scenario, bars: BarArrays, segments: np.ndarray) -> StressResul
 def opening_gap(scenario, bars: BarArrays, segments: np.ndarray) -> StressResult:
     """An overnight shock: a session opens exactly ``gap_pct`` away from the prior session's close.
 
-    The session is the first one opening at or after ``window.start``, the one at ``window.offset_bars``,
-    or one drawn from the seed among the session opens of the first symbol's bars (a bar after a break:
-    a step over 1.5 intervals). Every symbol gaps at that open: its open bar and every later bar are
-    multiplied by ``P0 * (1 + gap_pct) / open`` (a level that persists: the news is priced in), and
-    volume and spread are multiplied by ``volume_mult`` and ``spread_mult`` at the open, fading
-    linearly to 1 over ``duration_bars``. Bars of a 24/7 market have no session open: an error.
+    The session is the first one opening at or after ``window.start``, the bar at ``window.offset_bars``
+    (any bar, also of a 24/7 market), or one drawn from the seed among the session opens of the first
+    symbol's bars (a bar after a break: a step over 1.5 intervals). Every symbol gaps at that open: its
+    open bar and every later bar are multiplied by ``P0 * (1 + gap_pct) / open`` (a level that persists:
+    the news is priced in), and volume and spread are multiplied by ``volume_mult`` and ``spread_mult``
+    at the open, fading linearly to 1 over ``duration_bars``. Without ``window.offset_bars``, bars with no
+    session open (a 24/7 market's) are an error.
     """
     p = scenario.parameters
     interval = bar_interval_ns(bars)
     first = bars.segment(int(segments[0]))
     ts = bars.ts[first]
     opens = np.flatnonzero(np.diff(ts) > 1.5 * interval) + 1  # rows (in the first symbol) that open a session
-    if not len(opens):
+    window = scenario.window
+    if not len(opens) and (window is None or window.offset_bars is None):
         raise WindowError(
             f"scenario '{scenario.name}': the bars of {bars.symbols[segments[0]]} hold no session open (no overnight "
-            "break): an opening gap needs an exchange's session bars; for a 24/7 market use trading_halt"
+            "break): an opening gap needs an exchange's session bars (or window.offset_bars to name the bar)"
         )
-    window = scenario.window
     if window is not None and window.start is not None:
         target = pd.Timestamp(window.start)
         target = (target.tz_localize("UTC") if target.tzinfo is None else target.tz_convert("UTC")).value
