@@ -64,3 +64,17 @@ def test_a_bad_replica_file_names_the_field(tmp_path):
     path.write_text(text)
     with pytest.raises(ValueError, match=r"bad.yaml: field book.levels: Input should be greater than or equal to 1"):
         load_replica(path)
+
+
+@pytest.mark.services
+def test_the_decision_path_latency_during_the_replay_is_a_criterion(external_service_urls):
+    result = run_depth_replica(FILE, redis_url=external_service_urls.redis_url)
+    flood = result.decisions
+    tradable = result.stressed[~result.stressed["halted"] & ~result.stressed["corrupted"]]
+    assert flood is not None and flood.decisions == len(tradable) and flood.rate_per_s == 1_000.0
+    assert sum(flood.reasons.values()) == flood.decisions  # every order of the replay was answered
+    row = result.details.table.set_index("criterion").loc["decision_latency_p99_ms"]
+    assert row["value"] == flood.p99_ms and row["threshold"] == 15.0
+    assert row["outcome"] == ("pass" if flood.p99_ms <= 15.0 else "fail")
+    assert 0 < flood.p50_ms <= flood.p99_ms <= flood.max_ms
+    assert result.verdict == ("pass" if set(result.details.table["outcome"]) == {"pass"} else "fail")

@@ -113,22 +113,35 @@ def flood_requests(n: int, *, symbols: int = 20, seed: int = 0) -> tuple[np.ndar
     return sym, side, np.maximum(qty, 1e-8), price
 
 
+#: Requests given rather than generated: (symbol names, then per request the symbol index, side index,
+#: quantity and price), as :func:`replay_requests` builds them from a replay's bars.
+FloodRequests = tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def run_flood(
-    decider: Decider | object, *, rate: float, seconds: float, symbols: int = 20, seed: int = 0,
+    decider: Decider | object, *, rate: float, seconds: float | None, symbols: int = 20, seed: int = 0,
     max_batch: int = 512, rss_every_s: float = 0.5, clock: Callable[[], int] = time.perf_counter_ns,
-    wall_ns: Callable[[], int] = time.time_ns,
+    wall_ns: Callable[[], int] = time.time_ns, requests: FloodRequests | None = None,
 ) -> FloodResult:  # fmt: skip
-    """Send ``rate * seconds`` requests at ``rate`` per second to ``decider``; see the module docstring."""
+    """Send ``rate * seconds`` requests at ``rate`` per second to ``decider``; see the module docstring.
+    ``requests``: send these instead (``seconds`` is then their count / ``rate``)."""
     if not (rate > 0 and math.isfinite(rate)):
         raise ValueError(f"rate must be a positive number of decisions per second, got {rate!r}")
-    if not (seconds > 0 and math.isfinite(seconds)):
+    if requests is None and not (seconds is not None and seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"seconds must be positive, got {seconds!r}")
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
     checked = decider if isinstance(decider, CheckedDecider) else as_decider(decider)
-    n = max(round(rate * seconds), 1)
-    sym, side, qty, price = flood_requests(n, symbols=symbols, seed=seed)
-    names = [f"S{i:03d}" for i in range(symbols)]
+    if requests is None:
+        n = max(round(rate * seconds), 1)
+        sym, side, qty, price = flood_requests(n, symbols=symbols, seed=seed)
+        names = [f"S{i:03d}" for i in range(symbols)]
+    else:
+        names, sym, side, qty, price = requests
+        n = len(sym)
+        if not n:
+            raise ValueError("no request to send: the replay holds no tradable bar")
+        seconds = n / rate
     latency = np.empty(n, dtype=np.int64)
     reasons: Counter[str] = Counter()
     process = psutil.Process()
@@ -200,3 +213,40 @@ def run_redis_flood(
         state.close()
         state.clear()
         client.close()
+
+
+def replay_requests(bars: pd.DataFrame, *, equity: float = 100_000.0, allocation: float = 0.01) -> FloodRequests:
+    """The orders a system would ask the risk stack about while a replay runs: at every tradable bar of
+    every symbol (``bars``: canonical, possibly stressed; halted, corrupted or unpriced rows left out),
+    in time order, one order of ``allocation`` x ``equity`` at the close, selling into a falling bar
+    and buying a rising one."""
+    frame = bars.sort_values(["ts", "symbol"], kind="stable")
+    close = frame["close"].to_numpy(dtype=np.float64)
+    keep = np.isfinite(close) & (close > 0)
+    for flag in ("halted", "corrupted"):
+        if flag in frame.columns:
+            keep &= ~frame[flag].to_numpy(dtype=bool)
+    codes, names = pd.factorize(frame["symbol"].astype(str).to_numpy()[keep])
+    close = close[keep]
+    falling = close < frame["open"].to_numpy(dtype=np.float64)[keep]
+    side = np.where(falling, SIDES.index("SELL"), SIDES.index("BUY")).astype(np.int64)
+    qty = np.round(equity * allocation / close, 8)
+    return [str(n) for n in names], codes.astype(np.int64), side, np.maximum(qty, 1e-8), close
+
+
+def run_replay_flood(
+    redis_url: str, bars: pd.DataFrame, *, rate: float = 1_000.0, policy: RiskPolicy | None = None,
+    equity: float = 100_000.0, namespace: str = "stress-flood",
+) -> FloodResult:  # fmt: skip
+    """The decision path's latency while a replay runs: :func:`replay_requests` of ``bars`` sent open-loop
+    at ``rate`` per second to the risk stack with its state in Redis at ``redis_url`` (a fresh run, removed
+    afterwards)."""
+    requests = replay_requests(bars, equity=equity)
+    client = redis_client(redis_url)
+    state = RiskDecisionState(client, f"replay-{uuid.uuid4().hex[:12]}", namespace=namespace)
+    try:
+        compile_stack()
+        state.init(equity)
+        return run_flood(RiskStackDecider(state, policy), rate=rate, seconds=None, requests=requests)
+    finally:
+        state.close()

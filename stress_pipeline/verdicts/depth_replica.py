@@ -12,7 +12,11 @@ with the book in the middle:
    (``scenarios.depth_books.scenario_books``);
 4. the paper run with fills walking those books (``run_paper(books=...)``) and the backtest;
 5. the verdict (``verdicts.judge.judge_scenario``) of the price scenario with the file's ``expect``:
-   for seed 001, max drawdown <= 15%, flat after the crash, zero hard-limit breaches.
+   for seed 001, max drawdown <= 15%, flat after the crash, zero hard-limit breaches;
+6. with a Redis URL, the decision path's latency during the replay (the file's ``decision``): at every
+   tradable bar the order the system would send is put to the risk stack with its state in that Redis,
+   open-loop at ``rate`` per second (``drills.decision_flood.run_replay_flood``); a P99 over
+   ``p99_ms`` (seed 001: 15 ms) is a failed criterion ``decision_latency_p99_ms`` of the verdict.
 
 Without bars, the file's ``bars`` block generates synthetic session bars (``market.synthetic``).
 ``python -m stress_pipeline.verdicts.depth_replica [file]`` prints the verdict table.
@@ -20,8 +24,9 @@ Without bars, the file's ``bars`` block generates synthetic session bars (``mark
 
 from __future__ import annotations
 
+import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stress_pipeline.book.schema import DenseBook
+from stress_pipeline.drills.decision_flood import FloodResult, run_replay_flood
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.scenarios.apply import run_scenario
 from stress_pipeline.scenarios.arrays import BarArrays
@@ -42,6 +48,7 @@ from stress_pipeline.simulation.scenario_sims import simulate_scenario
 from stress_pipeline.verdicts.anchor import baseline_run
 from stress_pipeline.verdicts.api import as_config, as_scenario
 from stress_pipeline.verdicts.judge import ScenarioVerdict, judge_scenario
+from stress_pipeline.verdicts.table import validate_verdict_table
 
 DEFAULT_FILE = Path("data/replicas/nvda_2023_10_17_depth.yaml")
 
@@ -64,6 +71,11 @@ class BookSpec(_Strict):
     noise: float = Field(default=0.25, ge=0)
 
 
+class DecisionSpec(_Strict):
+    rate: float = Field(default=1_000.0, gt=0, le=1_000_000)
+    p99_ms: float = Field(default=15.0, gt=0)
+
+
 class ReplicaSpec(_Strict):
     name: str
     bars: BarsSpec
@@ -72,6 +84,7 @@ class ReplicaSpec(_Strict):
     depth: dict[str, Any]
     book: BookSpec = BookSpec()
     expect: dict[str, Any] = Field(default_factory=dict)
+    decision: DecisionSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,7 @@ class DepthReplicaResult:
     paper: SimResult
     backtest: SimResult
     baseline: SimResult
+    decisions: FloodResult | None = None  # the decision path during the replay (with a Redis URL)
 
 
 def load_replica(path: str | Path) -> ReplicaSpec:
@@ -103,8 +117,9 @@ def load_replica(path: str | Path) -> ReplicaSpec:
 
 
 def run_depth_replica(spec: ReplicaSpec | str | Path, bars: pd.DataFrame | None = None, *,
-                      policy=None) -> DepthReplicaResult:  # fmt: skip
-    """Run the replica (module docstring) on ``bars`` (None: the file's synthetic bars)."""
+                      policy=None, redis_url: str | None = None) -> DepthReplicaResult:  # fmt: skip
+    """Run the replica (module docstring) on ``bars`` (None: the file's synthetic bars); with ``redis_url``
+    and the file's ``decision``, the decision path's latency during the replay joins the verdict."""
     spec = spec if isinstance(spec, ReplicaSpec) else load_replica(spec)
     symbols = [spec.bars.symbol]
     common = {"symbols": symbols, "seed": spec.bars.seed}
@@ -127,12 +142,35 @@ def run_depth_replica(spec: ReplicaSpec | str | Path, bars: pd.DataFrame | None 
                       books=books)  # fmt: skip
     backtest = simulate_scenario("backtest", stressed, price, config, policy)
     verdict = judge_scenario(price, stressed, paper, backtest, baseline, policy)
-    return DepthReplicaResult(verdict.outcome, verdict.failed, verdict, stressed, books, paper, backtest, baseline)
+    decisions = None
+    if redis_url is not None and spec.decision is not None:
+        decisions = run_replay_flood(redis_url, stressed, rate=spec.decision.rate)
+        verdict = replace(verdict, table=_with_latency(verdict.table, decisions, spec.decision.p99_ms))
+    return DepthReplicaResult(verdict.outcome, verdict.failed, verdict, stressed, books, paper, backtest, baseline,
+                              decisions)  # fmt: skip
+
+
+def _with_latency(table: pd.DataFrame, flood: FloodResult, limit_ms: float) -> pd.DataFrame:
+    """The verdict table with the decision-latency criterion as one more row of the same scenario."""
+    row = table.iloc[[0]].copy()
+    ok = flood.p99_ms <= limit_ms
+    row["criterion"] = "decision_latency_p99_ms"
+    row["comparison"] = "<="
+    row["threshold"] = float(limit_ms)
+    row["value"] = float(flood.p99_ms)
+    row["outcome"] = "pass" if ok else "fail"
+    row["detail"] = (f"decision_latency_p99_ms: {flood.p99_ms:.3f} ms (limit <= {limit_ms:g} ms) over "
+                     f"{flood.decisions:,} decisions at {flood.rate_per_s:,.0f}/s during the replay")  # fmt: skip
+    row["source"] = "decision path (risk stack, state in Redis)"
+    return validate_verdict_table(pd.concat([table, row], ignore_index=True))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    result = run_depth_replica(Path(args[0]) if args else DEFAULT_FILE)
+    parser = argparse.ArgumentParser(prog="python -m stress_pipeline.verdicts.depth_replica")
+    parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE, help="a replica file")
+    parser.add_argument("--redis-url", help="measure the decision path during the replay against this Redis")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    result = run_depth_replica(args.file, redis_url=args.redis_url)
     columns = [c for c in ("criterion", "value", "threshold", "outcome", "detail") if c in result.details.table]
     with pd.option_context("display.width", 200, "display.max_colwidth", 120):
         print(result.details.table[columns].to_string(index=False))
