@@ -7,7 +7,7 @@ PORT ?= 3000
 # DAGSTER_HOME is left to the CLI, which applies one rule for `run` and `ui`: DAGSTER_HOME if set,
 # else the project root (this directory, where dagster.yaml is).
 
-.PHONY: run test ui lint bench services-stop clean
+.PHONY: run test ui lint bench services-stop clean workers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -27,6 +27,11 @@ test: $(STAMP)
 ## ui: the Dagster UI (webserver and daemon) on workspace.yaml, http://127.0.0.1:$(PORT) (make ui PORT=3001)
 ui: $(STAMP)
 	$(BIN)/stress-pipeline ui --port $(PORT)
+
+## workers: N Celery workers of the sweep job on this machine until Ctrl-C (make workers N=2; STRESS_CELERY_BROKER)
+N ?= 2
+workers: $(STAMP)
+	$(BIN)/stress-pipeline workers --count $(N)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,8 @@
                                   [--calendar XNYS|CMES|... [--symbols A,B] [--interval 1m] [--start DATE]]
     stress-pipeline scenarios list [--json] | validate FILE...
     stress-pipeline bench market|transforms|sim|state [--json] [--repeat N]
+    stress-pipeline bench sweep --workers 0|1|2 --partitions N [--points-per-step K] [--graphql] [--json]
+    stress-pipeline workers [--count N] [--concurrency C]
 
 Heavy imports (Dagster, pandas) happen inside the commands so that `--help` answers at once.
 """
@@ -25,13 +27,13 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Bench suites in their own module ``stress_pipeline.bench.<suite>``, each with ``main(args) -> exit code``
 #: (``args.settings``: the settings, read here).
-BENCH_MODULES: tuple[str, ...] = ("decisions", "faults", "ingest", "alerts", "lite", "book")
+BENCH_MODULES: tuple[str, ...] = ("decisions", "faults", "ingest", "alerts", "lite", "book", "sweep")
 #: Modules adding top-level commands: each has ``register(commands)`` (the argparse subparsers), and
 #: its commands set ``handler``; they import heavy modules inside the handler, like the commands here. A command
 #: that sets the default ``settings=True`` gets the settings (read here) in ``args.settings``.
 COMMAND_MODULES: tuple[str, ...] = (
     "stress_pipeline.drills.commands", "stress_pipeline.defs.certification.commands", "stress_pipeline.lite.commands",
-    "stress_pipeline.defs.commands.cli",
+    "stress_pipeline.defs.commands.cli", "stress_pipeline.defs.sweeps.commands",
 )
 
 
@@ -124,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
                        "pkg.mod:callable (default: the risk stack with its state in Redis)")  # fmt: skip
     bench.add_argument("--cpu", type=int, default=None, help="decisions: run the flood on this CPU, with the "
                        "embedded Redis beside it (its affinity restored after)")  # fmt: skip
+    bench.add_argument("--workers", type=int, default=0, help="sweep: Celery workers (0: in process)")
+    bench.add_argument("--partitions", type=int, default=100, help="sweep: sweep points (partitions)")
+    bench.add_argument("--points-per-step", type=int, default=None, help="sweep: points per step (batch)")
+    bench.add_argument("--graphql", action="store_true", help="sweep: also time the asset page through GraphQL")
     bench.set_defaults(handler=_cmd_bench)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)

@@ -7,6 +7,7 @@ Under ``$STRESS_HOME``::
     storage/<asset path>/<partition>.simresult     a simulation result bundle (record, curves, fills,
                                                    trades, events) in one file
     buffers/<run id>/<target>/                     the live-state writer's disk buffers
+    steps/<run id>/<step>/<output>                 values passed between the steps of a sweep run
     reports/                                       generated reports
     reports/<report>/<partition>.html              a report of one partition (the certification report)
     alerts/<sender>/                               durable queues of alerts not yet delivered
@@ -44,6 +45,10 @@ class StoragePaths:
     @property
     def buffers(self) -> Path:
         return self.home / "buffers"
+
+    @property
+    def step_outputs(self) -> Path:
+        return self.home / "steps"
 
     @property
     def reports(self) -> Path:

@@ -166,3 +166,19 @@ sample:
     )
     error = error_for(spec(tmp_path, big, "big.yaml"))
     assert error.line == 3 and error.field == "grid" and "10100 points" in str(error)
+
+
+def test_a_seeded_sample_takes_fixed_paths(tmp_path: Path) -> None:
+    text = """\
+sweep: fixed sample
+base: BTC Flash Crash 2021
+fixed:
+  scenario.expect.max_stress_drawdown_pct: 0.08
+sample:
+  points: 4
+  axes:
+    scenario.parameters.drop_pct: [0.05, 0.5]
+"""
+    points = expand(spec(tmp_path, text))
+    assert len(points) == 4
+    assert {p.scenario.expect["max_stress_drawdown_pct"] for p in points} == {0.08}

@@ -16,7 +16,7 @@ from stress_pipeline.defs.monitoring import defs as monitoring_defs
 from stress_pipeline.defs.resources import default_resources
 from stress_pipeline.defs.scenarios import defs as scenarios_defs
 from stress_pipeline.defs.simulations import defs as simulations_defs
-from stress_pipeline.defs.sweeps import defs as sweeps_defs
+from stress_pipeline.defs.sweeps import sweeps_definitions
 from stress_pipeline.defs.verdicts import defs as verdicts_defs
 
 
@@ -24,6 +24,6 @@ def build_definitions() -> dg.Definitions:
     """The project's one Definitions object."""
     return dg.Definitions.merge(
         market_defs, scenarios_defs, simulations_defs, integrity_defs, drills_defs, verdicts_defs,
-        certification_defs, monitoring_defs, lite_defs, automation_defs, sweeps_defs,
+        certification_defs, monitoring_defs, lite_defs, automation_defs, sweeps_definitions(),
         dg.Definitions(resources=default_resources()),
     )

@@ -197,6 +197,12 @@ class Runner:
             d.node_def.name: _Node(d.node_def.name, tuple(d.keys), tuple(d.check_keys)) for d in definitions
         }
         self._node_of = {key: node.name for node in self._nodes.values() for key in (*node.assets, *node.checks)}
+        # The ops inside a graph-backed asset (the sweep's batches) count as that asset's step, which is
+        # reported when the op giving the asset's output (or any of its ops, failing) finishes.
+        self._graph_ops = {
+            op.name: d.node_def for d in definitions if isinstance(d.node_def, dg.GraphDefinition)
+            for op in d.node_def.iterate_op_defs()
+        }  # fmt: skip
         self._partitioned_checks = {
             spec.key for d in definitions for spec in d.check_specs if spec.partitions_def is not None
         }
@@ -271,6 +277,11 @@ class Runner:
 
     def _finished(self, node_name: str, error: str | None) -> None:
         now = time.perf_counter()
+        graph = self._graph_ops.get(node_name)
+        if graph is not None:
+            if error is None and node_name != graph.output_mappings[0].maps_from.node_name:
+                return  # the time runs on until the asset's output op finishes
+            node_name = graph.name
         seconds, self._mark = now - self._mark, now
         self._step_seconds[node_name] = self._step_seconds.get(node_name, 0.0) + seconds
         self._totals[node_name] = self._totals.get(node_name, 0.0) + seconds

@@ -240,7 +240,7 @@ def load_sweep(path: str | Path) -> LoadedSweep:
             raise loaded.error(f"a sweep keeps the base scenario's {rest.split('.')[0]}", *where, field=axis)
         if root == "strategy" and "." in rest:
             raise loaded.error("a strategy axis is strategy.<parameter>", *where, field=axis)
-        bounds = spec.sample.axes[axis] if spec.sample is not None else None
+        bounds = spec.sample.axes.get(axis) if spec.sample is not None else None  # fixed paths have none
         if isinstance(bounds, tuple) and not (math.isfinite(bounds[0]) and bounds[0] <= bounds[1] < math.inf):
             raise loaded.error(f"expected [low, high] with low <= high, finite (got {list(bounds)})", *where)
     return loaded
