@@ -64,7 +64,16 @@ class RuleReport:
     halts: tuple[tuple[int, int, int], ...]
 
     def record(self) -> dict[str, object]:
-        return {"luld_pauses": dict(self.luld_pauses), "circuit_breaker_halts": [list(h) for h in self.halts]}
+        """As plain data for the asset's metadata: halts with their level, start and end (UTC) and minutes."""
+        halts = [
+            {"level": level, "start": _iso(start), "end": _iso(end), "minutes": round((end - start) / MINUTE_NS, 3)}
+            for level, start, end in self.halts
+        ]
+        return {"luld_pauses": dict(self.luld_pauses), "circuit_breaker_halts": halts}
+
+
+def _iso(ns: int) -> str:
+    return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="s") + "Z"
 
 
 def apply_rules(
