@@ -7,7 +7,7 @@
                                   [--calendar XNYS|CMES|... [--symbols A,B] [--interval 1m] [--start DATE]]
     stress-pipeline scenarios list [--json] | validate FILE...
     stress-pipeline bench market|transforms|sim|state [--json] [--repeat N]
-    stress-pipeline bench sweep --workers 0|1|2 --partitions N [--points-per-step K] [--graphql] [--json]
+    stress-pipeline bench sweep --workers 0|1|2 --partitions N [--points-per-step K] [--graphql] [--check] [--json]
     stress-pipeline workers [--count N] [--concurrency C]
 
 Heavy imports (Dagster, pandas) happen inside the commands so that `--help` answers at once.
@@ -130,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--partitions", type=int, default=100, help="sweep: sweep points (partitions)")
     bench.add_argument("--points-per-step", type=int, default=None, help="sweep: points per step (batch)")
     bench.add_argument("--graphql", action="store_true", help="sweep: also time the asset page through GraphQL")
+    bench.add_argument("--check", action="store_true", help="sweep: compare every row with an in-process run")
     bench.set_defaults(handler=_cmd_bench)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)

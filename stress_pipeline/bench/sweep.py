@@ -12,6 +12,7 @@ sweep partitions, and then times:
   its batch steps' own time, the plan and merge steps (the merge stores every partition and writes its
   materialisation), and the rest (run start, task hand-off, event writes: the scheduling overhead);
 - the summary over the N points (in process);
+- with ``--check`` (workers only), the same points run again in process, and how many rows differ;
 - the sweep asset's page through GraphQL (``--graphql``): a dagster-webserver on the instance, the query
   the asset page makes for partition health, the partition keys and the latest materialisations.
 
@@ -90,6 +91,7 @@ class SweepBench:
     cores: int
     page_s: float | None = None
     page_bytes: int | None = None
+    rows_differing_in_process: int | None = None  # with --check: points whose row differs from an in-process run
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -98,14 +100,14 @@ class SweepBench:
 def main(args: Namespace) -> int:
     result = run_sweep_bench(
         args.settings, workers=args.workers, partitions=args.partitions, points_per_step=args.points_per_step,
-        graphql=args.graphql,
+        graphql=args.graphql, check=args.check,
     )  # fmt: skip
     print(json.dumps(result.as_dict(), indent=2) if args.json else format_sweep_bench(result))
     return 0
 
 
 def run_sweep_bench(settings, *, workers: int, partitions: int, points_per_step: int | None = None,
-                    graphql: bool = False) -> SweepBench:  # fmt: skip
+                    graphql: bool = False, check: bool = False) -> SweepBench:  # fmt: skip
     """The bench: see the module docstring. ``points_per_step`` None: the job's default."""
     if workers < 0 or partitions < 1:
         raise ValueError(f"workers={workers}, partitions={partitions}: expected workers >= 0 and partitions >= 1")
@@ -122,7 +124,7 @@ def run_sweep_bench(settings, *, workers: int, partitions: int, points_per_step:
             saved = {name: os.environ.get(name) for name in env}
             os.environ.update(env)  # the definitions, the instance and the workers read it
             try:
-                return _measure(root, workers, partitions, per_step, graphql)
+                return _measure(root, workers, partitions, per_step, graphql, check)
             finally:
                 for name, value in saved.items():
                     if value is None:
@@ -133,7 +135,7 @@ def run_sweep_bench(settings, *, workers: int, partitions: int, points_per_step:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _measure(root: Path, workers: int, partitions: int, per_step: int, graphql: bool) -> SweepBench:
+def _measure(root: Path, workers: int, partitions: int, per_step: int, graphql: bool, check: bool) -> SweepBench:
     import dagster as dg
     import pandas as pd
 
@@ -189,6 +191,9 @@ def _measure(root: Path, workers: int, partitions: int, per_step: int, graphql: 
         if [step.status for step in summary.steps] != ["materialized"]:
             raise RuntimeError(f"sweep bench: the summary failed: {[step.error for step in summary.steps]}")
         table = pd.read_parquet(settings.storage_dir / "sweep_summary.parquet")
+        differing = None
+        if check and workers:
+            differing = _differing_from_in_process(runner, defs, settings.storage_dir / "sweep_results", keys)
         page_s = page_bytes = None
         if graphql:
             page_s, page_bytes = _page_load(root, partitions)
@@ -198,8 +203,21 @@ def _measure(root: Path, workers: int, partitions: int, per_step: int, graphql: 
         plan_s=plan_s, merge_s=merge_s, overhead_s=overhead, scenarios_per_minute=60.0 * partitions / run_s,
         summary_s=summary_s,
         worker_start_s=worker_start, failed_points=int((table["outcome"] == "fail").sum()), cores=os.cpu_count() or 0,
-        page_s=page_s, page_bytes=page_bytes,
+        page_s=page_s, page_bytes=page_bytes, rows_differing_in_process=differing,
     )  # fmt: skip
+
+
+def _differing_from_in_process(runner, defs, stored: Path, keys: list[str]) -> int:
+    """How many points' rows differ between the run just made and the same points run again in process."""
+    import pandas as pd
+
+    from stress_pipeline.defs.runner import resolve_selection
+
+    distributed = {key: pd.read_parquet(stored / f"{key}.parquet") for key in keys}
+    local = runner.run(resolve_selection(defs, "key:sweep_results"))
+    if any(step.status != "materialized" for step in local.steps):
+        raise RuntimeError("sweep bench: the in-process run for --check failed")
+    return sum(not distributed[key].equals(pd.read_parquet(stored / f"{key}.parquet")) for key in keys)
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -318,6 +336,9 @@ def format_sweep_bench(result: SweepBench) -> str:
     ]
     if result.workers:
         lines.append(f"  workers ready  {result.worker_start_s:8.1f} s   (before the clock)")
+    if result.rows_differing_in_process is not None:
+        lines.append(f"  check          {result.rows_differing_in_process} of {result.partitions} points differ "
+                     "from the same sweep run in process")  # fmt: skip
     if result.page_s is not None:
         lines.append(f"  asset page     {result.page_s:8.2f} s   GraphQL, {result.page_bytes / 1e3:.0f} kB")
     return "\n".join(lines)
