@@ -51,7 +51,8 @@ def run_done_lines(outcomes: Sequence, verdicts: Sequence) -> list[str]:
                 detail = f": {_detail(verdict)}" if _detail(verdict) else ""
                 lines.append(f"  {check}[{verdict.partition}] {verdict.status}{detail}")
     for step in outcomes:
-        lines.extend(_partition_changes(step.metadata))
+        if step.asset == "scenario_catalog":
+            lines.extend(_partition_changes(step.metadata))
         if step.status == "failed" and step.error:
             lines.append(f"{step.asset}{_where((step.partition,))} failed: {_clip(step.error, 300)}")
     skipped = [step for step in outcomes if step.status == "skipped"]

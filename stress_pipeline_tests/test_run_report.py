@@ -30,3 +30,16 @@ def test_the_summary_line_tells_passes_findings_and_failures_apart(tmp_path: Pat
     assert last_line("failed", tmp_path).startswith("0/1 partitions ok") and "FAILURES above" in last_line(
         "failed", tmp_path
     )
+
+
+def test_only_the_catalog_reports_scenario_partition_changes() -> None:
+    from stress_pipeline.run_report import run_done_lines
+
+    changes = {"partitions_added": ["small_crash"], "partitions_removed": {"old": "no pack"}}
+    catalog = StepOutcome("scenario_catalog", None, "materialized", 1.0, metadata=changes)
+    sweep = StepOutcome("sweep_points", None, "materialized", 1.0,
+                        metadata={"sweep_partitions_added": 45, "partitions_added": 45})  # fmt: skip
+    lines = run_done_lines([catalog, sweep], [])
+    assert "scenario partitions added: small_crash" in lines
+    assert "scenario partition old removed: no pack" in lines
+    assert not any("45" in line for line in lines)  # a first run that adds sweep points does not fail here

@@ -90,7 +90,7 @@ def test_a_sweep_runs_through_its_partitions_and_the_summary_names_the_failure_r
         (project / "sweeps" / "broken.yaml").unlink()
         (project / "sweeps" / "stop_grid.yaml").write_text(SPEC.replace("[0.1, 0.4]", "[0.1]"))
         again = Runner(defs, instance).run(resolve_selection(defs, "key:sweep_points"))
-        assert again.steps[0].metadata["partitions_removed"] and len(again.steps[0].metadata["partitions_removed"]) == 2
+        assert len(again.steps[0].metadata["sweep_partitions_removed"]) == 2
         assert len(instance.get_dynamic_partitions(SWEEP_POINTS_PARTITIONS_NAME)) == 2
 
 

@@ -73,8 +73,8 @@ def sweep_points(
             "points": dg.MetadataValue.int(len(table)),
             "by_sweep": dg.MetadataValue.json(table["sweep"].value_counts().sort_index().to_dict()),
             "rejected_specs": dg.MetadataValue.json([str(err) for err in catalog.errors]),
-            "partitions_added": dg.MetadataValue.int(len(add)),
-            "partitions_removed": dg.MetadataValue.json(remove),
+            "sweep_partitions_added": dg.MetadataValue.int(len(add)),
+            "sweep_partitions_removed": dg.MetadataValue.json(remove),
         },
     )
 
