@@ -25,9 +25,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: Bench suites in their own module ``stress_pipeline.bench.<suite>``, each with ``main(args) -> exit code``
-#: (``args.settings``: the settings, read here).
-BENCH_MODULES: tuple[str, ...] = ("decisions", "faults", "ingest", "alerts", "lite", "book", "sweep")
+#: Bench suites in their own module, each with ``main(args) -> exit code`` (``args.settings``: the settings,
+#: read here): ``stress_pipeline.bench.<suite>``, or the module named here (the sweep bench drives Dagster
+#: runs and Celery workers, so it lives in the Dagster layer).
+BENCH_MODULES: dict[str, str] = {
+    **{name: f"stress_pipeline.bench.{name}" for name in ("decisions", "faults", "ingest", "alerts", "lite", "book")},
+    "sweep": "stress_pipeline.defs.sweeps.bench",
+}
 #: Modules adding top-level commands: each has ``register(commands)`` (the argparse subparsers), and
 #: its commands set ``handler``; they import heavy modules inside the handler, like the commands here. A command
 #: that sets the default ``settings=True`` gets the settings (read here) in ``args.settings``.
@@ -378,7 +382,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from stress_pipeline.settings import get_settings
 
         args.settings = get_settings()  # the suites read no environment: the CLI hands them the settings
-        return importlib.import_module(f"stress_pipeline.bench.{args.suite}").main(args)
+        return importlib.import_module(BENCH_MODULES[args.suite]).main(args)
 
     if args.suite == "transforms":
         from stress_pipeline.bench.transforms import format_transform_bench, run_transforms_bench

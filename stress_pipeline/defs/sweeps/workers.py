@@ -126,13 +126,19 @@ def start_workers(
 def sweep_job(job_name: str = "parameter_sweep"):
     """The sweep job as Celery workers rebuild it (by module name), loaded from the environment as it is now:
     the job's executor comes from STRESS_EXECUTOR when the definitions load."""
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
-
     if CODE_MODULE in sys.modules:
         importlib.reload(sys.modules[CODE_MODULE])
-    job = ReconstructableRepository.for_module(CODE_MODULE, "defs", os.getcwd()).get_reconstructable_job(job_name)
+    job = dg.build_reconstructable_job(
+        __name__, "definitions_job", reconstructable_args=(job_name,), reconstructor_working_directory=os.getcwd()
+    )
     job.get_definition()  # load now, not on the clock of the first run
     return job
+
+
+def definitions_job(job_name: str) -> dg.JobDefinition:
+    """The job ``job_name`` of the code location's definitions: how a worker rebuilds a sweep job."""
+    module = importlib.import_module(CODE_MODULE)
+    return module.defs.resolve_job_def(job_name)
 
 
 def run_sweep(
@@ -141,12 +147,13 @@ def run_sweep(
 ) -> tuple[bool, str]:  # fmt: skip
     """Run ``job`` (:func:`sweep_job`) over the sweep partitions ``first``..``last`` (a single run);
     (success, run id). ``in_process``: every step in this process (the job must have the default executor)."""
-    from stress_pipeline.defs.runner import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+    from stress_pipeline.defs.runner import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, QUIET_RUN_CONFIG
 
     run_config: dict[str, object] = {"ops": {"sweep_results": {"ops": {"plan_sweep_batches": {"config": {
         "points_per_step": points_per_step}}}}}}  # fmt: skip
     if in_process:
         run_config["execution"] = {"config": {"in_process": {}}}
+    run_config.update(QUIET_RUN_CONFIG)  # Dagster's own log lines stay in the run's events, off the console
     span = {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
     with dg.execute_job(job, instance, run_config=run_config, tags={**span, **(tags or {})}) as result:
         return result.success, result.run_id
