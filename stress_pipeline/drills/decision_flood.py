@@ -16,12 +16,13 @@ flood instead of looking fast.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,12 +204,22 @@ def run_redis_flood(
     (a fresh run, removed afterwards), or the user's decider at import path ``decider``."""
     if decider:
         return run_flood(load_decider(decider), rate=rate, seconds=seconds, seed=seed)
+    with risk_stack_in_redis(redis_url, "flood", policy=policy, equity=equity, namespace=namespace) as stack:
+        return run_flood(stack, rate=rate, seconds=seconds, seed=seed)
+
+
+@contextlib.contextmanager
+def risk_stack_in_redis(
+    redis_url: str, prefix: str, *, policy: RiskPolicy | None, equity: float, namespace: str
+) -> Iterator[RiskStackDecider]:
+    """The risk stack with its state in a fresh run ``<prefix>-<id>`` in Redis at ``redis_url``, compiled
+    and funded with ``equity``; the run's keys are removed afterwards."""
     client = redis_client(redis_url)
-    state = RiskDecisionState(client, f"flood-{uuid.uuid4().hex[:12]}", namespace=namespace)
+    state = RiskDecisionState(client, f"{prefix}-{uuid.uuid4().hex[:12]}", namespace=namespace)
     try:
         compile_stack()
         state.init(equity)
-        return run_flood(RiskStackDecider(state, policy), rate=rate, seconds=seconds, seed=seed)
+        yield RiskStackDecider(state, policy)
     finally:
         state.close()
         state.clear()
@@ -242,11 +253,5 @@ def run_replay_flood(
     at ``rate`` per second to the risk stack with its state in Redis at ``redis_url`` (a fresh run, removed
     afterwards)."""
     requests = replay_requests(bars, equity=equity)
-    client = redis_client(redis_url)
-    state = RiskDecisionState(client, f"replay-{uuid.uuid4().hex[:12]}", namespace=namespace)
-    try:
-        compile_stack()
-        state.init(equity)
-        return run_flood(RiskStackDecider(state, policy), rate=rate, seconds=None, requests=requests)
-    finally:
-        state.close()
+    with risk_stack_in_redis(redis_url, "replay", policy=policy, equity=equity, namespace=namespace) as stack:
+        return run_flood(stack, rate=rate, seconds=None, requests=requests)

@@ -183,6 +183,13 @@ def bars_per_session(code: str, interval_ns: int, ts_ns: np.ndarray | None = Non
     return float(np.median(np.bincount(session, weights=per_period)))
 
 
+def trading_days(code: str | None, interval_ns: int, ts_ns: np.ndarray | None = None) -> tuple[float, int]:
+    """(bars in a trading day, trading days in a week) at ``interval_ns`` on calendar ``code`` (None: 24/7):
+    what a length in days or weeks means in bars (``market.durations.to_bars``)."""
+    code = code or CONTINUOUS
+    return bars_per_session(code, interval_ns, ts_ns), 7 if is_continuous(code) else 5
+
+
 def annualisation(code: str, interval_ns: int, ts_ns: np.ndarray | None = None) -> tuple[int, float]:
     """(periods per year of daily returns, bars per trading day) for calendar ``code`` at ``interval_ns``.
 

@@ -27,9 +27,11 @@ def horizon_bars(scenario) -> int:
     24/7 market (a day: 1,440 bars), the most it can be on the shipped data."""
     horizon = scenario.parameters.horizon_bars
     if isinstance(horizon, str):
+        from stress_pipeline.market.calendars import trading_days
         from stress_pipeline.market.durations import to_bars
 
-        return to_bars(horizon, LOAD_INTERVAL_NS, 1_440.0, days_per_week=7)
+        per_day, week = trading_days(None, LOAD_INTERVAL_NS)
+        return to_bars(horizon, LOAD_INTERVAL_NS, per_day, days_per_week=week)
     return int(horizon)
 
 

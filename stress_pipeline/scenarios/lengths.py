@@ -15,7 +15,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import PlainValidator, ValidationError
 
-from stress_pipeline.market.calendars import CONTINUOUS, bars_per_session, is_continuous
+from stress_pipeline.market.calendars import trading_days
 from stress_pipeline.market.durations import DurationError, format_interval, parse_duration, to_bars
 
 
@@ -56,9 +56,7 @@ def in_bars(scenario, interval_ns: int, calendar: str | None = None, ts_ns: np.n
     times = {name: getattr(params, name) for name in LENGTH_FIELDS if isinstance(getattr(params, name, None), str)}
     if not times:
         return scenario
-    code = calendar or CONTINUOUS
-    per_day = bars_per_session(code, interval_ns, ts_ns)
-    week = 7 if is_continuous(code) else 5
+    per_day, week = trading_days(calendar, interval_ns, ts_ns)
     bars = {}
     for name, text in times.items():
         try:

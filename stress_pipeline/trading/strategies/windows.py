@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from stress_pipeline.market.calendars import CONTINUOUS, DAY_NS, bars_per_session, is_continuous
+from stress_pipeline.market.calendars import DAY_NS, trading_days
 from stress_pipeline.market.durations import DurationError, format_span, parse_duration, to_bars
 
 
@@ -62,9 +62,7 @@ def at_interval(strategy, panel, calendar: str | None = None, *, check_warmup: b
     if all(isinstance(v, int) and not isinstance(v, bool) for v in specs.values()):
         bars = dict(specs)
     else:
-        code = calendar or CONTINUOUS
-        per_day = bars_per_session(code, interval, panel.ts if t else None)
-        week = 7 if is_continuous(code) else 5
+        per_day, week = trading_days(calendar, interval, panel.ts if t else None)
         bars = {}
         for name, spec in specs.items():
             try:
