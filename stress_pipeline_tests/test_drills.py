@@ -3,6 +3,7 @@ each drill run against real Redis with its pass criteria asserted by value."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import uuid
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from stress_pipeline.cli import main as cli_main
 from stress_pipeline.drills.core import DrillConfigError, DrillRecord, SimClock, validate_drill_table
 from stress_pipeline.drills.ess import EssResetRefused, LiveGovernor, operator_reset
-from stress_pipeline.drills.registry import DRILLS, drill, run_drill
+from stress_pipeline.drills.registry import DRILLS, drill, run_drill, run_drills
 from stress_pipeline.drills.risk_drills import DrillEnv
 from stress_pipeline.monitoring.queue import AlertQueue
 from stress_pipeline.services import redis_client
@@ -292,3 +293,22 @@ def test_network_loss_drill_delivers_the_queued_alerts_once_on_reconnect(env: Dr
 def test_network_loss_needs_the_receivers_database(env: DrillEnv) -> None:
     with pytest.raises(DrillConfigError, match=r"needs DrillEnv\.postgres_url"):
         run_drill("network_loss", env)
+
+
+def test_drills_run_side_by_side_and_a_failing_one_is_named_after_the_others(env: DrillEnv) -> None:
+    # env has no PostgreSQL: the two drills that need it raise; the others run to the end all the same.
+    names = ["network_loss", "correlation_cascade", "postgres_outage", "rate_limits", "high_slippage"]
+    done: list[str] = []
+    def env_of(name: str) -> DrillEnv:
+        return dataclasses.replace(env, alerts_dir=f"{env.alerts_dir}-{name}")
+
+    results, errors = run_drills(names, env_of, parallel=3, on_done=lambda r: done.append(r.drill))
+    assert set(errors) == {"network_loss", "postgres_outage"}
+    assert all(isinstance(err, DrillConfigError) for err in errors.values())
+    assert "postgres_url" in str(errors["postgres_outage"]) and "postgres_url" in str(errors["network_loss"])
+    assert set(results) == set(done) == {"correlation_cascade", "rate_limits", "high_slippage"}
+    assert all(result.passed for result in results.values())
+    with pytest.raises(DrillConfigError, match="parallel=0"):
+        run_drills(names, lambda name: env, parallel=0)
+    with pytest.raises(DrillConfigError, match="unknown drill 'nope'"):
+        run_drills(["rate_limits", "nope"], lambda name: env)

@@ -46,7 +46,7 @@ def test_a_drill_partition_stores_its_criteria_and_timeline(defs: dg.Definitions
             resources={**defs.resources, "stress": stress_resource_from_env()},
         )  # fmt: skip
         assert result.success
-        table = result.output_for_node("drills")
+        table = result.output_for_node("drills")["correlation_cascade"]  # {partition: table}: one step per run
         assert set(table["drill"]) == {"correlation_cascade"} and (table["outcome"] == "pass").all()
         events = {e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
         meta = events["drills"].metadata
@@ -56,7 +56,7 @@ def test_a_drill_partition_stores_its_criteria_and_timeline(defs: dg.Definitions
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert checks["drill_criteria_met"].passed and checks["drill_criteria_met"].partition == "correlation_cascade"
         # Stored beside the criteria: what the monitors detected, each with the alert the drill raised.
-        detections = result.output_for_node("drills", "drill_detections")
+        detections = result.output_for_node("drills", "drill_detections")["correlation_cascade"]
         modes = ["balance_anomaly", "drawdown_exceeded", "ess_tripped"]
         assert list(detections["failure_mode"]) == modes
         assert list(detections["detection_s"]) == [0.0] * 3 and detections["detected_s"].nunique() == 1  # at the halt

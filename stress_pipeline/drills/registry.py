@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import NamedTuple
 
 from stress_pipeline.drills.broker_drill import broker_failure_drill
@@ -23,6 +24,7 @@ class Drill(NamedTuple):
     seed: str  # where its pass criteria come from
     checks: str
     run: Callable[[DrillEnv], DrillResult]
+    seconds: float = 1.0  # about how long it runs (mostly waiting on real time): the longest start first
 
 
 DRILLS: dict[str, Drill] = {
@@ -37,23 +39,26 @@ DRILLS: dict[str, Drill] = {
               "logged locally, state synced and the queued alerts delivered once each on reconnect",
               network_loss_drill),
         Drill("ess_reset", "seed 004", "ESS trips above its drawdown threshold, orders blocked, cooldown enforced, "
-              "operator reset via the CLI returns it to ARMED, orders allowed again", ess_reset_drill),
+              "operator reset via the CLI returns it to ARMED, orders allowed again", ess_reset_drill,
+              seconds=6.0),
         Drill("correlation_cascade", "seed 002 scenario 6", "a correlation cascade through the paper engine, all "
               "strategies long: drawdown > 15% halts new trades until reset, loss < 20%", correlation_cascade_drill),
         Drill("signal_flood", "seed 002 test 2", "50 signals in 5 s: every signal processed, trade intents limited by "
-              "the policy, queue lag < 5 s, normal processing after", signal_flood_drill),
+              "the policy, queue lag < 5 s, normal processing after", signal_flood_drill,
+              seconds=5.0),
         Drill("rate_limits", "seed 004", "the paper engine's order limit throttled (-1015), then an IP ban (-1003): "
               "at most 3 retries with exponential backoff, the limiter holds its rates, alerted, the ESS does not trip",
               rate_limits_drill),
         Drill("broker_failure", "seed 001", "Redis cut for 10 s, 3 times: recovery <= 25 s (mean), positions held, "
-              "order queue intact, market data fresher than 500 ms before trading resumes", broker_failure_drill),
+              "order queue intact, market data fresher than 500 ms before trading resumes", broker_failure_drill,
+              seconds=40.0),
         Drill("webhook_lost", "seed 002 scenario 3", "a strategy webhook lost, one duplicated, one malformed: gap "
               "detected within the interval + 10%, alerted, no phantom or duplicate position", webhook_lost_drill),
         Drill("high_slippage", "seed 002 scenario 4", "a fill 1% off: slippage recorded per trade, alert above 0.5%, "
               "PnL recomputed on real fills, strategy disabled when unprofitable", high_slippage_drill),
         Drill("postgres_outage", "seed 004, seed 001", "the ledger's PostgreSQL cut for 10 s, 3 times, while fills "
               "are booked: the writer buffers, recovery <= 25 s (mean), nothing lost, Redis equals the ledger, each "
-              "outage detected from the probes and alerted", ledger_outage_drill),
+              "outage detected from the probes and alerted", ledger_outage_drill, seconds=40.0),
         Drill("execution_timeout", "seed 002 test 2", "the paper engine's venue latency x1000 for 10 min: every "
               "order unanswered after 15 s detected and alerted within 30 s, none answered in time alerted, none "
               "lost, answered in time after", execution_timeout_drill),
@@ -85,3 +90,31 @@ def drill(name: str) -> Drill:
 
 def run_drill(name: str, env: DrillEnv) -> DrillResult:
     return drill(name).run(env)
+
+
+def run_drills(
+    names: Sequence[str], env_of: Callable[[str], DrillEnv], *, parallel: int = 3,
+    on_done: Callable[[DrillResult], None] | None = None,
+) -> tuple[dict[str, DrillResult], dict[str, Exception]]:
+    """Run the drills ``names``, ``parallel`` at a time, the longest first; ``env_of(name)`` is each one's
+    environment. Every drill runs even when another raises: returns (results, errors) by name, and calls
+    ``on_done(result)`` in the calling thread as each finishes. Drills do not share state: each has its
+    own keys in Redis, its own proxies and schemas, and its environment's alert folder."""
+    if parallel < 1:
+        raise DrillConfigError(f"parallel={parallel}: at least one drill must run at a time")
+    chosen = [drill(name) for name in names]  # an unknown name fails here, before any drill starts
+    chosen.sort(key=lambda d: -d.seconds)
+    results: dict[str, DrillResult] = {}
+    errors: dict[str, Exception] = {}
+    with ThreadPoolExecutor(max_workers=min(parallel, max(1, len(chosen))), thread_name_prefix="drill") as pool:
+        futures = {pool.submit(d.run, env_of(d.name)): d.name for d in chosen}
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                results[name] = future.result()
+            except Exception as err:
+                errors[name] = err
+                continue
+            if on_done is not None:
+                on_done(results[name])
+    return results, errors

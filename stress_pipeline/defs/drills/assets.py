@@ -12,9 +12,10 @@ from pydantic import Field
 
 from stress_pipeline.defs.partitions import drills_partitions
 from stress_pipeline.defs.resources import StressResource
+from stress_pipeline.drills.core import DrillResult
 from stress_pipeline.drills.decision_flood import run_redis_flood
 from stress_pipeline.drills.plots import timeline_png
-from stress_pipeline.drills.registry import run_drill
+from stress_pipeline.drills.registry import run_drills
 from stress_pipeline.drills.risk_drills import DrillEnv
 from stress_pipeline.monitoring.drill_detections import detection_table
 from stress_pipeline.plots import png_markdown
@@ -61,8 +62,17 @@ def decision_flood(
     return table
 
 
+class DrillsConfig(dg.Config):
+    parallel: int = Field(
+        default=3, ge=1,
+        description="drills run at once (the longest first; most of a drill is waiting on real time): 1 runs "
+                    "them one after another",
+    )  # fmt: skip
+
+
 @dg.multi_asset(
     group_name="drills", partitions_def=drills_partitions, can_subset=True,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     outs={
         # "result": the step's main output, so the node's output is the criteria table as before.
         "result": dg.AssetOut(
@@ -78,35 +88,52 @@ def decision_flood(
         ),
     },
 )  # fmt: skip
-def drills(context: dg.AssetExecutionContext, stress: StressResource) -> Iterator[dg.Output]:
-    """One operational drill (the partition): its criteria table and the monitors' detections, each
-    stored when selected (both are with the group or either key: a drill is one step)."""
+def drills(context: dg.AssetExecutionContext, config: DrillsConfig, stress: StressResource) -> Iterator[dg.Output]:
+    """The operational drills of the run's partitions, ``config.parallel`` at a time (each drill has its
+    own keys in Redis, its own proxy and its own alert folder): per drill, its criteria table and the
+    monitors' detections, each stored when selected (both are with the group or either key: the drills
+    of a run are one step). A drill that raises fails the step, naming it, after the others have run."""
     settings = stress.settings()
-    name = context.partition_key
     urls = resolve_service_urls(settings)
-    env = DrillEnv(
-        redis_url=urls.redis_url, alerts_dir=str(settings.paths.alerts / f"drill-{name}"),
-        postgres_url=urls.postgres_url, operator_cli=(sys.executable, "-m", "stress_pipeline.cli"),
-        decider=stress.decider,
-    )  # fmt: skip
-    result = run_drill(name, env)
-    context.log.info(result.summary())
+
+    def env(name: str) -> DrillEnv:
+        return DrillEnv(
+            redis_url=urls.redis_url, alerts_dir=str(settings.paths.alerts / f"drill-{name}"),
+            postgres_url=urls.postgres_url, operator_cli=(sys.executable, "-m", "stress_pipeline.cli"),
+            decider=stress.decider,
+        )  # fmt: skip
+
+    names = list(context.partition_keys)
+    results, errors = run_drills(names, env, parallel=config.parallel, on_done=lambda r: context.log.info(r.summary()))
+    if errors:
+        failed = "; ".join(f"{name}: {type(err).__name__}: {err}" for name, err in errors.items())
+        raise dg.Failure(f"{len(errors)} of {len(names)} drill(s) raised: {failed}", allow_retries=False)
     if "result" in context.selected_output_names:
-        yield dg.Output(result.table, "result", metadata={
-            "passed": dg.MetadataValue.bool(result.passed),
-            "decider": dg.MetadataValue.text(stress.decider or "risk stack (state in Redis)"),
-            "summary": dg.MetadataValue.text(result.summary()),
-            "criteria": dg.MetadataValue.md(result.table.drop(columns="drill").to_markdown(index=False)),
-            "timeline": dg.MetadataValue.md(result.timeline.to_markdown(index=False)),
-            "timeline_plot": dg.MetadataValue.md(png_markdown(timeline_png(result.timeline, title=name), name)),
-            "alerts": dg.MetadataValue.json(list(result.alerts)),
-            "detections": dg.MetadataValue.md(
-                result.detections.to_markdown(index=False) if len(result.detections) else "no monitor detection"
-            ),
-        })  # fmt: skip
+        for name in names:
+            context.add_asset_metadata(_drill_metadata(results[name], stress.decider), asset_key=DRILLS_KEY,
+                                       partition_key=name)  # fmt: skip
+        yield dg.Output({name: results[name].table for name in names}, "result")
     if "drill_detections" in context.selected_output_names:
-        detections = detection_table(name, result.detections, result.alerts)
-        yield dg.Output(detections, "drill_detections", metadata={
-            "failure_modes": dg.MetadataValue.json(sorted(set(detections["failure_mode"]))),
-            "detections": dg.MetadataValue.int(len(detections)),
-        })  # fmt: skip
+        tables = {name: detection_table(name, results[name].detections, results[name].alerts) for name in names}
+        for name, detections in tables.items():
+            context.add_asset_metadata({
+                "failure_modes": dg.MetadataValue.json(sorted(set(detections["failure_mode"]))),
+                "detections": dg.MetadataValue.int(len(detections)),
+            }, asset_key=DETECTIONS_KEY, partition_key=name)  # fmt: skip
+        yield dg.Output(tables, "drill_detections")
+
+
+def _drill_metadata(result: DrillResult, decider: str) -> dict[str, object]:
+    name = result.drill
+    return {
+        "passed": dg.MetadataValue.bool(result.passed),
+        "decider": dg.MetadataValue.text(decider or "risk stack (state in Redis)"),
+        "summary": dg.MetadataValue.text(result.summary()),
+        "criteria": dg.MetadataValue.md(result.table.drop(columns="drill").to_markdown(index=False)),
+        "timeline": dg.MetadataValue.md(result.timeline.to_markdown(index=False)),
+        "timeline_plot": dg.MetadataValue.md(png_markdown(timeline_png(result.timeline, title=name), name)),
+        "alerts": dg.MetadataValue.json(list(result.alerts)),
+        "detections": dg.MetadataValue.md(
+            result.detections.to_markdown(index=False) if len(result.detections) else "no monitor detection"
+        ),
+    }
