@@ -217,7 +217,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     setup = time.perf_counter() - started
     runner = Runner(
         defs, instance, verbose=args.verbose, on_run=progress.run_started, on_step=progress.step_done,
-        on_run_done=progress.run_done,
+        on_run_done=progress.run_done, defs_factory=build_definitions,
     )  # fmt: skip
     summary = runner.run(keys, partitions=partitions)
     elapsed = time.perf_counter() - started

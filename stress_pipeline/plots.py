@@ -63,7 +63,7 @@ def stacked_plot_png(
         if len(series) > 1:
             ax.legend(loc="upper left", fontsize="small", framealpha=0.6)
     if dates:
-        locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+        locator = mdates.AutoDateLocator(minticks=3)
         axes[-1].xaxis.set_major_locator(locator)
         axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     figure.suptitle(title, y=1 - 0.05 / (panel_height * len(panels)), va="top", fontsize="large")

@@ -74,8 +74,14 @@ def _partition_changes(metadata: Mapping[str, object]) -> list[str]:
     return lines
 
 
-def phase_line(phases: Mapping[str, float], elapsed: float) -> str:
+def phase_line(
+    phases: Mapping[str, float], elapsed: float, beside: Mapping[str, float] | None = None, beside_wall: float = 0.0
+) -> str:
+    """The time by phase (asset group); ``beside``: the second process's, which ran meanwhile."""
     parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phases.items())
+    if beside:
+        others = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in beside.items())
+        parts += f"; meanwhile in a second process: {others} ({beside_wall:.1f}s)"
     return f"time by phase: {parts}; total {elapsed:.1f}s"
 
 
@@ -93,6 +99,7 @@ def run_json(summary, services, phases: Mapping[str, float], elapsed: float) -> 
         "ok": summary.ok,
         "seconds": round(elapsed, 3),
         "phases": {name: round(seconds, 3) for name, seconds in phases.items()},
+        "beside_phases": {name: round(seconds, 3) for name, seconds in summary.beside_seconds.items()},
         "steps": [
             {
                 "asset": step.asset,
@@ -164,7 +171,7 @@ def run_report(summary, services, phases: Mapping[str, float], elapsed: float, s
     )
     lines.extend(verdict_count_line(summary.steps))
     lines.extend(certification_lines(summary.steps))
-    lines.append(phase_line(phases, elapsed))
+    lines.append(phase_line(phases, elapsed, summary.beside_seconds, summary.beside_wall_seconds))
     lines.append("")
     lines.append(format_status_table(services))
     lines.append("")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from stress_pipeline.defs.beside import BESIDE_TAG, BesideProcess, ordered_groups
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.defs.stale_runs import fail_dead_runs, worker_tag
 from stress_pipeline.market.symbols import discover_symbol_files
@@ -109,6 +110,9 @@ class RunSummary:
     checks: list[CheckVerdict] = field(default_factory=list)
     runs: list[RunTiming] = field(default_factory=list)
     group_seconds: dict[str, float] = field(default_factory=dict)  # asset group -> its steps' time
+    # The second process's steps' time by asset group, and its wall time (see defs/beside.py).
+    beside_seconds: dict[str, float] = field(default_factory=dict)
+    beside_wall_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -175,6 +179,12 @@ class Runner:
     ``on_run(number, total, label, partitions)`` is called as each run starts (``number`` of ``total``
     groups), ``on_step(StepDone)`` as each of its
     steps finishes, and ``on_run_done(outcomes, verdicts)`` when the run has ended.
+
+    With ``defs_factory`` (a module-level function building the same Definitions, so that a new process
+    can call it), the assets tagged :data:`BESIDE` whose inputs are all beside-tagged too run in a
+    second process on the same instance while this one runs the rest; a group that reads from them
+    waits for that process, and runs as late as the dependency order allows. Both processes' reports
+    reach the callbacks (from a second thread of this process, for the other's).
     """
 
     def __init__(
@@ -186,8 +196,10 @@ class Runner:
         on_run: Callable[[int, int, str, list[str | None]], None] | None = None,
         on_step: Callable[[StepDone], None] | None = None,
         on_run_done: Callable[[list[StepOutcome], list[CheckVerdict]], None] | None = None,
+        defs_factory: Callable[[], dg.Definitions] | None = None,
     ):
         self._defs = defs
+        self._defs_factory = defs_factory
         self._instance = instance
         self._verbose = verbose
         self._on_run, self._on_step, self._on_run_done = on_run, on_step, on_run_done
@@ -220,17 +232,30 @@ class Runner:
         partitions are read when the group starts, so a catalog run earlier in the same call can add them.
         """
         self.dead_runs_failed = fail_dead_runs(self._instance)  # runs a killed process left STARTED
-        groups = _groups(self._graph, keys)
+        beside = self._beside(keys)
+        # A key reading (through any chain) from a beside key never shares a group with one that does not.
+        waits: set[dg.AssetKey] = set()
+        for key in keys:
+            if any(p in beside or p in waits for p in self._graph.get(key).parent_keys):
+                waits.add(key)
+        groups = _groups(self._graph, [key for key in keys if key not in beside], split=waits.__contains__)
         jobs = self._jobs(groups)
         self._totals = {}
         summary = RunSummary()
-        for number, (group_keys, partitions_def) in enumerate(groups, start=1):
+        other = None
+        if beside:
+            other = BesideProcess(self._defs_factory, self._instance, list(beside), partitions, self._verbose,
+                                  offset=len(groups), total=len(groups) + len(_groups(self._graph, list(beside))))
+            other.start(self._on_run, self._on_step, self._on_run_done)
+        order = ordered_groups(self._graph, groups, beside, lambda: other.wait())
+        for number, (index, (group_keys, partitions_def)) in enumerate(order, start=1):
             wanted = None if partitions_def is None else (partitions or {}).get(_dynamic_name(partitions_def))
+            total = other.total if other else len(groups)
             for run_partitions, tags in self._runs(group_keys, partitions_def, wanted):
                 label = ", ".join(k.to_user_string() for k in group_keys) + _partition_label(run_partitions)
                 if self._on_run:
-                    self._on_run(number, len(groups), label, run_partitions)
-                outcomes, verdicts, timing = self._execute(jobs[number - 1], group_keys, run_partitions, tags, label)
+                    self._on_run(number, total, label, run_partitions)
+                outcomes, verdicts, timing = self._execute(jobs[index], group_keys, run_partitions, tags, label)
                 summary.steps.extend(outcomes)
                 summary.checks.extend(verdicts)
                 summary.runs.append(timing)
@@ -244,11 +269,32 @@ class Runner:
         counted: set[str] = set()  # a step that materialises several keys (a multi-asset) counts once
         for key in keys:
             group = self._graph.get(key).group_name or "default"
+            if key in beside:
+                continue  # timed by the other process
             node_names = {self._node_of[key], *(self._node_of[c] for c in self._graph.get(key).check_keys)} - counted
             counted |= node_names
             seconds = sum(self._totals.get(name, 0.0) for name in node_names)
             summary.group_seconds[group] = summary.group_seconds.get(group, 0.0) + seconds
+        if other is not None:
+            theirs = other.wait()
+            summary.steps.extend(theirs.steps)
+            summary.checks.extend(theirs.checks)
+            summary.runs.extend(theirs.runs)
+            summary.beside_seconds = dict(theirs.group_seconds)
+            summary.beside_wall_seconds = other.wall_seconds
         return summary
+
+    def _beside(self, keys: Sequence[dg.AssetKey]) -> set[dg.AssetKey]:
+        """The keys to run in the second process: tagged beside, with every selected parent beside too,
+        and only when something else is selected to run meanwhile."""
+        if self._defs_factory is None:
+            return set()
+        selected, beside = set(keys), set()
+        for key in keys:  # dependency order: a key's parents are decided before it
+            node = self._graph.get(key)
+            if node.tags.get(BESIDE_TAG) == "true" and all(p in beside for p in node.parent_keys if p in selected):
+                beside.add(key)
+        return beside if len(beside) < len(selected) else set()
 
     # ------------------------------------------------------------------------------------ internals
 
@@ -443,11 +489,14 @@ def run_selection(
     return runner.run(keys, partitions=partitions).steps
 
 
-def _groups(graph, keys: Sequence[dg.AssetKey]) -> list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]]:
+def _groups(
+    graph, keys: Sequence[dg.AssetKey], *, split: Callable[[dg.AssetKey], bool] = lambda key: False
+) -> list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]]:
     """Split ``keys`` (in dependency order) into groups of one partitions definition each.
 
     A key joins the first group, at or after the groups of its parents, that has its partitions
-    definition; otherwise it starts a new group. Every group then runs after the groups it reads from.
+    definition (and the same ``split`` answer); otherwise it starts a new group. Every group then runs
+    after the groups it reads from.
     """
     selected = set(keys)
     groups: list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]] = []
@@ -455,7 +504,7 @@ def _groups(graph, keys: Sequence[dg.AssetKey]) -> list[tuple[list[dg.AssetKey],
     group_of: dict[dg.AssetKey, int] = {}
     for key in keys:
         partitions_def = graph.get(key).partitions_def
-        name = _partitions_name(partitions_def)
+        name = _partitions_name(partitions_def) + ("|split" if split(key) else "")
         lowest = max((group_of[p] for p in graph.get(key).parent_keys if p in selected), default=0)
         index = next((i for i in range(lowest, len(groups)) if names[i] == name), None)
         if index is None:

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from stress_pipeline.defs.beside import BESIDE
 from stress_pipeline.defs.partitions import drills_partitions
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.drills.core import DrillResult
@@ -76,13 +77,13 @@ class DrillsConfig(dg.Config):
     outs={
         # "result": the step's main output, so the node's output is the criteria table as before.
         "result": dg.AssetOut(
-            key=DRILLS_KEY, io_manager_key="parquet_io_manager", kinds={"redis"}, is_required=False,
+            key=DRILLS_KEY, io_manager_key="parquet_io_manager", kinds={"redis"}, is_required=False, tags=BESIDE,
             description="One operational drill (the partition) against the system under test: its criteria "
             "from the seeds, each measured (drill, criterion, comparison, threshold, value, outcome, detail) "
             "and its timeline (fault, detection, alert, recovery) as a table and a plot.",
         ),
         "drill_detections": dg.AssetOut(
-            key=DETECTIONS_KEY, io_manager_key="parquet_io_manager", is_required=False,
+            key=DETECTIONS_KEY, io_manager_key="parquet_io_manager", is_required=False, tags=BESIDE,
             description="What the monitors detected while the drill ran (failure mode, first evidence, "
             "conclusion, the alert raised), as monitoring_coverage reads it.",
         ),

@@ -5,6 +5,7 @@ from collections import Counter
 import dagster as dg
 import pandas as pd
 
+from stress_pipeline.defs.beside import BESIDE
 from stress_pipeline.defs.certification.inputs import OPTIONAL_TABLE_INPUT
 from stress_pipeline.defs.drills.assets import DETECTIONS_KEY, DRILLS_KEY
 from stress_pipeline.defs.monitoring.resources import AlertingResource
@@ -69,7 +70,7 @@ def monitoring_coverage(
     })  # fmt: skip
 
 
-@dg.asset(group_name=GROUP, io_manager_key="parquet_io_manager", kinds={"postgres"})
+@dg.asset(group_name=GROUP, io_manager_key="parquet_io_manager", kinds={"postgres"}, tags=BESIDE)
 def alert_delivery(
     context: dg.AssetExecutionContext, stress: StressResource, alerting: AlertingResource
 ) -> dg.Output[pd.DataFrame]:
