@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -45,31 +46,57 @@ def line_plot_png(
 def stacked_plot_png(
     panels: list[tuple[Mapping[str, pd.Series], str]], *, title: str, width: float = 8.0, panel_height: float = 2.4
 ) -> bytes:
-    """Several panels sharing the time axis, each with one or more series (label -> series) and a y label."""
+    """Several panels sharing the time axis, each with one or more series (label -> series) and a y label.
+
+    A figure of a given layout (size, panels, series labels, time or numeric x) is built once per thread
+    and drawn again with each call's data: building the axes and their ticks is most of a small plot's
+    cost, and the PNG is the same as a new figure's."""
+    columns = [[(*_x(values.index), values.to_numpy(dtype=np.float64, na_value=np.nan)) for values in series.values()]
+               for series, _ in panels]  # fmt: skip
+    dates = any(is_date for panel in columns for _, is_date, _ in panel)
+    layout = (width, panel_height, dates, tuple(tuple(series) for series, _ in panels))
+    cache = _TEMPLATES.__dict__.setdefault("figures", {})
+    if layout not in cache:
+        if len(cache) >= MAX_TEMPLATES:
+            cache.clear()
+        cache[layout] = _template(width, panel_height, dates, [list(series) for series, _ in panels])
+    figure, axes, lines, heading = cache[layout]
+    for ax, panel_lines, panel, (_, ylabel) in zip(axes, lines, columns, panels, strict=True):
+        for line, (x, _, y) in zip(panel_lines, panel, strict=True):
+            line.set_data(x, y)
+        ax.set_ylabel(ylabel)
+        ax.relim()
+        ax.autoscale_view()
+    heading.set_text(title)
+    return figure_png(figure)
+
+
+_TEMPLATES = threading.local()
+MAX_TEMPLATES = 16
+
+
+def _template(width: float, panel_height: float, dates: bool, labels: list[list[str]]):
     import matplotlib.dates as mdates
     from matplotlib.ticker import MaxNLocator
 
-    figure = new_figure(width, panel_height * len(panels))
-    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    dates = False
-    for ax, (series, ylabel) in zip(axes, panels, strict=True):
-        for label, values in series.items():
-            x, is_date = _x(values.index)
-            dates = dates or is_date
-            ax.plot(x, values.to_numpy(dtype=np.float64, na_value=np.nan), label=label, linewidth=0.9)
-        ax.set_ylabel(ylabel)
+    height = panel_height * len(labels)
+    figure = new_figure(width, height)
+    axes = figure.subplots(len(labels), 1, sharex=True, squeeze=False)[:, 0]
+    lines = []
+    for ax, names in zip(axes, labels, strict=True):
+        lines.append([ax.plot([], [], label=name, linewidth=0.9)[0] for name in names])
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.margins(x=0)  # the time axis spans the data exactly
         ax.grid(alpha=0.3)
-        if len(series) > 1:
+        if len(names) > 1:
             ax.legend(loc="upper left", fontsize="small", framealpha=0.6)
     if dates:
         locator = mdates.AutoDateLocator(minticks=3)
         axes[-1].xaxis.set_major_locator(locator)
         axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    figure.suptitle(title, y=1 - 0.05 / (panel_height * len(panels)), va="top", fontsize="large")
-    height = panel_height * len(panels)
+    heading = figure.suptitle("", y=1 - 0.05 / height, va="top", fontsize="large")
     figure.subplots_adjust(left=0.1, right=0.98, top=1 - 0.35 / height, bottom=0.45 / height, hspace=0.1)
-    return figure_png(figure)
+    return figure, axes, lines, heading
 
 
 def _x(index: pd.Index) -> tuple[np.ndarray, bool]:

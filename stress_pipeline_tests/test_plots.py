@@ -48,3 +48,19 @@ def test_plots_are_pngs():
     assert png.startswith(PNG_MAGIC) and len(png) > 5_000
     timeline = pd.DataFrame({"t_s": [0.0, 1.5, 2.0], "kind": ["fault", "detection", "recovery"]})
     assert timeline_png(timeline, title="drill").startswith(PNG_MAGIC)
+
+
+def test_a_reused_figure_draws_exactly_what_a_new_one_draws():
+    from stress_pipeline import plots
+
+    index = pd.date_range("2024-03-01", periods=3000, freq="1min", tz="UTC")
+    first = pd.Series(np.sin(np.arange(len(index)) / 50.0) * 1e4, index=index)
+    later = pd.Series(np.linspace(5.0, 6.0, 500), index=index[:500] + pd.Timedelta(days=3))
+
+    def draw(series: pd.Series, title: str) -> bytes:
+        return stacked_plot_png([({"a": series, "b": series * 2}, "equity"), ({"dd": -series}, "dd")], title=title)
+
+    draw(first, "first")
+    reused = draw(later, "later")
+    plots._TEMPLATES.figures.clear()
+    assert reused == draw(later, "later")
