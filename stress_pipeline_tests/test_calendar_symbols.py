@@ -81,3 +81,22 @@ def test_bad_inputs_name_file_symbol_and_field(tmp_path: Path, text: str, where:
     assert says in message
     with pytest.raises(SymbolConfigError):  # the single-symbol look-up reads the same file the same way
         symbol_market(path, "NVDA")
+
+
+def test_an_edited_symbols_file_is_read_again_and_a_bad_one_fails_every_time(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "symbols.yaml"
+    path.write_text("symbols:\n  ABC:\n    spread_bps: 2.0\n")
+    assert symbol_market(path, "ABC").spread_bps == 2.0
+    info = load_symbol_info(path)
+    info["ABC"] = None  # the caller's copy: the next reader still gets the file's entry
+    assert load_symbol_info(path)["ABC"].spread_bps == 2.0
+    path.write_text("symbols:\n  ABC:\n    spread_bps: 7.0\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    assert symbol_market(path, "ABC").spread_bps == 7.0
+    path.write_text("symbols:\n  ABC:\n    spread_bps: -1\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000_000))
+    for _ in range(2):
+        with pytest.raises(SymbolConfigError, match="spread_bps"):
+            symbol_market(path, "ABC")

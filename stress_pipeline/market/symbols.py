@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +120,30 @@ def file_fingerprint(files: list[Path]) -> str:
 
 def load_symbol_info(symbols_file: Path) -> dict[str, SymbolInfo]:
     """Read data/symbols.yaml: each listed symbol's market, its entry over ``defaults`` over
-    :class:`SymbolMarket`'s own defaults. A missing file yields an empty mapping (defaults apply)."""
-    defaults, entries = _read_symbols_file(symbols_file)
-    return {symbol: _symbol_info(symbols_file, symbol, {**defaults, **entry}) for symbol, entry in entries.items()}
+    :class:`SymbolMarket`'s own defaults. A missing file yields an empty mapping (defaults apply).
+
+    The parsed file is kept while its size and modification time stay the same (a run asks for the
+    markets of its symbols hundreds of times); an edited file is read again, a bad one fails each time."""
+    path = Path(symbols_file)
+    try:
+        stat = path.stat()
+        stamp: tuple[object, ...] = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        stamp = (str(path), None, None)
+    with _CACHE_LOCK:
+        cached = _SYMBOL_INFO.get(stamp)
+    if cached is None:
+        defaults, entries = _read_symbols_file(path)
+        cached = {symbol: _symbol_info(path, symbol, {**defaults, **entry}) for symbol, entry in entries.items()}
+        with _CACHE_LOCK:
+            if len(_SYMBOL_INFO) >= 32:
+                _SYMBOL_INFO.clear()
+            _SYMBOL_INFO[stamp] = cached
+    return dict(cached)
+
+
+_SYMBOL_INFO: dict[tuple[object, ...], dict[str, SymbolInfo]] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def symbol_market(symbols_file: Path, symbol: str) -> SymbolInfo:
@@ -132,7 +154,7 @@ def symbol_market(symbols_file: Path, symbol: str) -> SymbolInfo:
     name = symbol.upper()
     if name in listed:
         return listed[name]
-    defaults, _ = _read_symbols_file(symbols_file)
+    defaults, _ = _read_symbols_file(symbols_file)  # read only for a symbol the file does not list
     return _symbol_info(symbols_file, name, defaults)
 
 
