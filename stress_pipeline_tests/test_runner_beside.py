@@ -8,7 +8,7 @@ import time
 
 import dagster as dg
 
-from stress_pipeline.defs.beside import BESIDE, ordered_groups
+from stress_pipeline.defs.beside import BESIDE, QUIET, ordered_groups
 from stress_pipeline.defs.runner import Runner
 
 SLOW_S = 4.0
@@ -30,6 +30,13 @@ def broken_slow() -> int:
     raise RuntimeError("the outage never ended")
 
 
+@dg.asset(group_name="measures", tags=QUIET)
+def latency_probe() -> dg.Output:
+    started = time.time()
+    time.sleep(0.5)
+    return dg.Output(0, metadata={"pid": os.getpid(), "start": started, "end": time.time()})
+
+
 @dg.asset(group_name="computes")
 def first() -> dg.Output:
     return _stamped(2)
@@ -47,7 +54,7 @@ def reader(slow: int, second: int) -> dg.Output:
 
 def build() -> dg.Definitions:
     """The factory the second process calls (module level, so a spawned process can import it)."""
-    return dg.Definitions(assets=[slow, broken_slow, first, second, reader])
+    return dg.Definitions(assets=[slow, broken_slow, latency_probe, first, second, reader])
 
 
 def _keys(*names: str) -> list[dg.AssetKey]:
@@ -97,3 +104,11 @@ def test_groups_reading_beside_keys_run_as_late_as_the_order_allows() -> None:
     assert order == [0, 2, 1] and waited == ["w"]
     assert [i for i, _ in ordered_groups(graph, groups[:1], set(), lambda: waited.append("x"))] == [0]
     assert waited == ["w"]
+
+
+def test_a_latency_measurement_at_the_front_runs_before_the_second_process_starts() -> None:
+    with dg.instance_for_test() as instance:
+        summary = Runner(build(), instance, defs_factory=build).run(_keys("latency_probe", "slow", "first"))
+    assert summary.ok
+    meta = {s.asset: s.metadata for s in summary.steps}
+    assert meta["latency_probe"]["end"] <= meta["slow"]["start"] and meta["slow"]["pid"] != os.getpid()

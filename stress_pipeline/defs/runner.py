@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from stress_pipeline.defs.beside import BESIDE_TAG, BesideProcess, ordered_groups
+from stress_pipeline.defs.beside import BESIDE_TAG, QUIET_TAG, BesideProcess, ordered_groups
 from stress_pipeline.defs.partitions import symbols_partitions
 from stress_pipeline.defs.stale_runs import fail_dead_runs, worker_tag
 from stress_pipeline.market.symbols import discover_symbol_files
@@ -183,8 +183,9 @@ class Runner:
     With ``defs_factory`` (a module-level function building the same Definitions, so that a new process
     can call it), the assets tagged :data:`BESIDE` whose inputs are all beside-tagged too run in a
     second process on the same instance while this one runs the rest; a group that reads from them
-    waits for that process, and runs as late as the dependency order allows. Both processes' reports
-    reach the callbacks (from a second thread of this process, for the other's).
+    waits for that process, and runs as late as the dependency order allows. The process starts once
+    the groups at the front holding an asset tagged :data:`QUIET` (a latency measurement) have run.
+    Both processes' reports reach the callbacks (from a second thread of this process, for the other's).
     """
 
     def __init__(
@@ -246,9 +247,16 @@ class Runner:
         if beside:
             other = BesideProcess(self._defs_factory, self._instance, list(beside), partitions, self._verbose,
                                   offset=len(groups), total=len(groups) + len(_groups(self._graph, list(beside))))
-            other.start(self._on_run, self._on_step, self._on_run_done)
-        order = ordered_groups(self._graph, groups, beside, lambda: other.wait())
+        quiet = {key for key in keys if self._graph.get(key).tags.get(QUIET_TAG) == "true"}
+
+        def start_other() -> None:
+            if other is not None and not other.started:
+                other.start(self._on_run, self._on_step, self._on_run_done)
+
+        order = ordered_groups(self._graph, groups, beside, lambda: (start_other(), other.wait()))
         for number, (index, (group_keys, partitions_def)) in enumerate(order, start=1):
+            if not quiet.intersection(group_keys):
+                start_other()  # the groups measuring latency at the front ran on a quiet machine
             wanted = None if partitions_def is None else (partitions or {}).get(_dynamic_name(partitions_def))
             total = other.total if other else len(groups)
             for run_partitions, tags in self._runs(group_keys, partitions_def, wanted):
@@ -276,6 +284,7 @@ class Runner:
             seconds = sum(self._totals.get(name, 0.0) for name in node_names)
             summary.group_seconds[group] = summary.group_seconds.get(group, 0.0) + seconds
         if other is not None:
+            start_other()
             theirs = other.wait()
             summary.steps.extend(theirs.steps)
             summary.checks.extend(theirs.checks)
@@ -287,8 +296,8 @@ class Runner:
     def _beside(self, keys: Sequence[dg.AssetKey]) -> set[dg.AssetKey]:
         """The keys to run in the second process: tagged beside, with every selected parent beside too,
         and only when something else is selected to run meanwhile."""
-        if self._defs_factory is None:
-            return set()
+        if self._defs_factory is None or self._instance.is_ephemeral:
+            return set()  # an ephemeral instance cannot be opened by another process
         selected, beside = set(keys), set()
         for key in keys:  # dependency order: a key's parents are decided before it
             node = self._graph.get(key)

@@ -31,8 +31,9 @@ from stress_pipeline.services.processes import pid_alive
 from stress_pipeline.services.state_file import DISPLAY_NAMES, POSTGRES, REDIS, ServiceLayout, check_name
 from stress_pipeline.settings import Settings
 
-#: Seconds a run waits for a server another run holds before it fails.
-USE_WAIT = 60.0
+#: Seconds a run waits for a server another run holds before it fails (the drills of a run hold both
+#: servers shared for about 45 s; a reconciliation's planned outage waits for them).
+USE_WAIT = 120.0
 _POLL_S = 0.05
 
 

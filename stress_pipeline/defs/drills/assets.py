@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from stress_pipeline.defs.beside import BESIDE
+from stress_pipeline.defs.beside import BESIDE, QUIET
 from stress_pipeline.defs.partitions import drills_partitions
 from stress_pipeline.defs.resources import StressResource
 from stress_pipeline.drills.core import DrillResult
@@ -21,6 +21,7 @@ from stress_pipeline.drills.risk_drills import DrillEnv
 from stress_pipeline.monitoring.drill_detections import detection_table
 from stress_pipeline.plots import png_markdown
 from stress_pipeline.services import resolve_service_urls
+from stress_pipeline.services.server_use import run_server_use
 
 DRILLS_KEY = dg.AssetKey("drills")
 DETECTIONS_KEY = dg.AssetKey("drill_detections")
@@ -33,7 +34,7 @@ class DecisionFloodConfig(dg.Config):
                                                  "empty: the stress resource's decider (STRESS_DECIDER)")
 
 
-@dg.asset(group_name="drills", io_manager_key="parquet_io_manager", kinds={"redis"})
+@dg.asset(group_name="drills", io_manager_key="parquet_io_manager", kinds={"redis"}, tags=QUIET)
 def decision_flood(
     context: dg.AssetExecutionContext, config: DecisionFloodConfig, stress: StressResource
 ) -> pd.DataFrame:
@@ -41,10 +42,11 @@ def decision_flood(
     scheduled send time): P50/P99/P99.9/max from an HDR-layout histogram and the RSS slope."""
     settings = stress.settings()
     decider = config.decider or stress.decider
-    result = run_redis_flood(
-        resolve_service_urls(settings).redis_url, rate=config.rate, seconds=config.seconds,
-        policy=stress.trading_policy().risk, decider=decider,
-    )  # fmt: skip
+    with run_server_use(settings, f"decision_flood {context.run_id}"):  # no other run stops Redis meanwhile
+        result = run_redis_flood(
+            resolve_service_urls(settings).redis_url, rate=config.rate, seconds=config.seconds,
+            policy=stress.trading_policy().risk, decider=decider,
+        )  # fmt: skip
     table = result.table()
     context.add_output_metadata(
         {
@@ -105,7 +107,12 @@ def drills(context: dg.AssetExecutionContext, config: DrillsConfig, stress: Stre
         )  # fmt: skip
 
     names = list(context.partition_keys)
-    results, errors = run_drills(names, env, parallel=config.parallel, on_done=lambda r: context.log.info(r.summary()))
+    # The drills cut the servers through their own proxies; meanwhile no other run may stop a server
+    # (a live-state reconciliation's planned outage waits for them: services/server_use.py).
+    with run_server_use(settings, f"drills {context.run_id}"):
+        results, errors = run_drills(
+            names, env, parallel=config.parallel, on_done=lambda r: context.log.info(r.summary())
+        )
     if errors:
         failed = "; ".join(f"{name}: {type(err).__name__}: {err}" for name, err in errors.items())
         raise dg.Failure(f"{len(errors)} of {len(names)} drill(s) raised: {failed}", allow_retries=False)

@@ -23,6 +23,7 @@ from stress_pipeline.monitoring.metrics import ResultMetrics, previous_runs, pus
 from stress_pipeline.monitoring.queue import AlertQueue
 from stress_pipeline.services import postgres_engine
 from stress_pipeline.services.alert_receiver import LOCAL_ROUTING_KEY, ensure_receiver
+from stress_pipeline.services.server_use import run_server_use
 from stress_pipeline.services.urls import mask_url
 
 GROUP = "monitoring"
@@ -81,12 +82,13 @@ def alert_delivery(
     record = ensure_receiver(settings.home, database_url)
     engine, tables = postgres_engine(database_url), alert_tables(record.schema)
     try:
-        run = run_delivery_scenarios(
-            record.port, alerting.routing_key or LOCAL_ROUTING_KEY, settings.paths.alerts / "delivery",
-            lambda keys: Counter(r["dedup_key"] for r in incidents_of(engine, tables, keys)),
-            count=alerting.delivery_scenarios, tag=f"delivery-{context.run_id[:8]}",
-            count_receptions=lambda ids: Counter(r["alert_id"] for r in deliveries_of(engine, tables, ids)),
-        )  # fmt: skip
+        with run_server_use(settings, f"alert_delivery {context.run_id}"):  # no other run stops a server meanwhile
+            run = run_delivery_scenarios(
+                record.port, alerting.routing_key or LOCAL_ROUTING_KEY, settings.paths.alerts / "delivery",
+                lambda keys: Counter(r["dedup_key"] for r in incidents_of(engine, tables, keys)),
+                count=alerting.delivery_scenarios, tag=f"delivery-{context.run_id[:8]}",
+                count_receptions=lambda ids: Counter(r["alert_id"] for r in deliveries_of(engine, tables, ids)),
+            )  # fmt: skip
     finally:
         engine.dispose()
     summary = delivery_summary(run.table)
