@@ -66,6 +66,7 @@ def test_beside_assets_run_in_a_second_process_meanwhile() -> None:
     with dg.instance_for_test() as instance:
         runner = Runner(build(), instance, defs_factory=build, on_run=lambda n, t, label, p: starts.append(label))
         summary = runner.run(_keys("slow", "first", "second", "reader"))
+        jobs = {record.dagster_run.job_name for record in instance.get_run_records()}
     assert summary.ok, [(s.asset, s.status, s.error) for s in summary.steps]
     meta = {s.asset: s.metadata for s in summary.steps}
     assert set(meta) == {"slow", "first", "second", "reader"}
@@ -76,6 +77,7 @@ def test_beside_assets_run_in_a_second_process_meanwhile() -> None:
     assert set(summary.beside_seconds) == {"waits"} and summary.beside_seconds["waits"] >= SLOW_S
     assert summary.beside_wall_seconds >= SLOW_S
     assert "waits" not in summary.group_seconds and {"computes", "reads"} <= set(summary.group_seconds)
+    assert "stress_pipeline_beside_run_1" in jobs and "stress_pipeline_run_1" in jobs  # never the same name
 
 
 def test_a_failing_beside_asset_is_reported_and_the_rest_still_runs() -> None:

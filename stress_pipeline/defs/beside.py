@@ -115,7 +115,7 @@ def _run_beside(factory, ref, keys: list[str], partitions, verbose: bool, report
     try:
         with dg.DagsterInstance.from_ref(ref) as instance:
             runner = Runner(
-                factory(), instance, verbose=verbose,
+                factory(), instance, verbose=verbose, job_prefix="stress_pipeline_beside_run",
                 on_run=lambda *args: reports.put(("run", args)), on_step=lambda step: reports.put(("step", step)),
                 on_run_done=lambda outcomes, verdicts: reports.put(("done", (outcomes, verdicts))),
             )  # fmt: skip

@@ -198,9 +198,11 @@ class Runner:
         on_step: Callable[[StepDone], None] | None = None,
         on_run_done: Callable[[list[StepOutcome], list[CheckVerdict]], None] | None = None,
         defs_factory: Callable[[], dg.Definitions] | None = None,
+        job_prefix: str = "stress_pipeline_run",
     ):
         self._defs = defs
         self._defs_factory = defs_factory
+        self._job_prefix = job_prefix  # the group jobs are <prefix>_1, <prefix>_2...
         self._instance = instance
         self._verbose = verbose
         self._on_run, self._on_step, self._on_run_done = on_run, on_step, on_run_done
@@ -318,7 +320,7 @@ class Runner:
         def failed(context: dg.HookContext) -> None:
             self._finished(context.op.name, _exception_text(context.op_exception))
 
-        names = [f"stress_pipeline_run_{number}" for number in range(1, len(groups) + 1)]
+        names = [f"{self._job_prefix}_{number}" for number in range(1, len(groups) + 1)]
         job_defs = dg.Definitions(
             assets=self._defs.assets,
             asset_checks=self._defs.asset_checks,
