@@ -24,6 +24,7 @@ BESIDE = {BESIDE_TAG: "true"}
 QUIET_TAG = "stress_pipeline/quiet"
 QUIET = {QUIET_TAG: "true"}
 
+
 def ordered_groups(graph, groups, beside: set[dg.AssetKey], wait: Callable[[], object]):
     """(index, group) in dependency order, a group reading from ``beside`` keys as late as that order
     allows: it and the groups after it that read from it wait, while the others run; ``wait()`` is
