@@ -120,42 +120,46 @@ def file_fingerprint(files: list[Path]) -> str:
 
 def load_symbol_info(symbols_file: Path) -> dict[str, SymbolInfo]:
     """Read data/symbols.yaml: each listed symbol's market, its entry over ``defaults`` over
-    :class:`SymbolMarket`'s own defaults. A missing file yields an empty mapping (defaults apply).
-
-    The parsed file is kept while its size and modification time stay the same (a run asks for the
-    markets of its symbols hundreds of times); an edited file is read again, a bad one fails each time."""
-    path = Path(symbols_file)
-    try:
-        stat = path.stat()
-        stamp: tuple[object, ...] = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    except FileNotFoundError:
-        stamp = (str(path), None, None)
-    with _CACHE_LOCK:
-        cached = _SYMBOL_INFO.get(stamp)
-    if cached is None:
-        defaults, entries = _read_symbols_file(path)
-        cached = {symbol: _symbol_info(path, symbol, {**defaults, **entry}) for symbol, entry in entries.items()}
-        with _CACHE_LOCK:
-            if len(_SYMBOL_INFO) >= 32:
-                _SYMBOL_INFO.clear()
-            _SYMBOL_INFO[stamp] = cached
-    return dict(cached)
-
-
-_SYMBOL_INFO: dict[tuple[object, ...], dict[str, SymbolInfo]] = {}
-_CACHE_LOCK = threading.Lock()
+    :class:`SymbolMarket`'s own defaults. A missing file yields an empty mapping (defaults apply)."""
+    return dict(_parsed(Path(symbols_file))[1])
 
 
 def symbol_market(symbols_file: Path, symbol: str) -> SymbolInfo:
     """The market of ``symbol``: its entry in ``symbols_file``, else the file's ``defaults``, else 24/7
     crypto (:class:`SymbolMarket`'s defaults). Every entry of the file is validated, so a bad entry
     fails whichever symbol is asked for."""
-    listed = load_symbol_info(symbols_file)
+    path = Path(symbols_file)
+    defaults, listed = _parsed(path)
     name = symbol.upper()
     if name in listed:
         return listed[name]
-    defaults, _ = _read_symbols_file(symbols_file)  # read only for a symbol the file does not list
-    return _symbol_info(symbols_file, name, defaults)
+    return _symbol_info(path, name, defaults)
+
+
+def _parsed(path: Path) -> tuple[dict[str, Any], dict[str, SymbolInfo]]:
+    """The file's ``defaults`` and its listed symbols' markets, kept while its size and modification time
+    stay the same (a run asks for the markets of its symbols hundreds of times); an edited file is read
+    again, a bad one fails each time."""
+    try:
+        stat = path.stat()
+        stamp: tuple[object, ...] = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        stamp = (str(path), None, None)
+    with _CACHE_LOCK:
+        cached = _PARSED.get(stamp)
+    if cached is None:
+        defaults, entries = _read_symbols_file(path)
+        info = {symbol: _symbol_info(path, symbol, {**defaults, **entry}) for symbol, entry in entries.items()}
+        cached = (defaults, info)
+        with _CACHE_LOCK:
+            if len(_PARSED) >= 32:
+                _PARSED.clear()
+            _PARSED[stamp] = cached
+    return cached
+
+
+_PARSED: dict[tuple[object, ...], tuple[dict[str, Any], dict[str, SymbolInfo]]] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def default_spread_bps(symbols_file: Path, symbol: str) -> float:

@@ -137,13 +137,13 @@ def run_sweep_bench(settings, *, workers: int, partitions: int, points_per_step:
 
 def _measure(root: Path, workers: int, partitions: int, per_step: int, graphql: bool, check: bool) -> SweepBench:
     import dagster as dg
-    import pandas as pd
 
     from stress_pipeline.defs import build_definitions
     from stress_pipeline.defs.partitions import SWEEP_POINTS_PARTITIONS_NAME, SYMBOLS_PARTITIONS_NAME
     from stress_pipeline.defs.runner import Runner, register_symbols, resolve_selection
     from stress_pipeline.defs.sweeps.celery import celery_settings
     from stress_pipeline.defs.sweeps.workers import run_sweep, start_workers, sweep_job
+    from stress_pipeline.parquet_store import read_parquet
     from stress_pipeline.settings import get_settings
 
     settings = get_settings()
@@ -190,10 +190,10 @@ def _measure(root: Path, workers: int, partitions: int, per_step: int, graphql: 
         summary_s = time.perf_counter() - started
         if [step.status for step in summary.steps] != ["materialized"]:
             raise RuntimeError(f"sweep bench: the summary failed: {[step.error for step in summary.steps]}")
-        table = pd.read_parquet(settings.storage_dir / "sweep_summary.parquet")
+        table = read_parquet(settings.paths.asset_file(["sweep_summary"], None))
         differing = None
         if check and workers:
-            differing = _differing_from_in_process(runner, defs, settings.storage_dir / "sweep_results", keys)
+            differing = _differing_from_in_process(runner, defs, settings.paths, keys)
         page_s = page_bytes = None
         if graphql:
             page_s, page_bytes = _page_load(root, partitions)
@@ -207,17 +207,19 @@ def _measure(root: Path, workers: int, partitions: int, per_step: int, graphql: 
     )  # fmt: skip
 
 
-def _differing_from_in_process(runner, defs, stored: Path, keys: list[str]) -> int:
+def _differing_from_in_process(runner, defs, paths, keys: list[str]) -> int:
     """How many points' rows differ between the run just made and the same points run again in process."""
-    import pandas as pd
-
     from stress_pipeline.defs.runner import resolve_selection
+    from stress_pipeline.parquet_store import read_parquet
 
-    distributed = {key: pd.read_parquet(stored / f"{key}.parquet") for key in keys}
+    def stored(key: str):
+        return read_parquet(paths.asset_file(["sweep_results"], key))
+
+    distributed = {key: stored(key) for key in keys}
     local = runner.run(resolve_selection(defs, "key:sweep_results"))
     if any(step.status != "materialized" for step in local.steps):
         raise RuntimeError("sweep bench: the in-process run for --check failed")
-    return sum(not distributed[key].equals(pd.read_parquet(stored / f"{key}.parquet")) for key in keys)
+    return sum(not distributed[key].equals(stored(key)) for key in keys)
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
