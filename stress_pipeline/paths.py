@@ -13,6 +13,7 @@ Under ``$STRESS_HOME``::
     alerts/<sender>/                               durable queues of alerts not yet delivered
     metrics/stress_pipeline.prom                   Prometheus metrics for node_exporter's textfile collector
     services/                                      the embedded PostgreSQL and Redis
+    services/outages/                              the embedded pair planned outages stop (live-state runs)
     services/alert_receiver/                       the embedded alert receiver (record, log)
 
 The IO managers, the live-state writer and the CLI ask this module; nothing else joins these names.
@@ -57,6 +58,11 @@ class StoragePaths:
     @property
     def services(self) -> Path:
         return self.home / "services"
+
+    @property
+    def outage_services(self) -> Path:
+        """The embedded PostgreSQL and Redis a live-state run with planned outages uses and stops."""
+        return self.services / "outages"
 
     @property
     def alerts(self) -> Path:

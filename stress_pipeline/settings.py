@@ -7,6 +7,7 @@ Only the edges read the environment: the CLI (:func:`get_settings`) and the Dags
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ class Settings:
     """Resolved configuration of one process.
 
     ``postgres_url`` / ``redis_url`` are ``None`` when the embedded servers should be used.
+    ``outage_servers``: the embedded servers meant are the ones planned outages stop
+    (``services/outages/``, see :meth:`for_planned_outages`), not the ones every run shares.
     """
 
     home: Path
@@ -47,6 +50,7 @@ class Settings:
     scenario_memory_bytes: int = DEFAULT_SCENARIO_MEMORY_BYTES
     outage_budget_s: float = DEFAULT_OUTAGE_BUDGET_S
     buffer_max_bytes: int = DEFAULT_BUFFER_MAX_BYTES
+    outage_servers: bool = False
 
     @property
     def bars_dir(self) -> Path:
@@ -83,7 +87,12 @@ class Settings:
     @property
     def services_dir(self) -> Path:
         """Where the embedded PostgreSQL and Redis keep their data and state file."""
-        return self.paths.services
+        return self.paths.outage_services if self.outage_servers else self.paths.services
+
+    def for_planned_outages(self) -> Settings:
+        """These settings, addressing the embedded servers a live-state run with planned outages uses
+        and stops (its own: every other run keeps the shared ones). External URLs are unchanged."""
+        return dataclasses.replace(self, outage_servers=True)
 
 
 def make_settings(

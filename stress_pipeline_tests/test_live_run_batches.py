@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from stress_pipeline.faults.plan import FaultPlan
 from stress_pipeline.market.synthetic import generate_bars
 from stress_pipeline.scenarios.fault_model import parse_faults
-from stress_pipeline.services import embedded
+from stress_pipeline.services import stop_embedded
 from stress_pipeline.settings import Settings, get_settings
 from stress_pipeline.simulation import SimConfig, run_paper
 from stress_pipeline.state import live_run
@@ -98,7 +98,7 @@ def home(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield settings
     finally:
-        embedded.stop(settings)
+        stop_embedded(settings)  # both pairs: the shared one and the one planned outages stop
 
 
 @pytest.fixture(scope="module")

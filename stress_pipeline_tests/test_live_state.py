@@ -30,8 +30,10 @@ from stress_pipeline.scenarios.fault_model import (
     WriterCrashParams,
     parse_faults,
 )
-from stress_pipeline.services import embedded, postgres_engine, redis_client, resolve_service_urls
+from stress_pipeline.services import embedded, postgres_engine, redis_client, resolve_service_urls, stop_embedded
 from stress_pipeline.services.errors import ServiceUnavailableError
+from stress_pipeline.services.server_use import run_server_use
+from stress_pipeline.services.status import service_status
 from stress_pipeline.settings import Settings, get_settings
 from stress_pipeline.simulation import SimConfig, run_paper
 from stress_pipeline.state.hot_state import HotState
@@ -51,7 +53,7 @@ def home(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield settings
     finally:
-        embedded.stop(settings)
+        stop_embedded(settings)  # both pairs: the shared one and the one planned outages stop
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,24 @@ def test_sixty_second_outage_buffers_and_flushes(paper, home: Settings, tmp_path
     row = outcome.summary_row()  # what the reconciliation table stores for the certification gates
     assert row["outages_recovered"] == 1 and 0 < row["recovery_s_sum"] == row["recovery_s_max"] <= 30
     assert row["cash_delta"] == 0.0
+
+
+@pytest.mark.services
+def test_a_planned_outage_stops_servers_of_its_own(paper, home: Settings, tmp_path: Path) -> None:
+    shared = resolve_service_urls(home)  # the pair every run shares
+    pids = {row.name: row.record.pid for row in embedded.status(home)}
+    # Held shared by this process, as the drills hold it: a run stopping the shared Redis would fail here
+    # ("used (shared) by this process's run, which cannot also stop it") or wait for the holder.
+    with run_server_use(home, "a drill beside"):
+        outcome = live(paper, home, [RedisDownFault(at_s=10 * HOUR, duration_s=60)], tmp_path)
+        redis_client(shared.redis_url).ping()  # the shared Redis answered throughout
+    assert outcome.report.passed and [o["target"] for o in outcome.outages] == ["redis"]
+    assert {row.name: row.record.pid for row in embedded.status(home)} == pids  # neither shared server stopped
+    own = resolve_service_urls(home.for_planned_outages(), start=False)
+    assert {own.redis_url, own.postgres_url}.isdisjoint({shared.redis_url, shared.postgres_url})
+    names = [row["name"] for row in service_status(home)]
+    assert names == ["PostgreSQL", "Redis", "PostgreSQL (planned outages)", "Redis (planned outages)"]
+    assert all(row["running"] for row in service_status(home))
 
 
 @pytest.mark.services

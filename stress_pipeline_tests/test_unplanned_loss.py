@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from stress_pipeline.market.synthetic import generate_bars
-from stress_pipeline.services import embedded
+from stress_pipeline.scenarios.fault_model import parse_faults
+from stress_pipeline.services import embedded, stop_embedded
 from stress_pipeline.services.processes import processes_in, send_signal
 from stress_pipeline.settings import Settings, get_settings
 from stress_pipeline.simulation import SimConfig, run_paper
@@ -34,7 +35,7 @@ def home(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield settings
     finally:
-        embedded.stop(settings)
+        stop_embedded(settings)  # both pairs: the shared one and the one planned outages stop
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +208,18 @@ def test_a_run_process_killed_mid_outage_is_repaired_by_the_next_run(paper, home
     lines = pending.read_bytes().count(b"\n")
 
     config = LiveStateConfig(schema=schema, namespace=f"next-{dead}")
-    outcome = run_live_state(paper, run_id=f"next-{uuid.uuid4().hex[:6]}", faults=[], settings=home,
+    # A run on the shared servers leaves it: the killed run wrote to the pair planned outages use.
+    outcome = run_live_state(paper, run_id=f"shared-{uuid.uuid4().hex[:6]}", faults=[], settings=home,
+                             initial_cash=100_000.0, buffer_root=buffers, config=config)  # fmt: skip
+    assert outcome.report.passed and outcome.leftovers.other_servers == [dead] and (buffers / dead).exists()
+    # The next run with a planned outage (on the same servers) repairs it.
+    outage = parse_faults([{"kind": "redis_down", "at_s": 3600 * 24, "duration_s": 60}])
+    outcome = run_live_state(paper, run_id=f"next-{uuid.uuid4().hex[:6]}", faults=outage, settings=home,
                              initial_cash=100_000.0, buffer_root=buffers, config=config)  # fmt: skip
     assert outcome.report.passed
     assert outcome.leftovers.aborted == [dead] and outcome.leftovers.replayed[dead] >= lines
     assert outcome.leftovers.unreplayed == {} and not (buffers / dead).exists()
-    ledger = Ledger(postgres_engine(resolve_service_urls(home).postgres_url), schema=schema)
+    ledger = Ledger(postgres_engine(resolve_service_urls(home.for_planned_outages()).postgres_url), schema=schema)
     stored = sorted(f.event_id for f in ledger.fills(dead))
     assert stored == [f.event_id for f in exchange_fills(paper, dead)][: len(stored)] and len(stored) >= lines // 2
     assert ledger.run_status(dead) == "aborted"

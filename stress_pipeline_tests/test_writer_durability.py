@@ -278,6 +278,21 @@ def test_a_killed_run_is_repaired_by_the_next(ledger: Ledger, tmp_path: Path) ->
 
 
 @pytest.mark.services
+def test_a_dead_run_is_repaired_only_by_a_run_on_the_same_servers(ledger: Ledger, tmp_path: Path) -> None:
+    root = tmp_path / "buffers"
+    ledger.start_run("outage-run", "s")
+    with run_lock(root, "outage-run", servers="outages") as directory:  # it wrote to the outage pair
+        DiskBuffer(directory / "postgres").append(_fills("outage-run", 0, 3))
+    report = repair_leftovers(root, ledger)  # a run on the shared servers: not its ledger
+    assert report.other_servers == ["outage-run"] and report.replayed == {} and report.aborted == []
+    assert "left 1 dead run(s) of other servers" in report.summary() and (root / "outage-run").exists()
+    assert ledger.fill_count("outage-run") == 0 and ledger.run_status("outage-run") == "running"
+    report = repair_leftovers(root, ledger, servers="outages")
+    assert report.replayed == {"outage-run": 3} and report.aborted == ["outage-run"]
+    assert not (root / "outage-run").exists()
+
+
+@pytest.mark.services
 def test_a_damaged_or_unknown_buffer_is_reported_by_run_and_count_and_kept(ledger: Ledger, tmp_path: Path) -> None:
     root = tmp_path / "buffers"
     ledger.start_run("broken", "s")

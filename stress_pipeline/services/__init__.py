@@ -71,7 +71,8 @@ def resolve_service_urls(settings: Settings, *, start: bool = True) -> ServiceUr
 
 
 def stop_embedded(settings: Settings, *, wait: float = 0.0) -> bool:
-    """Stop this STRESS_HOME's embedded servers (external ones are never touched); True if one ran.
+    """Stop this STRESS_HOME's embedded servers, the pair planned outages use included (external ones
+    are never touched); True if one ran.
 
     Not while a run uses them: raises ServerInUseError naming the run when one still does after
     ``wait`` seconds (see :mod:`~stress_pipeline.services.server_use`).
@@ -83,7 +84,13 @@ def stop_embedded(settings: Settings, *, wait: float = 0.0) -> bool:
         from stress_pipeline.services.alert_receiver import stop_receiver  # late: it imports this package
 
         receiver = stop_receiver(settings.home)  # first: it records into the embedded PostgreSQL
-        return embedded.stop(settings) or receiver
+        outages = settings.for_planned_outages()  # the pair live-state runs with planned outages stop
+        outage_layout = embedded.ServiceLayout.from_settings(outages)
+        stopped_outages = False
+        if outage_layout.root.is_dir():
+            with _use_servers(outage_layout, "services stop", exclusive=embedded.SERVICE_NAMES, wait=wait):
+                stopped_outages = embedded.stop(outages)
+        return embedded.stop(settings) or receiver or stopped_outages
 
 
 def _embedded_url(settings: Settings, state: ServiceState, name: str) -> str:

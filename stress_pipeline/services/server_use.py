@@ -1,10 +1,12 @@
 """Who uses an embedded server, so that a run stopping it never pulls it from under another run.
 
-Planned outage drills stop the embedded PostgreSQL or Redis for real. Every run of this STRESS_HOME
-shares those servers, so a run that stops one holds it *exclusively* for the whole run, and a run that
-only uses one holds it *shared*: a drill waits (bounded) until no other run uses the server, and a run
-that wants a server another run is drilling waits for that run to finish; past the wait either fails
-with ``embedded PostgreSQL is in use by run Y``.
+Planned outages stop an embedded PostgreSQL or Redis for real. A live-state run with planned outages
+uses a pair of its own (``services/outages/``, :meth:`Settings.for_planned_outages`), so the pair every
+other run of this STRESS_HOME shares is only stopped by ``services stop``; runs with planned outages
+share the outage pair among themselves. So a run that stops a server holds it *exclusively* for the
+whole run, and a run that only uses one holds it *shared*: an outage waits (bounded) until no other run
+uses the server, and a run that wants a server another run is stopping waits for that run to finish;
+past the wait either fails with ``embedded PostgreSQL is in use by run Y``.
 
 The lock is ``flock(2)`` on ``services/<server>.use`` (0600): the kernel releases it when its holder
 dies, so a killed run never leaves a server locked. Who holds it is written next to it, one 0600 file
@@ -31,8 +33,7 @@ from stress_pipeline.services.processes import pid_alive
 from stress_pipeline.services.state_file import DISPLAY_NAMES, POSTGRES, REDIS, ServiceLayout, check_name
 from stress_pipeline.settings import Settings
 
-#: Seconds a run waits for a server another run holds before it fails (the drills of a run hold both
-#: servers shared for about 45 s; a reconciliation's planned outage waits for them).
+#: Seconds a run waits for a server another run holds before it fails.
 USE_WAIT = 120.0
 _POLL_S = 0.05
 

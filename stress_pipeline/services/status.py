@@ -16,26 +16,42 @@ from stress_pipeline.services.urls import mask_url
 from stress_pipeline.settings import Settings
 
 COLUMNS = ("service", "mode", "running", "pid", "url", "message")
+_CHECKS = {embedded.POSTGRES: check_postgres, embedded.REDIS: check_redis}
 
 
 def service_status(settings: Settings, *, timeout: float = 2.0) -> list[dict[str, Any]]:
     """One row per service: ``name``, ``mode`` (embedded|external), ``url`` (masked), ``pid``
-    (embedded only, else None), ``running`` (True when the server answers) and ``message``.
+    (embedded only, else None), ``running`` (True when the server answers) and ``message``; then,
+    once a live-state run with planned outages has started them, a row per embedded server of that
+    run's own pair (named "... (planned outages)").
 
     Starts nothing and creates no files.
     """
     external = {embedded.POSTGRES: settings.postgres_url, embedded.REDIS: settings.redis_url}
-    checks = {embedded.POSTGRES: check_postgres, embedded.REDIS: check_redis}
     embedded_rows = {}
     if None in external.values():
         embedded_rows = {row.name: row for row in embedded.status(settings, timeout=timeout)}
+    rows = _rows(external, embedded_rows, timeout)
+    # The embedded pair live-state runs with planned outages use and stop, once one has started it.
+    outages = settings.for_planned_outages()
+    if None in external.values() and embedded.ServiceLayout.from_settings(outages).state_file.exists():
+        found = {row.name: row for row in embedded.status(outages, timeout=timeout)}
+        for row in _rows({name: None for name in external if external[name] is None}, found, timeout):
+            rows.append({**row, "name": f"{row['name']} (planned outages)"})
+    return rows
+
+
+def _rows(
+    external: dict[str, str | None], embedded_rows: dict[str, embedded.ServerStatus], timeout: float
+) -> list[dict[str, Any]]:
+    """A row per server named in ``external``: pinged at its URL, or as ``embedded_rows`` found it."""
     rows = []
-    for name in embedded.SERVICE_NAMES:
+    for name in (name for name in embedded.SERVICE_NAMES if name in external):
         display = embedded.DISPLAY_NAMES[name]
         url = external[name]
         if url is not None:
             try:
-                checks[name](url, timeout)
+                _CHECKS[name](url, timeout)
             except ServiceUnavailableError as err:
                 running, message = False, f"unreachable: {err.cause}"
             else:

@@ -13,6 +13,10 @@ the next run before it starts) repairs it:
 * its ledger run, if still ``running``, is marked ``aborted``;
 * its directory is removed once everything in it was replayed.
 
+Runs with planned outages write to an embedded pair of their own (``services/outages/``): their run
+directory names that pair (``.servers``), and only a run on the same servers repairs it (a run on the
+shared servers lists it in ``LeftoverReport.other_servers`` and leaves it).
+
 The Redis hot state of a dead run is not rebuilt: it belongs to a run nobody reads any more, and the
 ledger (the system of record) is whole again.
 """
@@ -33,6 +37,7 @@ from stress_pipeline.state.ledger import Ledger
 from stress_pipeline.state.records import Fill, Mark
 
 LOCK_NAME = ".lock"
+SERVERS_NAME = ".servers"  # which servers the run wrote to: absent for the shared pair
 TARGETS = ("postgres", "redis")
 ABORTED = "aborted"
 REPLAY_BATCH = 5_000
@@ -48,6 +53,7 @@ class LeftoverReport:
     unreplayed: dict[str, str] = field(default_factory=dict)  # "run/buffer" -> "N record(s): reason"
     aborted: list[str] = field(default_factory=list)  # ledger runs marked aborted
     skipped_live: list[str] = field(default_factory=list)  # run directories whose run is alive
+    other_servers: list[str] = field(default_factory=list)  # dead runs on other servers, left for their runs
 
     def summary(self) -> str:
         parts = [f"replayed {sum(self.replayed.values())} record(s) of {len(self.replayed)} dead run(s)"]
@@ -55,13 +61,17 @@ class LeftoverReport:
             parts.append(f"marked {len(self.aborted)} run(s) aborted: {', '.join(self.aborted)}")
         for key, why in self.unreplayed.items():
             parts.append(f"NOT replayed {key}: {why}")
+        if self.other_servers:
+            parts.append(f"left {len(self.other_servers)} dead run(s) of other servers for a run on those: "
+                         f"{', '.join(self.other_servers)}")  # fmt: skip
         return "; ".join(parts)
 
 
 @contextlib.contextmanager
-def run_lock(buffer_root: Path, run_id: str) -> Iterator[Path]:
+def run_lock(buffer_root: Path, run_id: str, *, servers: str = "") -> Iterator[Path]:
     """Hold the run's lock (its buffer directory, created 0700) for the block; raises RunInUseError
-    when a live process holds it."""
+    when a live process holds it. ``servers`` names the servers the run writes to ("" the shared pair,
+    ``"outages"`` the pair planned outages stop), recorded for :func:`repair_leftovers`."""
     directory = Path(buffer_root) / run_id
     private_dir(directory)
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
@@ -70,14 +80,21 @@ def run_lock(buffer_root: Path, run_id: str) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunInUseError(f"live-state run {run_id} is in use by another process ({directory})") from None
+        if servers:
+            marker = directory / SERVERS_NAME
+            marker.write_text(servers + "\n")
+            marker.chmod(0o600)
         yield directory
     finally:
         os.close(fd)
 
 
-def repair_leftovers(buffer_root: Path, ledger: Ledger, *, current: str | None = None) -> LeftoverReport:
-    """Replay the buffers of every dead run under ``buffer_root`` into ``ledger`` and mark those
-    runs aborted (see the module docstring); ``current`` (the caller's own run) is left alone."""
+def repair_leftovers(
+    buffer_root: Path, ledger: Ledger, *, current: str | None = None, servers: str = ""
+) -> LeftoverReport:
+    """Replay the buffers of every dead run under ``buffer_root`` that wrote to ``servers`` (as
+    :func:`run_lock` names them) into ``ledger`` and mark those runs aborted (see the module docstring);
+    ``current`` (the caller's own run) is left alone."""
     report = LeftoverReport()
     root = Path(buffer_root)
     if not root.is_dir():
@@ -90,6 +107,9 @@ def repair_leftovers(buffer_root: Path, ledger: Ledger, *, current: str | None =
             if not dead:
                 report.skipped_live.append(run_id)
                 continue
+            if _servers(directory) != servers:
+                report.other_servers.append(run_id)
+                continue
             complete = _replay(directory, run_id, ledger, report)
             if ledger.run_status(run_id) == "running":
                 ledger.finish_run(run_id, ABORTED)
@@ -97,6 +117,13 @@ def repair_leftovers(buffer_root: Path, ledger: Ledger, *, current: str | None =
             if complete:
                 shutil.rmtree(directory)
     return report
+
+
+def _servers(directory: Path) -> str:
+    try:
+        return (directory / SERVERS_NAME).read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 @contextlib.contextmanager

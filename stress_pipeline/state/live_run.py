@@ -3,10 +3,12 @@
 The paper engine decides what trades; this replays its fills in sim-time order, as the trading
 system would have written them, to the real PostgreSQL ledger and Redis hot state a run uses, with a
 mark (heartbeat and equity) every ``heartbeat_s`` of sim time. Fault actions fire when the sim
-clock reaches them: server outages stop the real server process (embedded) or take a fault proxy
-down (external servers), a writer crash kills the writer between its two writes, delivery faults
-duplicate or reorder the fill stream. A reorder buffer as deep as the plan's reordering window puts
-the stream back into event order before it reaches the writer, as a live consumer would.
+clock reaches them: server outages stop the real server process (embedded: a run with planned
+outages uses an embedded pair of its own, ``services/outages/``, so the servers every other run shares
+stay up) or take a fault proxy down (external servers), a writer crash kills the writer between its
+two writes, delivery faults duplicate or reorder the fill stream. A reorder buffer as deep as the
+plan's reordering window puts the stream back into event order before it reaches the writer, as a
+live consumer would.
 
 Marks are coalesced to one per batch while both servers answer (a heartbeat overwrites the last
 one); while a server is down the system tries one per ``heartbeat_s`` and the writer keeps the newest
@@ -54,6 +56,7 @@ from stress_pipeline.state.supervisor import Supervisor, SupervisorPolicy, super
 from stress_pipeline.state.writer import StateWriter, WriterCrash, WriterStats
 
 NS = 1_000_000_000
+OUTAGE_SERVERS = "outages"  # the run directory's record of a run on the pair planned outages stop
 
 
 @dataclass(frozen=True)
@@ -136,17 +139,24 @@ def run_live_state(
     plan = FaultPlan.from_scenario(faults, start_ns, seed=seed)
     cash0 = money(initial_cash)
     equity = paper.equity["equity"]
-    stopped = {action.target for action in plan.actions if action.target}  # embedded servers its drills stop
+    stopped = {action.target for action in plan.actions if action.target}  # servers its outages take away
+    external = {embedded.POSTGRES: settings.postgres_url, embedded.REDIS: settings.redis_url}
+    servers = ""
+    if any(external[embedded.check_name(target)] is None for target in stopped):
+        # An embedded server it stops is one of its own: the servers other runs share stay up.
+        settings, servers = settings.for_planned_outages(), OUTAGE_SERVERS
     with (
         run_server_use(settings, run_id, stopped),
         _connections(settings, plan) as (postgres_url, redis_url, proxies),
-        run_lock(buffer_root, run_id),
+        run_lock(buffer_root, run_id, servers=servers),
     ):
         supervisors = _supervisors(settings, postgres_url, redis_url, config.supervisor)
         by_service = _by_service(supervisors)
         ledger = Ledger(postgres_engine(postgres_url), schema=config.schema)
         supervised(by_service, ledger.migrate)
-        leftovers = supervised(by_service, lambda: repair_leftovers(buffer_root, ledger, current=run_id))
+        leftovers = supervised(
+            by_service, lambda: repair_leftovers(buffer_root, ledger, current=run_id, servers=servers)
+        )
         supervised(by_service, lambda: ledger.start_run(run_id, paper.scenario_name))
         hot = HotState(redis_client(redis_url), run_id, namespace=config.namespace)
         supervised(by_service, lambda: (hot.clear(), hot.init(cash0)))

@@ -42,7 +42,7 @@ def decision_flood(
     scheduled send time): P50/P99/P99.9/max from an HDR-layout histogram and the RSS slope."""
     settings = stress.settings()
     decider = config.decider or stress.decider
-    with run_server_use(settings, f"decision_flood {context.run_id}"):  # no other run stops Redis meanwhile
+    with run_server_use(settings, f"decision_flood {context.run_id}"):  # `services stop` waits meanwhile
         result = run_redis_flood(
             resolve_service_urls(settings).redis_url, rate=config.rate, seconds=config.seconds,
             policy=stress.trading_policy().risk, decider=decider,
@@ -107,8 +107,8 @@ def drills(context: dg.AssetExecutionContext, config: DrillsConfig, stress: Stre
         )  # fmt: skip
 
     names = list(context.partition_keys)
-    # The drills cut the servers through their own proxies; meanwhile no other run may stop a server
-    # (a live-state reconciliation's planned outage waits for them: services/server_use.py).
+    # The drills cut the servers through their own proxies; meanwhile `services stop` waits for them
+    # (services/server_use.py; planned outages stop servers of their own).
     with run_server_use(settings, f"drills {context.run_id}"):
         results, errors = run_drills(
             names, env, parallel=config.parallel, on_done=lambda r: context.log.info(r.summary())

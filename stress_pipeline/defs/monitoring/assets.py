@@ -82,7 +82,7 @@ def alert_delivery(
     record = ensure_receiver(settings.home, database_url)
     engine, tables = postgres_engine(database_url), alert_tables(record.schema)
     try:
-        with run_server_use(settings, f"alert_delivery {context.run_id}"):  # no other run stops a server meanwhile
+        with run_server_use(settings, f"alert_delivery {context.run_id}"):  # `services stop` waits meanwhile
             run = run_delivery_scenarios(
                 record.port, alerting.routing_key or LOCAL_ROUTING_KEY, settings.paths.alerts / "delivery",
                 lambda keys: Counter(r["dedup_key"] for r in incidents_of(engine, tables, keys)),
