@@ -77,11 +77,12 @@ def _partition_changes(metadata: Mapping[str, object]) -> list[str]:
 def phase_line(
     phases: Mapping[str, float], elapsed: float, beside: Mapping[str, float] | None = None, beside_wall: float = 0.0
 ) -> str:
-    """The time by phase (asset group); ``beside``: the second process's, which ran meanwhile."""
+    """The time by phase (asset group); ``beside``: the other processes', which ran meanwhile (the
+    slowest of those running beside took ``beside_wall``)."""
     parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phases.items())
     if beside:
         others = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in beside.items())
-        parts += f"; meanwhile in a second process: {others} ({beside_wall:.1f}s)"
+        parts += f"; meanwhile in other processes: {others}" + (f" ({beside_wall:.1f}s wall)" if beside_wall else "")
     return f"time by phase: {parts}; total {elapsed:.1f}s"
 
 

@@ -1,9 +1,11 @@
-"""Assets that mostly wait on real time, run in a second process beside the others.
+"""Other processes of the CLI's runner: for assets that mostly wait on real time, and for the other core.
 
 The drills hold outages for seconds and the alert-delivery scenarios wait out retries: the CLI's
-:class:`~stress_pipeline.defs.runner.Runner` runs the assets tagged ``stress_pipeline/beside`` in a spawned
-process on the same Dagster instance while it computes the rest, and runs what reads from them once that
-process has finished. Both processes' runs are ordinary Dagster runs (the UI shows them as usual).
+:class:`~stress_pipeline.defs.runner.Runner` runs the assets tagged ``stress_pipeline/beside`` in spawned
+processes on the same Dagster instance (one for each set of them that does not read from another) while
+it computes the rest, and runs what reads from them once those have finished. A large partitioned group
+is split: a helper process runs half of its partitions while this one runs the other half. Every
+process's runs are ordinary Dagster runs (the UI shows them as usual).
 """
 
 from __future__ import annotations
@@ -49,33 +51,57 @@ def ordered_groups(graph, groups, beside: set[dg.AssetKey], wait: Callable[[], o
         yield ready[0], groups[ready[0]]
 
 
-class BesideProcess:
-    """The beside-tagged assets of a selection, run by a Runner in a second process (spawned: it builds
-    its Definitions with ``factory`` and opens the same instance), its reports relayed to this process's
-    callbacks by a thread. Its groups are numbered after this process's (``offset``)."""
+class RunnerProcess:
+    """A Runner in a spawned process (it builds its Definitions with ``factory`` and opens the same
+    instance), running one selection at a time (:meth:`submit`, then :meth:`wait`), its reports relayed
+    to this process's callbacks by a thread. Its progress lines are numbered as the caller says
+    (``offset``, ``total``) and end with ``suffix``; its group jobs are ``<job_prefix>_<n>``."""
 
     def __init__(
-        self, factory: Callable[[], dg.Definitions], instance: dg.DagsterInstance, keys: list[dg.AssetKey],
-        partitions: Mapping[str, Sequence[str]] | None, verbose: bool, *, offset: int, total: int,
-    ):
-        self.total, self._offset = total, offset
-        self._args = (factory, instance.get_ref(), [key.to_user_string() for key in keys],
-                      dict(partitions or {}), verbose)  # fmt: skip
+        self, factory: Callable[[], dg.Definitions], instance: dg.DagsterInstance, verbose: bool, *,
+        job_prefix: str, suffix: str,
+    ):  # fmt: skip
+        self._args = (factory, instance.get_ref(), verbose, job_prefix)
+        self._suffix = suffix
+        self._offset, self.total = 0, 0
         self._summary = None
         self._error: str | None = None
-        self.wall_seconds = 0.0
+        self._done = threading.Event()
+        self._busy = False
+        self.wall_seconds = 0.0  # of the tasks, summed
         self.started = False
 
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
     def start(self, on_run, on_step, on_run_done) -> None:
-        self.started, self._started = True, time.perf_counter()
+        self.started = True
         context = multiprocessing.get_context("spawn")
-        self._queue = context.Queue()
-        self._process = context.Process(target=_run_beside, args=(*self._args, self._queue), name="stress-beside")
+        self._tasks, self._queue = context.Queue(), context.Queue()
+        self._process = context.Process(
+            target=_serve, args=(*self._args, self._tasks, self._queue), name="stress-runner", daemon=True
+        )
         self._process.start()
         self._thread = threading.Thread(
-            target=self._relay, args=(on_run, on_step, on_run_done), name="stress-beside-relay", daemon=True
+            target=self._relay, args=(on_run, on_step, on_run_done), name="stress-runner-relay", daemon=True
         )
         self._thread.start()
+
+    def submit(
+        self, keys: Sequence[dg.AssetKey], partitions: Mapping[str, Sequence[str]] | None, *, offset: int, total: int,
+        exclude_checks: Sequence[dg.AssetCheckKey] = (),
+    ) -> None:  # fmt: skip
+        """Run ``keys`` (with their checks but ``exclude_checks``) for ``partitions`` over there."""
+        if self._busy:
+            raise RuntimeError("the runner process is still running its last selection")
+        self._offset, self.total, self._busy = offset, total, True
+        self._summary, self._error, self._started = None, None, time.perf_counter()
+        self._done.clear()
+        self._tasks.put((
+            [key.to_user_string() for key in keys], {name: list(values) for name, values in (partitions or {}).items()},
+            [(check.asset_key.to_user_string(), check.name) for check in exclude_checks],
+        ))  # fmt: skip
 
     def _relay(self, on_run, on_step, on_run_done) -> None:
         while True:
@@ -83,44 +109,62 @@ class BesideProcess:
                 kind, payload = self._queue.get(timeout=1.0)
             except queue.Empty:
                 if not self._process.is_alive():
-                    self._error = f"it exited with code {self._process.exitcode} before reporting"
+                    self._error = self._error or f"it exited with code {self._process.exitcode} before reporting"
+                    self._done.set()
                     return
                 continue
             if kind == "run" and on_run:
                 number, _total, label, partitions = payload
-                on_run(self._offset + number, self.total, f"{label} (beside the others)", partitions)
+                on_run(self._offset + number, self.total, f"{label} ({self._suffix})", partitions)
             elif kind == "step" and on_step:
                 on_step(payload)
             elif kind == "done" and on_run_done:
                 on_run_done(*payload)
             elif kind == "summary":
-                self._summary, self.wall_seconds = payload, time.perf_counter() - self._started
-                return
+                self._summary = payload
+                self.wall_seconds += time.perf_counter() - self._started
+                self._done.set()
             elif kind == "error":
                 self._error = payload
+                self._done.set()
                 return
 
     def wait(self):
-        """Its summary, once it has finished; a RuntimeError with its traceback when it failed."""
-        self._thread.join()
-        self._process.join()
+        """The summary of the selection submitted last, once it has run; a RuntimeError with the
+        process's traceback when it failed."""
+        self._done.wait()
+        self._busy = False
         if self._summary is None:
-            raise RuntimeError(f"the process running the beside-tagged assets failed: {self._error}")
+            raise RuntimeError(f"the process running {self._suffix} failed: {self._error}")
         return self._summary
 
+    def close(self) -> None:
+        """Let the process end (it has nothing more to run) and wait for it."""
+        if self.started and self._process.is_alive():
+            self._tasks.put(None)
+            self._process.join(timeout=30)
+            if self._process.is_alive():
+                self._process.kill()
 
-def _run_beside(factory, ref, keys: list[str], partitions, verbose: bool, reports) -> None:
-    """The second process: run ``keys`` on the instance of ``ref`` and report through ``reports``."""
+
+def _serve(factory, ref, verbose: bool, job_prefix: str, tasks, reports) -> None:
+    """The other process: run each selection ``tasks`` hands over on the instance of ``ref``, reporting
+    through ``reports``, until it hands over None."""
     from stress_pipeline.defs.runner import Runner
 
     try:
         with dg.DagsterInstance.from_ref(ref) as instance:
             runner = Runner(
-                factory(), instance, verbose=verbose, job_prefix="stress_pipeline_beside_run",
+                factory(), instance, verbose=verbose, job_prefix=job_prefix,
                 on_run=lambda *args: reports.put(("run", args)), on_step=lambda step: reports.put(("step", step)),
                 on_run_done=lambda outcomes, verdicts: reports.put(("done", (outcomes, verdicts))),
             )  # fmt: skip
-            summary = runner.run([dg.AssetKey.from_user_string(key) for key in keys], partitions=partitions or None)
-        reports.put(("summary", summary))
+            while (task := tasks.get()) is not None:
+                keys, partitions, excluded = task
+                summary = runner.run(
+                    [dg.AssetKey.from_user_string(key) for key in keys], partitions=partitions or None,
+                    exclude_checks=[dg.AssetCheckKey(dg.AssetKey.from_user_string(a), name) for a, name in excluded],
+                )  # fmt: skip
+                reports.put(("summary", summary))
     except BaseException:  # the parent raises it with this traceback
         reports.put(("error", traceback.format_exc()))

@@ -12,17 +12,42 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import dagster as dg
 
-from stress_pipeline.defs.beside import BESIDE_TAG, QUIET_TAG, BesideProcess, ordered_groups
+from stress_pipeline.defs.beside import BESIDE_TAG, QUIET_TAG, RunnerProcess, ordered_groups
 from stress_pipeline.defs.partitions import symbols_partitions
+from stress_pipeline.defs.run_plan import (
+    dynamic_name,
+    groups_of,
+    is_dynamic,
+    lanes_of,
+    missing_partitions,
+    partition_label,
+    spans,
+)
+from stress_pipeline.defs.run_records import (
+    ERRORED,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    WARNED,
+    CheckVerdict,
+    RunSummary,
+    RunTiming,
+    StepDone,
+    StepOutcome,
+)
 from stress_pipeline.defs.stale_runs import fail_dead_runs, worker_tag
 from stress_pipeline.market.symbols import discover_symbol_files
 from stress_pipeline.settings import Settings
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# A group of a dynamic partitions definition run over a range of this many partitions or more is split
+# in two halves, one run by a helper process (the other core) while this process runs the other.
+SPLIT_MIN = 8
 
 # The run tags of a run over a range of partitions, as Dagster's single-run backfills and
 # `dagster asset materialize --partition-range` set them (documented names; Dagster exports no constant).
@@ -30,98 +55,16 @@ PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 LAUNCHED_BY_TAG = "stress_pipeline/launched_by"
 
-# Check verdicts, as the CLI prints them and the UI shows them.
-PASSED, FAILED, WARNED, ERRORED, SKIPPED = "passed", "failed", "warn", "error", "skipped"
+class _GroupJob(NamedTuple):
+    """The jobs of one group: ``full`` (its assets and ``checks``); for a group that may be split,
+    ``partitioned`` (without its ``unpartitioned`` checks, which read every partition) and ``alone``
+    (those checks only); otherwise both are ``full`` / None."""
 
-
-@dataclass(frozen=True)
-class CheckVerdict:
-    """One check's verdict on one partition (``partition`` is None for an unpartitioned check).
-
-    ``status``: passed; failed; warn (failed with WARN severity); error (the check's step raised, or it
-    was planned in a run that failed and never evaluated: what the Dagster UI shows as "Execution
-    failed"); skipped (not evaluated although nothing in its run failed).
-    """
-
-    asset: str
-    check: str
-    partition: str | None
-    status: str
-    description: str | None = None
-    metadata: Mapping[str, object] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (PASSED, WARNED)
-
-
-@dataclass
-class StepOutcome:
-    """What happened to one asset partition in a run.
-
-    ``step_seconds`` is the time of the asset's step, which covers every partition of its run;
-    ``seconds`` is that time shared out over those partitions.
-    """
-
-    asset: str
-    partition: str | None
-    status: str  # materialized | failed | skipped
-    seconds: float
-    metadata: dict[str, object] = field(default_factory=dict)
-    checks: dict[str, bool] = field(default_factory=dict)
-    check_metadata: dict[str, dict[str, object]] = field(default_factory=dict)
-    warnings: set[str] = field(default_factory=set)  # checks that failed with WARN severity
-    error: str | None = None
-    step_seconds: float = 0.0
-    verdicts: list[CheckVerdict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Materialised, and every check passed or failed only with WARN severity."""
-        return self.status == "materialized" and all(verdict.ok for verdict in self.verdicts)
-
-
-@dataclass(frozen=True)
-class StepDone:
-    """A step that just finished: what it ran (assets or checks), for which partitions, in how long."""
-
-    names: tuple[str, ...]
-    kind: str  # asset | check
-    partitions: tuple[str | None, ...]
-    seconds: float
-    ok: bool
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RunTiming:
-    """One in-process run: its label, wall time, and the time its steps took."""
-
-    label: str
-    seconds: float
-    step_seconds: float
-
-
-@dataclass
-class RunSummary:
-    """Everything a call of :meth:`Runner.run` did."""
-
-    steps: list[StepOutcome] = field(default_factory=list)
-    checks: list[CheckVerdict] = field(default_factory=list)
-    runs: list[RunTiming] = field(default_factory=list)
-    group_seconds: dict[str, float] = field(default_factory=dict)  # asset group -> its steps' time
-    # The second process's steps' time by asset group, and its wall time (see defs/beside.py).
-    beside_seconds: dict[str, float] = field(default_factory=dict)
-    beside_wall_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.steps) and all(step.ok for step in self.steps) and all(v.ok for v in self.checks)
-
-    @property
-    def overhead_seconds(self) -> float:
-        """Wall time of the runs not spent in a step: Dagster's run start, planning, event writes."""
-        return sum(run.seconds - run.step_seconds for run in self.runs)
+    full: dg.JobDefinition
+    checks: tuple[dg.AssetCheckKey, ...]
+    partitioned: dg.JobDefinition
+    alone: dg.JobDefinition | None
+    unpartitioned: tuple[dg.AssetCheckKey, ...]
 
 
 @dataclass(frozen=True)
@@ -161,7 +104,7 @@ def resolve_selection(
             by_name = [
                 key for key in graph.materializable_asset_keys
                 if graph.get(key).partitions_def is not None
-                and _dynamic_name(graph.get(key).partitions_def) == partitioned_by
+                and dynamic_name(graph.get(key).partitions_def) == partitioned_by
             ]  # fmt: skip
             chosen = dg.AssetSelection.assets(*by_name).upstream()
         else:
@@ -225,11 +168,14 @@ class Runner:
         self._partitions: tuple[str | None, ...] = ()
         self._step_seconds: dict[str, float] = {}  # op -> seconds, in the current run
         self._totals: dict[str, float] = {}  # op -> seconds, over the current call of run()
+        self._job_count = 0  # jobs made by this runner: their names never repeat
+        self._processes = 0
 
     def run(
-        self, keys: Sequence[dg.AssetKey], *, partitions: Mapping[str, Sequence[str]] | None = None
+        self, keys: Sequence[dg.AssetKey], *, partitions: Mapping[str, Sequence[str]] | None = None,
+        exclude_checks: Sequence[dg.AssetCheckKey] = (),
     ) -> RunSummary:
-        """Materialise ``keys`` with their checks, group by group in dependency order.
+        """Materialise ``keys`` with their checks (but ``exclude_checks``), group by group in dependency order.
 
         ``partitions`` restricts a dynamic partitions definition (by name) to the given keys. A group's
         partitions are read when the group starts, so a catalog run earlier in the same call can add them.
@@ -241,41 +187,54 @@ class Runner:
         for key in keys:
             if any(p in beside or p in waits for p in self._graph.get(key).parent_keys):
                 waits.add(key)
-        groups = _groups(self._graph, [key for key in keys if key not in beside], split=waits.__contains__)
-        jobs = self._jobs(groups)
+        groups = groups_of(self._graph, [key for key in keys if key not in beside], split=waits.__contains__)
         self._totals = {}
         summary = RunSummary()
-        other = None
-        if beside:
-            other = BesideProcess(self._defs_factory, self._instance, list(beside), partitions, self._verbose,
-                                  offset=len(groups), total=len(groups) + len(_groups(self._graph, list(beside))))
+        # One process per set of beside keys that do not read from each other; one helper for the splits.
+        beside_keys = [key for key in keys if key in beside]
+        lanes = [(lane, self._process("beside", "beside the others"))
+                 for lane in lanes_of(self._graph, beside_keys, self._node_of.get)]  # fmt: skip
+        total = len(groups) + sum(len(groups_of(self._graph, lane_keys)) for lane_keys, _ in lanes)
+        may_split = self._defs_factory is not None and not self._instance.is_ephemeral
+        jobs = self._jobs(groups, set(exclude_checks), variants=may_split)
         quiet = {key for key in keys if self._graph.get(key).tags.get(QUIET_TAG) == "true"}
+        helper: RunnerProcess | None = None
 
-        def start_other() -> None:
-            if other is not None and not other.started:
-                other.start(self._on_run, self._on_step, self._on_run_done)
+        def start_others() -> None:
+            nonlocal helper
+            offset = len(groups)
+            for lane_keys, lane in lanes:
+                if not lane.started:
+                    lane.start(self._on_run, self._on_step, self._on_run_done)
+                    lane.submit(lane_keys, partitions, offset=offset, total=total)
+                offset += len(groups_of(self._graph, lane_keys))
+            if helper is None and may_split and self._splittable(groups, partitions):
+                helper = self._process("helper", "in a second process")
+                helper.start(self._on_run, self._on_step, self._on_run_done)
 
-        order = ordered_groups(self._graph, groups, beside, lambda: (start_other(), other.wait()))
-        for number, (index, (group_keys, partitions_def)) in enumerate(order, start=1):
-            if not quiet.intersection(group_keys):
-                start_other()  # the groups measuring latency at the front ran on a quiet machine
-            wanted = None if partitions_def is None else (partitions or {}).get(_dynamic_name(partitions_def))
-            total = other.total if other else len(groups)
-            for run_partitions, tags in self._runs(group_keys, partitions_def, wanted):
-                label = ", ".join(k.to_user_string() for k in group_keys) + _partition_label(run_partitions)
-                if self._on_run:
-                    self._on_run(number, total, label, run_partitions)
-                outcomes, verdicts, timing = self._execute(jobs[index], group_keys, run_partitions, tags, label)
-                summary.steps.extend(outcomes)
-                summary.checks.extend(verdicts)
-                summary.runs.append(timing)
-                if self._on_run_done:
-                    self._on_run_done(outcomes, verdicts)
-            for missing in _missing(self._instance, partitions_def, wanted):
-                summary.steps.extend(
-                    StepOutcome(key.to_user_string(), missing, "failed", 0.0, error=f"no partition {missing!r}")
-                    for key in group_keys
-                )
+        def wait_lanes() -> None:
+            start_others()
+            for _, lane in lanes:
+                if lane.busy:
+                    _merge(summary, lane.wait())
+            summary.beside_wall_seconds = max((lane.wall_seconds for _, lane in lanes), default=0.0)
+
+        try:
+            order = ordered_groups(self._graph, groups, beside, wait_lanes)
+            for number, (index, (group_keys, partitions_def)) in enumerate(order, start=1):
+                if not quiet.intersection(group_keys):
+                    start_others()  # the groups measuring latency at the front ran on a quiet machine
+                wanted = None if partitions_def is None else (partitions or {}).get(dynamic_name(partitions_def))
+                self._run_group(summary, number, total, jobs[index], group_keys, partitions_def, wanted, helper)
+                for missing in missing_partitions(self._instance, partitions_def, wanted):
+                    summary.steps.extend(
+                        StepOutcome(key.to_user_string(), missing, "failed", 0.0, error=f"no partition {missing!r}")
+                        for key in group_keys
+                    )
+            wait_lanes()
+        finally:
+            for process in [*(lane for _, lane in lanes), *([helper] if helper else [])]:
+                process.close()  # after a failure too: no process is left behind
         counted: set[str] = set()  # a step that materialises several keys (a multi-asset) counts once
         for key in keys:
             group = self._graph.get(key).group_name or "default"
@@ -285,15 +244,58 @@ class Runner:
             counted |= node_names
             seconds = sum(self._totals.get(name, 0.0) for name in node_names)
             summary.group_seconds[group] = summary.group_seconds.get(group, 0.0) + seconds
-        if other is not None:
-            start_other()
-            theirs = other.wait()
-            summary.steps.extend(theirs.steps)
-            summary.checks.extend(theirs.checks)
-            summary.runs.extend(theirs.runs)
-            summary.beside_seconds = dict(theirs.group_seconds)
-            summary.beside_wall_seconds = other.wall_seconds
         return summary
+
+    def _process(self, kind: str, suffix: str) -> RunnerProcess | None:
+        """A runner process (its jobs ``<prefix>_<kind><n>_run_<m>``, its progress lines ending with
+        ``suffix``), when this runner may start one."""
+        if self._defs_factory is None or self._instance.is_ephemeral:
+            return None  # an ephemeral instance cannot be opened by another process
+        self._processes += 1
+        prefix = f"{self._job_prefix.removesuffix('_run')}_{kind}{self._processes}_run"
+        return RunnerProcess(self._defs_factory, self._instance, self._verbose, job_prefix=prefix, suffix=suffix)
+
+    def _splittable(self, groups, partitions: Mapping[str, Sequence[str]] | None) -> bool:
+        """True when a group of a dynamic partitions definition runs over SPLIT_MIN partitions or more."""
+        for keys, partitions_def in groups:
+            if is_dynamic(partitions_def) and self._single_run(keys):
+                wanted = (partitions or {}).get(partitions_def.name)
+                count = len(partitions_def.get_partition_keys(dynamic_partitions_store=self._instance))
+                if min(count, len(wanted) if wanted is not None else count) >= SPLIT_MIN:
+                    return True
+        return False
+
+    def _run_group(self, summary, number, total, job: _GroupJob, keys, partitions_def, wanted, helper) -> None:
+        """Run one group; a large one of a dynamic partitions definition run over ranges of partitions
+        (single-run backfill) half here, half in ``helper``, then its unpartitioned checks (which read every
+        partition) once both halves have run."""
+        runs = self._runs(keys, partitions_def, wanted)
+        chosen = [partition for run_partitions, _ in runs for partition in run_partitions]
+        if helper is None or not is_dynamic(partitions_def) or len(chosen) < SPLIT_MIN or len(runs) == len(chosen):
+            self._execute_runs(summary, number, total, job.full, keys, runs, job.checks)
+            return
+        theirs = chosen[(len(chosen) + 1) // 2 :]  # the smaller half: that process may still be starting
+        helper.submit(keys, {dynamic_name(partitions_def): theirs}, offset=number - 1, total=total,
+                      exclude_checks=job.unpartitioned)  # fmt: skip
+        mine = self._runs(keys, partitions_def, chosen[: len(chosen) - len(theirs)])
+        partitioned = [check for check in job.checks if check not in job.unpartitioned]
+        self._execute_runs(summary, number, total, job.partitioned, keys, mine, partitioned)
+        _merge(summary, helper.wait())
+        if job.unpartitioned:
+            label = ", ".join(check.name for check in job.unpartitioned) + " (every partition)"
+            self._execute_runs(summary, number, total, job.alone, [], [([None], {})], job.unpartitioned, label=label)
+
+    def _execute_runs(self, summary, number, total, job, keys, runs, checks, *, label=None) -> None:
+        for run_partitions, tags in runs:
+            run_label = label or ", ".join(k.to_user_string() for k in keys) + partition_label(run_partitions)
+            if self._on_run:
+                self._on_run(number, total, run_label, run_partitions)
+            outcomes, verdicts, timing = self._execute(job, keys, run_partitions, tags, run_label, checks)
+            summary.steps.extend(outcomes)
+            summary.checks.extend(verdicts)
+            summary.runs.append(timing)
+            if self._on_run_done:
+                self._on_run_done(outcomes, verdicts)
 
     def _beside(self, keys: Sequence[dg.AssetKey]) -> set[dg.AssetKey]:
         """The keys to run in the second process: tagged beside, with every selected parent beside too,
@@ -309,8 +311,10 @@ class Runner:
 
     # ------------------------------------------------------------------------------------ internals
 
-    def _jobs(self, groups) -> list[dg.JobDefinition]:
-        """One asset job per group, with the hooks that report finished steps."""
+    def _jobs(self, groups, excluded: set[dg.AssetCheckKey], *, variants: bool) -> list[_GroupJob]:
+        """The asset jobs of each group, with the hooks that report finished steps: with ``variants``,
+        also one leaving out the unpartitioned checks of its partitioned assets and one of those checks
+        alone (for a group split between two processes)."""
 
         @dg.success_hook(name="stress_pipeline_step_succeeded")
         def succeeded(context: dg.HookContext) -> None:
@@ -320,17 +324,42 @@ class Runner:
         def failed(context: dg.HookContext) -> None:
             self._finished(context.op.name, _exception_text(context.op_exception))
 
-        names = [f"{self._job_prefix}_{number}" for number in range(1, len(groups) + 1)]
+        specs: list[tuple[str, dg.AssetSelection]] = []
+        plan = []
+        for group_keys, partitions_def in groups:
+            checks = tuple(
+                check for key in group_keys for check in sorted(self._graph.get(key).check_keys, key=lambda c: c.name)
+                if check not in excluded
+            )  # fmt: skip
+            full = dg.AssetSelection.assets(*group_keys)
+            if excluded:
+                full = full - dg.AssetSelection.checks(*excluded)
+            unpartitioned = tuple(c for c in checks if c not in self._partitioned_checks) if variants else ()
+            names = [self._job_name()]
+            specs.append((names[0], full))
+            if unpartitioned and is_dynamic(partitions_def):
+                names += [self._job_name(), self._job_name()]
+                specs += [(names[1], full - dg.AssetSelection.checks(*unpartitioned)),
+                          (names[2], dg.AssetSelection.checks(*unpartitioned))]  # fmt: skip
+            else:
+                unpartitioned = ()
+            plan.append((names, checks, unpartitioned))
         job_defs = dg.Definitions(
             assets=self._defs.assets,
             asset_checks=self._defs.asset_checks,
             resources=self._defs.resources,
-            jobs=[
-                dg.define_asset_job(name, selection=dg.AssetSelection.assets(*group_keys), hooks={succeeded, failed})
-                for name, (group_keys, _) in zip(names, groups, strict=True)
-            ],
+            jobs=[dg.define_asset_job(name, selection=chosen, hooks={succeeded, failed}) for name, chosen in specs],
         )
-        return [job_defs.resolve_job_def(name) for name in names]
+        jobs = []
+        for names, checks, unpartitioned in plan:
+            full, *split = [job_defs.resolve_job_def(name) for name in names]
+            partitioned, alone = split or (full, None)
+            jobs.append(_GroupJob(full, checks, partitioned, alone, unpartitioned))
+        return jobs
+
+    def _job_name(self) -> str:
+        self._job_count += 1
+        return f"{self._job_prefix}_{self._job_count}"
 
     def _finished(self, node_name: str, error: str | None) -> None:
         now = time.perf_counter()
@@ -367,22 +396,26 @@ class Runner:
         chosen = every if wanted is None else [key for key in every if key in set(wanted)]
         if not chosen:
             return []
-        single_run = all(
-            (policy := self._graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
-            for key in keys
-        )
-        if not single_run:
+        if not self._single_run(keys):
             return [([key], {}) for key in chosen]
         runs: list[tuple[list[str | None], dict[str, str]]] = []
-        for span in _spans(every, chosen):
+        for span in spans(every, chosen):
             tags = {} if len(span) == 1 else {PARTITION_RANGE_START_TAG: span[0], PARTITION_RANGE_END_TAG: span[-1]}
             runs.append((list(span), tags))
         return runs
 
+    def _single_run(self, keys: Sequence[dg.AssetKey]) -> bool:
+        """True when every key has a single-run backfill policy (one run covers a range of partitions)."""
+        return all(
+            (policy := self._graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
+            for key in keys
+        )
+
     def _execute(
         self, job: dg.JobDefinition, keys: list[dg.AssetKey], partitions: list[str | None], tags: dict[str, str],
-        label: str,
+        label: str, checks: Sequence[dg.AssetCheckKey],
     ) -> tuple[list[StepOutcome], list[CheckVerdict], RunTiming]:
+        """Run ``job`` (materialising ``keys``, evaluating ``checks``) for ``partitions``."""
         self._partitions = tuple(partitions)
         self._step_seconds = {}
         started = self._mark = time.perf_counter()
@@ -394,7 +427,7 @@ class Runner:
             tags={LAUNCHED_BY_TAG: "cli", **worker_tag(), **tags},
         )
         seconds = time.perf_counter() - started
-        verdicts = self._verdicts(result, keys, partitions)
+        verdicts = self._verdicts(result, checks, partitions)
         outcomes = self._outcomes(result, keys, partitions, verdicts)
         return outcomes, verdicts, RunTiming(label, seconds, sum(self._step_seconds.values()))
 
@@ -403,7 +436,7 @@ class Runner:
         return {event.step_key: _failure_message(event) for event in result.get_step_failure_events()}
 
     def _verdicts(
-        self, result: dg.ExecuteInProcessResult, keys: list[dg.AssetKey], partitions: list[str | None]
+        self, result: dg.ExecuteInProcessResult, checks: Sequence[dg.AssetCheckKey], partitions: list[str | None]
     ) -> list[CheckVerdict]:
         verdicts: dict[tuple[dg.AssetCheckKey, str | None], CheckVerdict] = {}
         for evaluation in result.get_asset_check_evaluations():
@@ -420,20 +453,19 @@ class Runner:
                 metadata={k: v.value for k, v in evaluation.metadata.items()},
             )
         failures = self._failures(result)
-        for key in keys:
-            for check_key in sorted(self._graph.get(key).check_keys, key=lambda c: c.name):
-                covered = partitions if check_key in self._partitioned_checks else [None]
-                # Planned in this run but never evaluated: Dagster records the execution as failed when the
-                # run failed (the UI shows "Execution failed"), so the summary says error, naming the cause.
-                error = failures.get(self._node_of.get(check_key, "")) or (
-                    f"not evaluated: {_first_failure(failures)}" if failures else None
-                )
-                for partition in covered:
-                    if (check_key, partition) not in verdicts:
-                        verdicts[(check_key, partition)] = CheckVerdict(
-                            asset=key.to_user_string(), check=check_key.name, partition=partition,
-                            status=ERRORED if error else SKIPPED, description=error,
-                        )  # fmt: skip
+        for check_key in checks:
+            covered = partitions if check_key in self._partitioned_checks else [None]
+            # Planned in this run but never evaluated: Dagster records the execution as failed when the
+            # run failed (the UI shows "Execution failed"), so the summary says error, naming the cause.
+            error = failures.get(self._node_of.get(check_key, "")) or (
+                f"not evaluated: {_first_failure(failures)}" if failures else None
+            )
+            for partition in covered:
+                if (check_key, partition) not in verdicts:
+                    verdicts[(check_key, partition)] = CheckVerdict(
+                        asset=check_key.asset_key.to_user_string(), check=check_key.name, partition=partition,
+                        status=ERRORED if error else SKIPPED, description=error,
+                    )  # fmt: skip
         return list(verdicts.values())
 
     def _outcomes(
@@ -500,72 +532,13 @@ def run_selection(
     return runner.run(keys, partitions=partitions).steps
 
 
-def _groups(
-    graph, keys: Sequence[dg.AssetKey], *, split: Callable[[dg.AssetKey], bool] = lambda key: False
-) -> list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]]:
-    """Split ``keys`` (in dependency order) into groups of one partitions definition each.
-
-    A key joins the first group, at or after the groups of its parents, that has its partitions
-    definition (and the same ``split`` answer); otherwise it starts a new group. Every group then runs
-    after the groups it reads from.
-    """
-    selected = set(keys)
-    groups: list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]] = []
-    names: list[str] = []
-    group_of: dict[dg.AssetKey, int] = {}
-    for key in keys:
-        partitions_def = graph.get(key).partitions_def
-        name = _partitions_name(partitions_def) + ("|split" if split(key) else "")
-        lowest = max((group_of[p] for p in graph.get(key).parent_keys if p in selected), default=0)
-        index = next((i for i in range(lowest, len(groups)) if names[i] == name), None)
-        if index is None:
-            groups.append(([], partitions_def))
-            names.append(name)
-            index = len(groups) - 1
-        groups[index][0].append(key)
-        group_of[key] = index
-    return groups
-
-
-def _spans(every: Sequence[str], chosen: Sequence[str]) -> list[list[str]]:
-    """``chosen`` cut into runs of keys that are contiguous in ``every``."""
-    position = {key: i for i, key in enumerate(every)}
-    spans: list[list[str]] = []
-    for key in sorted(chosen, key=position.__getitem__):
-        if spans and position[spans[-1][-1]] == position[key] - 1:
-            spans[-1].append(key)
-        else:
-            spans.append([key])
-    return spans
-
-
-def _missing(
-    instance: dg.DagsterInstance, partitions_def: dg.PartitionsDefinition | None, wanted: Sequence[str] | None
-) -> list[str]:
-    if partitions_def is None or wanted is None:
-        return []
-    every = set(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
-    return [key for key in wanted if key not in every]
-
-
-def _partition_label(partitions: list[str | None]) -> str:
-    if partitions == [None]:
-        return ""
-    if len(partitions) == 1:
-        return f" [{partitions[0]}]"
-    return f" [{len(partitions)} partitions, one run]"
-
-
-def _partitions_name(partitions_def: dg.PartitionsDefinition | None) -> str:
-    if partitions_def is None:
-        return ""
-    if isinstance(partitions_def, dg.DynamicPartitionsDefinition):
-        return f"dynamic:{partitions_def.name}"
-    return repr(partitions_def)
-
-
-def _dynamic_name(partitions_def: dg.PartitionsDefinition) -> str | None:
-    return partitions_def.name if isinstance(partitions_def, dg.DynamicPartitionsDefinition) else None
+def _merge(summary: RunSummary, theirs: RunSummary) -> None:
+    """Add another process's summary; its time by group ran meanwhile (``beside_seconds``)."""
+    summary.steps.extend(theirs.steps)
+    summary.checks.extend(theirs.checks)
+    summary.runs.extend(theirs.runs)
+    for group, seconds in theirs.group_seconds.items():
+        summary.beside_seconds[group] = summary.beside_seconds.get(group, 0.0) + seconds
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:
