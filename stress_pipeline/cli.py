@@ -36,8 +36,8 @@ BENCH_MODULES: dict[str, str] = {
 #: its commands set ``handler``; they import heavy modules inside the handler, like the commands here. A command
 #: that sets the default ``settings=True`` gets the settings (read here) in ``args.settings``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "stress_pipeline.drills.commands", "stress_pipeline.defs.certification.commands", "stress_pipeline.lite.commands",
-    "stress_pipeline.defs.commands.cli", "stress_pipeline.defs.sweeps.commands",
+    "stress_pipeline.drills.commands", "stress_pipeline.defs.commands.certification", "stress_pipeline.lite.commands",
+    "stress_pipeline.defs.commands.cli", "stress_pipeline.defs.commands.sweeps",
 )
 
 
