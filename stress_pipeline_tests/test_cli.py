@@ -289,3 +289,19 @@ def test_ui_opens_the_instance_the_cli_ran_on(project: Path, capsys: pytest.Capt
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
         log.close()
+
+
+def test_after_a_run_the_command_leaves_at_once_with_its_code_and_everything_printed() -> None:
+    code = (
+        "import sys\n"
+        "from stress_pipeline import cli\n"
+        "def main():\n"
+        "    print('summary, no newline', end='')\n"
+        "    print('on stderr', file=sys.stderr, end='')\n"
+        "    cli._leave_at_once = True\n"
+        "    return 3\n"
+        "cli.main = main\n"
+        "cli.console_main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "summary, no newline", "on stderr")

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from stress_pipeline.defs.io_manager import (
     NotMaterialisedError,
     PartitionValues,
+    ReadCache,
     parquet_io_manager,
     result_io_manager,
 )
 from stress_pipeline.defs.resources import StressResource
+from stress_pipeline.parquet_store import read_parquet, write_parquet_atomic
 from stress_pipeline.paths import PartitionKeyError, StoragePaths
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.storage import ResultFileError, read_result, write_result
@@ -163,3 +165,38 @@ def test_an_input_that_was_never_materialised_fails_naming_asset_and_partition(t
         (failure,) = result.get_step_failure_events()
         message = failure.step_failure_data.error.cause.message
         assert "sims[p1] has not been materialised yet" in message
+
+
+def test_a_file_read_twice_is_decoded_once_and_each_reader_gets_its_own_copy(tmp_path: Path) -> None:
+    cache, path = ReadCache(), tmp_path / "bars.parquet"
+    write_parquet_atomic(pd.DataFrame({"close": [1.0, 2.0, 3.0]}), path)
+    first = cache.load(path, read_parquet)
+    first.loc[0, "close"] = -99.0  # a reader changing its copy
+    second = cache.load(path, read_parquet)
+    assert (cache.hits, cache.misses) == (1, 1) and second["close"].tolist() == [1.0, 2.0, 3.0]
+    write_parquet_atomic(pd.DataFrame({"close": [4.0]}), path)  # replaced by another writer: read again
+    assert cache.load(path, read_parquet)["close"].tolist() == [4.0] and cache.misses == 2
+    result_path = tmp_path / "r.simresult"
+    write_result(_result(), result_path)
+    mine = cache.load(result_path, read_result)
+    mine.details["positions"].iloc[0, 0] = -1.0
+    mine.equity.iloc[0, 0], mine.metrics["total_pnl"] = -1.0, -1.0
+    again = cache.load(result_path, read_result)
+    assert again.details["positions"].iloc[0, 0] == 0.0 and again.equity.iloc[0, 0] == 100.0
+    assert again.metrics["total_pnl"] == 12.5 and cache.hits == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=12))
+def test_the_read_cache_stays_within_its_budget_and_always_returns_the_file(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int]
+) -> None:
+    root = tmp_path_factory.mktemp("cache")
+    cache = ReadCache(max_bytes=8 * 60)  # sixty float64 values
+    for index, rows in enumerate(sizes):
+        path = root / f"{index % 4}.parquet"
+        cache.forget(path)  # as the IO managers do before they write
+        write_parquet_atomic(pd.DataFrame({"x": np.arange(rows, dtype=float) + index}), path)
+        loaded = cache.load(path, read_parquet)
+        assert loaded["x"].tolist() == list(np.arange(rows, dtype=float) + index)  # never a stale value
+        assert cache._bytes <= cache.max_bytes

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from stress_pipeline.defs.beside import BESIDE, QUIET, ordered_groups
+from stress_pipeline.defs.beside import BESIDE, QUIET, RunnerProcess, ordered_groups
 from stress_pipeline.defs.run_plan import lanes_of
 from stress_pipeline.defs.runner import Runner
 
@@ -200,3 +200,17 @@ def test_lanes_keep_keys_of_one_step_and_their_readers_together() -> None:
     assert one_step == [_keys("slow", "slow_too")]
     reading = lanes_of(graph, _keys("slow", "first", "second", "reader"), lambda key: key.to_user_string())
     assert reading == [_keys("slow", "first", "second", "reader")]  # reader joins what it reads
+
+
+def test_a_process_spawned_in_advance_runs_the_beside_set_over_the_most_partitions() -> None:
+    spare, unused = RunnerProcess(build, False).spawn(), RunnerProcess(build, False).spawn()
+    assert spare.wait_ready(60) and unused.wait_ready(60)  # loaded the project, idle
+    with dg.instance_for_test() as instance:
+        summary = Runner(build(), instance, defs_factory=build, spares=[spare]).run(
+            _keys("latency_probe", "slow", "first")
+        )
+        alone = Runner(build(), instance, defs_factory=build, spares=[unused]).run(_keys("first"))
+    meta = {s.asset: s.metadata for s in summary.steps}
+    assert summary.ok and meta["slow"]["pid"] == spare.pid
+    assert meta["latency_probe"]["end"] <= meta["slow"]["start"]  # measured while the spare sat idle
+    assert alone.ok and not spare.alive and not unused.alive  # closed at the end, used or not

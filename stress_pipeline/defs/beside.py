@@ -52,37 +52,60 @@ def ordered_groups(graph, groups, beside: set[dg.AssetKey], wait: Callable[[], o
 
 
 class RunnerProcess:
-    """A Runner in a spawned process (it builds its Definitions with ``factory`` and opens the same
-    instance), running one selection at a time (:meth:`submit`, then :meth:`wait`), its reports relayed
-    to this process's callbacks by a thread. Its progress lines are numbered as the caller says
+    """A Runner in a spawned process on the same instance, running one selection at a time
+    (:meth:`submit`, then :meth:`wait`), its reports relayed to this process's callbacks by a thread.
+
+    :meth:`spawn` starts the process: it imports the project and builds its Definitions with ``factory``,
+    then waits, idle, to be opened on an instance (:meth:`start`), so a caller can spawn it before its
+    own imports and have it ready when needed. Its progress lines are numbered as the caller says
     (``offset``, ``total``) and end with ``suffix``; its group jobs are ``<job_prefix>_<n>``."""
 
-    def __init__(
-        self, factory: Callable[[], dg.Definitions], instance: dg.DagsterInstance, verbose: bool, *,
-        job_prefix: str, suffix: str,
-    ):  # fmt: skip
-        self._args = (factory, instance.get_ref(), verbose, job_prefix)
-        self._suffix = suffix
+    def __init__(self, factory: Callable[[], dg.Definitions], verbose: bool):
+        self._factory, self._verbose = factory, verbose
+        self._suffix = ""
         self._offset, self.total = 0, 0
         self._summary = None
         self._error: str | None = None
         self._done = threading.Event()
         self._busy = False
-        self.wall_seconds = 0.0  # of the tasks, summed
-        self.started = False
+        self.wall_seconds = 0.0  # of the selections it ran, summed
+        self.spawned = self.started = False
 
     @property
     def busy(self) -> bool:
         return self._busy
 
-    def start(self, on_run, on_step, on_run_done) -> None:
-        self.started = True
-        context = multiprocessing.get_context("spawn")
-        self._tasks, self._queue = context.Queue(), context.Queue()
-        self._process = context.Process(
-            target=_serve, args=(*self._args, self._tasks, self._queue), name="stress-runner", daemon=True
-        )
-        self._process.start()
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.spawned else None
+
+    @property
+    def alive(self) -> bool:
+        return self.spawned and self._process.is_alive()
+
+    def spawn(self) -> RunnerProcess:
+        if not self.spawned:
+            context = multiprocessing.get_context("spawn")
+            self._tasks, self._queue, self._ready = context.Queue(), context.Queue(), context.Event()
+            self._process = context.Process(
+                target=_serve, args=(self._factory, self._verbose, self._tasks, self._queue, self._ready),
+                name="stress-runner", daemon=True,
+            )  # fmt: skip
+            self._process.start()
+            self.spawned = True
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until a spawned process has loaded the project and sits idle."""
+        return not self.spawned or self._ready.wait(timeout)
+
+    def start(
+        self, instance: dg.DagsterInstance, *, job_prefix: str, suffix: str, on_run, on_step, on_run_done
+    ) -> None:
+        """Open it on ``instance`` (spawning it first if need be) and relay its reports to the callbacks."""
+        self.spawn()
+        self.started, self._suffix = True, suffix
+        self._tasks.put((instance.get_ref(), job_prefix))
         self._thread = threading.Thread(
             target=self._relay, args=(on_run, on_step, on_run_done), name="stress-runner-relay", daemon=True
         )
@@ -139,23 +162,29 @@ class RunnerProcess:
         return self._summary
 
     def close(self) -> None:
-        """Let the process end (it has nothing more to run) and wait for it."""
-        if self.started and self._process.is_alive():
+        """Let the process end (it has nothing more to run, or was never used) and wait for it."""
+        if self.spawned and self._process.is_alive():
             self._tasks.put(None)
             self._process.join(timeout=30)
             if self._process.is_alive():
                 self._process.kill()
 
 
-def _serve(factory, ref, verbose: bool, job_prefix: str, tasks, reports) -> None:
-    """The other process: run each selection ``tasks`` hands over on the instance of ``ref``, reporting
-    through ``reports``, until it hands over None."""
-    from stress_pipeline.defs.runner import Runner
-
+def _serve(factory, verbose: bool, tasks, reports, ready) -> None:
+    """The other process: build the Definitions, wait to be opened on an instance, then run each
+    selection ``tasks`` hands over, reporting through ``reports``, until it hands over None."""
     try:
+        from stress_pipeline.defs.runner import Runner
+
+        defs = factory()
+        ready.set()
+        opened = tasks.get()
+        if opened is None:
+            return
+        ref, job_prefix = opened
         with dg.DagsterInstance.from_ref(ref) as instance:
             runner = Runner(
-                factory(), instance, verbose=verbose, job_prefix=job_prefix,
+                defs, instance, verbose=verbose, job_prefix=job_prefix,
                 on_run=lambda *args: reports.put(("run", args)), on_step=lambda step: reports.put(("step", step)),
                 on_run_done=lambda outcomes, verdicts: reports.put(("done", (outcomes, verdicts))),
             )  # fmt: skip

@@ -8,10 +8,18 @@ last good materialisation. A step over several partitions (a single-run backfill
 ``{partition: value}``; a downstream step receives a partitioned input as a read-only mapping
 ``{partition: value}`` that reads each partition when it is first asked for, and names the asset
 and partition when one was never materialised.
+
+What a process has read is kept (:class:`ReadCache`, up to ``READ_CACHE_BYTES``) until it writes that
+file, and while the file is the same one (inode, size, modification time: another process replacing
+it): the five steps reading one scenario's stressed bars decode the file once, each gets its own copy.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +69,76 @@ class PartitionValues(Mapping[str, Any]):
         return self[self._keys[0]]
 
 
+READ_CACHE_BYTES = 512 * 1024**2
+
+
+class ReadCache:
+    """Values read from files, by path, while the file is the same one (inode, size, modification time),
+    the least recently used dropped first past ``max_bytes``; every get returns a copy, so no reader
+    sees another's changes."""
+
+    def __init__(self, max_bytes: int = READ_CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self._values: OrderedDict[Path, tuple[tuple[int, int, int], Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def forget(self, path: Path) -> None:
+        """Drop what is kept for ``path`` (this process is writing it)."""
+        with self._lock:
+            held = self._values.pop(path, None)
+            if held is not None:
+                self._bytes -= held[2]
+
+    def load(self, path: Path, read: Callable[[Path], Any]) -> Any:
+        stat = path.stat()
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            held = self._values.get(path)
+            if held is not None and held[0] == stamp:
+                self._values.move_to_end(path)
+                self.hits += 1
+                return _copy(held[1])
+        value = read(path)
+        size = _nbytes(value)
+        with self._lock:
+            self.misses += 1
+            if path in self._values:
+                self._bytes -= self._values.pop(path)[2]
+            if size <= self.max_bytes:
+                self._values[path] = (stamp, value, size)
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    self._bytes -= self._values.popitem(last=False)[1][2]
+        return _copy(value)
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, pd.DataFrame):
+        return int(value.memory_usage(index=True, deep=False).sum())
+    if isinstance(value, SimResult):
+        frames = (value.trades, value.fills, value.equity, value.events)
+        return sum(_nbytes(frame) for frame in frames if frame is not None) + 1024
+    return 1024
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, pd.DataFrame):
+        return value.copy()
+    if isinstance(value, SimResult):
+        return dataclasses.replace(
+            value, trades=value.trades.copy(), fills=value.fills.copy(), equity=value.equity.copy(),
+            events=None if value.events is None else value.events.copy(), metrics=dict(value.metrics),
+            details={key: _copy(item) if isinstance(item, pd.DataFrame) else copy.deepcopy(item)
+                     for key, item in value.details.items()},
+        )  # fmt: skip
+    return value
+
+
+_READ_CACHE = ReadCache()
+
+
 class _PartitionedFileIOManager(dg.IOManager):
     def __init__(self, paths: StoragePaths):
         self.paths = paths
@@ -88,11 +166,13 @@ class _PartitionedFileIOManager(dg.IOManager):
             for value in obj.values():
                 self._check(context, value)
             for partition, value in obj.items():
+                _READ_CACHE.forget(self._path(context.asset_key, partition))
                 self._write(value, self._path(context.asset_key, partition))
             return
         self._check(context, obj)
         partition = context.partition_key if context.has_partition_key else None
         path = self._path(context.asset_key, partition)
+        _READ_CACHE.forget(path)
         self._write(obj, path)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
@@ -110,7 +190,7 @@ class _PartitionedFileIOManager(dg.IOManager):
         if not path.exists():
             label = key.to_user_string() + (f"[{partition}]" if partition else "")
             raise NotMaterialisedError(f"{label} has not been materialised yet (no file at {path})")
-        return self._read(path)
+        return _READ_CACHE.load(path, self._read)
 
 
 class ParquetIOManager(_PartitionedFileIOManager):

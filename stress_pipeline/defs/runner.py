@@ -48,6 +48,8 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 # A group of a dynamic partitions definition run over a range of this many partitions or more is split
 # in two halves, one run by a helper process (the other core) while this process runs the other.
 SPLIT_MIN = 8
+# Seconds a latency measurement waits for the processes spawned in advance to finish loading the project.
+SPARE_WAIT = 30.0
 
 # The run tags of a run over a range of partitions, as Dagster's single-run backfills and
 # `dagster asset materialize --partition-range` set them (documented names; Dagster exports no constant).
@@ -124,11 +126,13 @@ class Runner:
     steps finishes, and ``on_run_done(outcomes, verdicts)`` when the run has ended.
 
     With ``defs_factory`` (a module-level function building the same Definitions, so that a new process
-    can call it), the assets tagged :data:`BESIDE` whose inputs are all beside-tagged too run in a
-    second process on the same instance while this one runs the rest; a group that reads from them
-    waits for that process, and runs as late as the dependency order allows. The process starts once
-    the groups at the front holding an asset tagged :data:`QUIET` (a latency measurement) have run.
-    Both processes' reports reach the callbacks (from a second thread of this process, for the other's).
+    can call it), the assets tagged :data:`BESIDE` whose inputs are all beside-tagged too run in other
+    processes on the same instance (one per set that neither reads from another nor shares a step) while
+    this one runs the rest; a group that reads from them waits for those, and runs as late as the
+    dependency order allows; and a large single-run partition range is split with a helper process. The
+    processes start once the groups at the front holding an asset tagged :data:`QUIET` (a latency
+    measurement) have run; ``spares`` are processes spawned in advance (:meth:`RunnerProcess.spawn`),
+    used first. Every process's reports reach the callbacks (from a relay thread, for the others').
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class Runner:
         on_run_done: Callable[[list[StepOutcome], list[CheckVerdict]], None] | None = None,
         defs_factory: Callable[[], dg.Definitions] | None = None,
         job_prefix: str = "stress_pipeline_run",
+        spares: Sequence[RunnerProcess] = (),
     ):
         self._defs = defs
         self._defs_factory = defs_factory
@@ -170,6 +175,8 @@ class Runner:
         self._totals: dict[str, float] = {}  # op -> seconds, over the current call of run()
         self._job_count = 0  # jobs made by this runner: their names never repeat
         self._processes = 0
+        self._spares = list(spares)
+        self._labels: dict[int, tuple[str, str]] = {}  # process -> its job prefix and label suffix
 
     def run(
         self, keys: Sequence[dg.AssetKey], *, partitions: Mapping[str, Sequence[str]] | None = None,
@@ -190,10 +197,11 @@ class Runner:
         groups = groups_of(self._graph, [key for key in keys if key not in beside], split=waits.__contains__)
         self._totals = {}
         summary = RunSummary()
-        # One process per set of beside keys that do not read from each other; one helper for the splits.
+        # One process per set of beside keys that do not read from each other, the one over the most
+        # partitions first (it takes a process spawned in advance); one helper for the splits.
         beside_keys = [key for key in keys if key in beside]
-        lanes = [(lane, self._process("beside", "beside the others"))
-                 for lane in lanes_of(self._graph, beside_keys, self._node_of.get)]  # fmt: skip
+        chosen_lanes = sorted(lanes_of(self._graph, beside_keys, self._node_of.get), key=self._weight, reverse=True)
+        lanes = [(lane, self._process("beside", "beside the others")) for lane in chosen_lanes]
         total = len(groups) + sum(len(groups_of(self._graph, lane_keys)) for lane_keys, _ in lanes)
         may_split = self._defs_factory is not None and not self._instance.is_ephemeral
         jobs = self._jobs(groups, set(exclude_checks), variants=may_split)
@@ -205,12 +213,12 @@ class Runner:
             offset = len(groups)
             for lane_keys, lane in lanes:
                 if not lane.started:
-                    lane.start(self._on_run, self._on_step, self._on_run_done)
+                    self._start(lane)
                     lane.submit(lane_keys, partitions, offset=offset, total=total)
                 offset += len(groups_of(self._graph, lane_keys))
             if helper is None and may_split and self._splittable(groups, partitions):
                 helper = self._process("helper", "in a second process")
-                helper.start(self._on_run, self._on_step, self._on_run_done)
+                self._start(helper)
 
         def wait_lanes() -> None:
             start_others()
@@ -224,6 +232,9 @@ class Runner:
             for number, (index, (group_keys, partitions_def)) in enumerate(order, start=1):
                 if not quiet.intersection(group_keys):
                     start_others()  # the groups measuring latency at the front ran on a quiet machine
+                else:
+                    for spare in self._spares:
+                        spare.wait_ready(SPARE_WAIT)  # done loading the project: idle while latency is measured
                 wanted = None if partitions_def is None else (partitions or {}).get(dynamic_name(partitions_def))
                 self._run_group(summary, number, total, jobs[index], group_keys, partitions_def, wanted, helper)
                 for missing in missing_partitions(self._instance, partitions_def, wanted):
@@ -233,8 +244,9 @@ class Runner:
                     )
             wait_lanes()
         finally:
-            for process in [*(lane for _, lane in lanes), *([helper] if helper else [])]:
-                process.close()  # after a failure too: no process is left behind
+            for process in [*(lane for _, lane in lanes), *([helper] if helper else []), *self._spares]:
+                process.close()  # after a failure too, and spares never used: no process is left behind
+            self._spares = []
         counted: set[str] = set()  # a step that materialises several keys (a multi-asset) counts once
         for key in keys:
             group = self._graph.get(key).group_name or "default"
@@ -247,13 +259,28 @@ class Runner:
         return summary
 
     def _process(self, kind: str, suffix: str) -> RunnerProcess | None:
-        """A runner process (its jobs ``<prefix>_<kind><n>_run_<m>``, its progress lines ending with
-        ``suffix``), when this runner may start one."""
+        """A runner process (a spare spawned in advance, or a new one) for its jobs
+        ``<prefix>_<kind><n>_run_<m>`` and its progress lines ending with ``suffix``, when this runner may
+        start one."""
         if self._defs_factory is None or self._instance.is_ephemeral:
             return None  # an ephemeral instance cannot be opened by another process
         self._processes += 1
-        prefix = f"{self._job_prefix.removesuffix('_run')}_{kind}{self._processes}_run"
-        return RunnerProcess(self._defs_factory, self._instance, self._verbose, job_prefix=prefix, suffix=suffix)
+        process = self._spares.pop(0) if self._spares else RunnerProcess(self._defs_factory, self._verbose)
+        self._labels[id(process)] = (f"{self._job_prefix.removesuffix('_run')}_{kind}{self._processes}_run", suffix)
+        return process
+
+    def _start(self, process: RunnerProcess) -> None:
+        prefix, suffix = self._labels[id(process)]
+        process.start(self._instance, job_prefix=prefix, suffix=suffix, on_run=self._on_run, on_step=self._on_step,
+                      on_run_done=self._on_run_done)  # fmt: skip
+
+    def _weight(self, keys: Sequence[dg.AssetKey]) -> int:
+        """How many partitions ``keys`` run over (an unpartitioned key counts one)."""
+        return sum(
+            len(node.partitions_def.get_partition_keys(dynamic_partitions_store=self._instance))
+            if (node := self._graph.get(key)).partitions_def is not None else 1
+            for key in keys
+        )  # fmt: skip
 
     def _splittable(self, groups, partitions: Mapping[str, Sequence[str]] | None) -> bool:
         """True when a group of a dynamic partitions definition runs over SPLIT_MIN partitions or more."""
