@@ -11,6 +11,7 @@ process's runs are ordinary Dagster runs (the UI shows them as usual).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -69,7 +70,7 @@ class RunnerProcess:
         self._done = threading.Event()
         self._busy = False
         self.wall_seconds = 0.0  # of the selections it ran, summed
-        self.spawned = self.started = False
+        self.spawned = self.started = self._finished = False
 
     @property
     def busy(self) -> bool:
@@ -161,10 +162,16 @@ class RunnerProcess:
             raise RuntimeError(f"the process running {self._suffix} failed: {self._error}")
         return self._summary
 
+    def finish(self) -> None:
+        """Tell the process it has nothing more to run: it ends on its own (at once, see ``_serve``)."""
+        if self.spawned and not self._finished:
+            self._finished = True
+            self._tasks.put(None)
+
     def close(self) -> None:
         """Let the process end (it has nothing more to run, or was never used) and wait for it."""
-        if self.spawned and self._process.is_alive():
-            self._tasks.put(None)
+        self.finish()
+        if self.spawned:
             self._process.join(timeout=30)
             if self._process.is_alive():
                 self._process.kill()
@@ -173,27 +180,33 @@ class RunnerProcess:
 def _serve(factory, verbose: bool, tasks, reports, ready) -> None:
     """The other process: build the Definitions, wait to be opened on an instance, then run each
     selection ``tasks`` hands over, reporting through ``reports``, until it hands over None."""
+    code = 0
     try:
         from stress_pipeline.defs.runner import Runner
 
         defs = factory()
         ready.set()
         opened = tasks.get()
-        if opened is None:
-            return
-        ref, job_prefix = opened
-        with dg.DagsterInstance.from_ref(ref) as instance:
-            runner = Runner(
-                defs, instance, verbose=verbose, job_prefix=job_prefix,
-                on_run=lambda *args: reports.put(("run", args)), on_step=lambda step: reports.put(("step", step)),
-                on_run_done=lambda outcomes, verdicts: reports.put(("done", (outcomes, verdicts))),
-            )  # fmt: skip
-            while (task := tasks.get()) is not None:
-                keys, partitions, excluded = task
-                summary = runner.run(
-                    [dg.AssetKey.from_user_string(key) for key in keys], partitions=partitions or None,
-                    exclude_checks=[dg.AssetCheckKey(dg.AssetKey.from_user_string(a), name) for a, name in excluded],
+        if opened is not None:
+            ref, job_prefix = opened
+            with dg.DagsterInstance.from_ref(ref) as instance:
+                runner = Runner(
+                    defs, instance, verbose=verbose, job_prefix=job_prefix,
+                    on_run=lambda *args: reports.put(("run", args)), on_step=lambda step: reports.put(("step", step)),
+                    on_run_done=lambda outcomes, verdicts: reports.put(("done", (outcomes, verdicts))),
                 )  # fmt: skip
-                reports.put(("summary", summary))
+                while (task := tasks.get()) is not None:
+                    keys, partitions, excluded = task
+                    summary = runner.run(
+                        [dg.AssetKey.from_user_string(key) for key in keys], partitions=partitions or None,
+                        exclude_checks=[dg.AssetCheckKey(dg.AssetKey.from_user_string(a), n) for a, n in excluded],
+                    )  # fmt: skip
+                    reports.put(("summary", summary))
     except BaseException:  # the parent raises it with this traceback
         reports.put(("error", traceback.format_exc()))
+        code = 1
+    # Leave at once once the reports are sent: the parent has what it needs, and tearing the interpreter
+    # down (numba, pandas, Dagster) took 1.5 s the parent would wait for.
+    reports.close()
+    reports.join_thread()
+    os._exit(code)

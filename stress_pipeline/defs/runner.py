@@ -225,6 +225,7 @@ class Runner:
             for _, lane in lanes:
                 if lane.busy:
                     _merge(summary, lane.wait())
+                    lane.finish()  # it ends while this process goes on
             summary.beside_wall_seconds = max((lane.wall_seconds for _, lane in lanes), default=0.0)
 
         try:
@@ -244,7 +245,10 @@ class Runner:
                     )
             wait_lanes()
         finally:
-            for process in [*(lane for _, lane in lanes), *([helper] if helper else []), *self._spares]:
+            others = [*(lane for _, lane in lanes), *([helper] if helper else []), *self._spares]
+            for process in others:
+                process.finish()  # all told first: they end side by side
+            for process in others:
                 process.close()  # after a failure too, and spares never used: no process is left behind
             self._spares = []
         counted: set[str] = set()  # a step that materialises several keys (a multi-asset) counts once

@@ -107,19 +107,23 @@ def drills(context: dg.AssetExecutionContext, config: DrillsConfig, stress: Stre
         )  # fmt: skip
 
     names = list(context.partition_keys)
+    metadata: dict[str, dict[str, object]] = {}
+
+    def done(result: DrillResult) -> None:  # as each drill ends, while the longer ones still run
+        context.log.info(result.summary())
+        if "result" in context.selected_output_names:
+            metadata[result.drill] = _drill_metadata(result, stress.decider)
+
     # The drills cut the servers through their own proxies; meanwhile `services stop` waits for them
     # (services/server_use.py; planned outages stop servers of their own).
     with run_server_use(settings, f"drills {context.run_id}"):
-        results, errors = run_drills(
-            names, env, parallel=config.parallel, on_done=lambda r: context.log.info(r.summary())
-        )
+        results, errors = run_drills(names, env, parallel=config.parallel, on_done=done)
     if errors:
         failed = "; ".join(f"{name}: {type(err).__name__}: {err}" for name, err in errors.items())
         raise dg.Failure(f"{len(errors)} of {len(names)} drill(s) raised: {failed}", allow_retries=False)
     if "result" in context.selected_output_names:
         for name in names:
-            context.add_asset_metadata(_drill_metadata(results[name], stress.decider), asset_key=DRILLS_KEY,
-                                       partition_key=name)  # fmt: skip
+            context.add_asset_metadata(metadata[name], asset_key=DRILLS_KEY, partition_key=name)
         yield dg.Output({name: results[name].table for name in names}, "result")
     if "drill_detections" in context.selected_output_names:
         tables = {name: detection_table(name, results[name].detections, results[name].alerts) for name in names}
