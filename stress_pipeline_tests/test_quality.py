@@ -533,3 +533,34 @@ def test_high_below_close_on_one_row_is_always_caught(bars, data):
     assert not outcome.success
     assert outcome.unexpected_count == 1
     assert list(outcome.unexpected_rows.index) == [label]
+
+
+# --------------------------------------------------------------------------------------------------
+# The same bars judged twice
+
+
+def test_the_same_bars_are_judged_once_and_any_change_is_judged_again() -> None:
+    bars = make_bars(200, seed=7)
+    first = validate_bars(bars)
+    assert validate_bars(bars.copy()) is first  # same content, index, columns and parameters: kept
+    assert validate_bars(bars, max_gap_ratio=0.5) is not first
+    moved = bars.copy()
+    moved.index = moved.index + 1  # other labels: the sample rows must carry them
+    assert validate_bars(moved) is not first and validate_bars(moved).rows == first.rows
+    broken = bars.copy()
+    label = broken.index[3]
+    broken.loc[label, "high"] = broken.loc[label, "low"] - 1.0
+    report = validate_bars(broken)
+    assert not report.success and list(report.outcome("high_ge_close").unexpected_rows.index) == [label]
+    assert validate_bars(bars) is first and first.success
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(row=st.integers(min_value=0, max_value=59), column=st.sampled_from(["open", "high", "low", "close", "volume"]),
+       factor=st.floats(min_value=1.000001, max_value=3.0))  # fmt: skip
+def test_a_changed_cell_is_never_judged_by_a_kept_report(row: int, column: str, factor: float) -> None:
+    bars = make_bars(60, seed=3)
+    kept = validate_bars(bars)
+    changed = bars.copy()
+    changed.iloc[row, changed.columns.get_loc(column)] *= factor
+    assert validate_bars(changed) is not kept

@@ -25,17 +25,25 @@ counts only bars missing inside its trading sessions.
 Validating stressed bars: pass ``max_gap_ratio=gap_ratio(base["ts"])`` (the gap ratio of the bars the
 stress was applied to). A stress that keeps every bar then passes the gap check, and any bar a stress
 removes fails it (see :func:`validate_bars`).
+
+The suite is a pure function of the frame and the parameters, so the last reports are kept by the
+frame's content (values, index, column names and dtypes, hashed) and parameters: validating the same
+bars again (the market asset refuses bad bars before it stores them, then its blocking check judges
+the stored ones) returns the kept report instead of running GX again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stress_pipeline.market.calendars import check_calendar
@@ -278,6 +286,40 @@ def validate_bars(
     if len(set(names)) != len(names):
         raise ValueError(f"check names must be unique: {names}")
 
+    memo_key = _memo_key(bars, max_gap_ratio, sample_size, checks, spike_threshold, calendar)
+    with _LOCK:
+        if memo_key is not None and memo_key in _REPORTS:
+            _REPORTS.move_to_end(memo_key)
+            return _REPORTS[memo_key]
+    report = _validate(bars, max_gap_ratio, sample_size, checks, spike_threshold, calendar)
+    if memo_key is not None:
+        with _LOCK:
+            _REPORTS[memo_key] = report
+            while len(_REPORTS) > _MEMO_SIZE:
+                _REPORTS.popitem(last=False)
+    return report
+
+
+_MEMO_SIZE = 32
+_REPORTS: OrderedDict[tuple, QualityReport] = OrderedDict()
+
+
+def _memo_key(bars: pd.DataFrame, *params: Any) -> tuple | None:
+    """What makes a report: the frame's content (values and index, hashed; column names; dtypes) and
+    the parameters. None when a parameter cannot be a key (then nothing is kept)."""
+    try:
+        hash(params)
+        rows = pd.util.hash_pandas_object(bars, index=True).to_numpy(dtype=np.uint64)
+    except TypeError:  # an unhashable parameter or cell
+        return None
+    digest = hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest()
+    return (digest, len(bars), tuple(map(str, bars.columns)), tuple(map(str, bars.dtypes)), params)
+
+
+def _validate(
+    bars: pd.DataFrame, max_gap_ratio: float, sample_size: int, checks: Sequence[CheckSpec],
+    spike_threshold: float, calendar: str | None,
+) -> QualityReport:  # fmt: skip
     columns = frozenset(bars.columns)
     frame = bars.reset_index(drop=True)
     gaps = None
