@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
 
-# The asset tag: the asset mostly waits on real time, so the CLI runs it in a second process.
+# The asset tag: the asset mostly waits on real time, so the CLI runs it in a process of its own.
 BESIDE_TAG = "stress_pipeline/beside"
 BESIDE = {BESIDE_TAG: "true"}
-# The asset tag of a latency measurement: the second process starts only after it has run.
+# The asset tag of a latency measurement: the other processes start only after it has run.
 QUIET_TAG = "stress_pipeline/quiet"
 QUIET = {QUIET_TAG: "true"}
 

@@ -86,7 +86,8 @@ class RunSummary:
     checks: list[CheckVerdict] = field(default_factory=list)
     runs: list[RunTiming] = field(default_factory=list)
     group_seconds: dict[str, float] = field(default_factory=dict)  # asset group -> its steps' time
-    # The second process's steps' time by asset group, and its wall time (see defs/beside.py).
+    # The other processes' steps' time by asset group, and the longest wall time of those running beside
+    # (see defs/beside.py).
     beside_seconds: dict[str, float] = field(default_factory=dict)
     beside_wall_seconds: float = 0.0
 

@@ -329,7 +329,7 @@ class Runner:
                 self._on_run_done(outcomes, verdicts)
 
     def _beside(self, keys: Sequence[dg.AssetKey]) -> set[dg.AssetKey]:
-        """The keys to run in the second process: tagged beside, with every selected parent beside too,
+        """The keys to run in other processes: tagged beside, with every selected parent beside too,
         and only when something else is selected to run meanwhile."""
         if self._defs_factory is None or self._instance.is_ephemeral:
             return set()  # an ephemeral instance cannot be opened by another process
