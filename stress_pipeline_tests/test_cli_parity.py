@@ -106,10 +106,13 @@ def test_a_batch_runs_its_scenarios_and_results_reads_what_they_stored(
     assert partial["missing"] == ["divergence_report"] and partial["divergence"] is None
     assert partial["verdict"] is not None and partial["reconciliation"] is not None
 
-    # status: services up (the batch started them), nothing scheduled, the kill switch off, no certification
+    # status: services up (the batch started them, and the pair of its planned outages), nothing scheduled,
+    # the kill switch off, no certification
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert {row["name"]: row["running"] for row in status["services"]} == {"PostgreSQL": True, "Redis": True}
+    assert {row["name"]: row["running"] for row in status["services"]} == {
+        "PostgreSQL": True, "Redis": True, "PostgreSQL (planned outages)": True, "Redis (planned outages)": True,
+    }  # fmt: skip
     assert {row["name"]: (row["status"], row["default"]) for row in status["schedules"]} == {
         name: ("STOPPED", True) for name in SCHEDULES
     }
