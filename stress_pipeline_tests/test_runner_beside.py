@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from stress_pipeline.defs.beside import BESIDE, QUIET, RunnerProcess, ordered_groups
 from stress_pipeline.defs.run_plan import lanes_of
@@ -90,6 +91,11 @@ def part(context) -> dict[str, int]:  # unannotated: Dagster does not read a str
 def every_part(part: dict[str, int]) -> dg.AssetCheckResult:
     """Reads every partition: run once both halves of a split group have run."""
     return dg.AssetCheckResult(passed=sorted(part) == THINGS, metadata={"count": len(part), "pid": os.getpid()})
+
+
+def broken_build() -> dg.Definitions:
+    """A factory that fails in the spawned process, as a broken project would."""
+    raise RuntimeError("the project does not load")
 
 
 def build() -> dg.Definitions:
@@ -214,3 +220,14 @@ def test_a_process_spawned_in_advance_runs_the_beside_set_over_the_most_partitio
     assert summary.ok and meta["slow"]["pid"] == spare.pid
     assert meta["latency_probe"]["end"] <= meta["slow"]["start"]  # measured while the spare sat idle
     assert alone.ok and not spare.alive and not unused.alive  # closed at the end, used or not
+
+
+def test_a_spare_that_fails_to_load_is_not_waited_for_and_its_error_is_reported() -> None:
+    spare = RunnerProcess(broken_build, False).spawn()
+    started = time.monotonic()
+    assert spare.wait_ready(60) is False and time.monotonic() - started < 30  # died: not waited for
+    with dg.instance_for_test() as instance:
+        runner = Runner(build(), instance, defs_factory=build, spares=[spare])
+        with pytest.raises(RuntimeError, match="the project does not load"):
+            runner.run(_keys("slow", "first"))
+    assert not spare.alive

@@ -97,8 +97,13 @@ class RunnerProcess:
         return self
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait (at most ``timeout`` s) until a spawned process has loaded the project and sits idle."""
-        return not self.spawned or self._ready.wait(timeout)
+        """Wait (at most ``timeout`` s) until a spawned process has loaded the project and sits idle;
+        False at once if it died meanwhile (its error is reported when it is used)."""
+        deadline = time.monotonic() + timeout
+        while self.spawned and not self._ready.wait(0.05):
+            if not self._process.is_alive() or time.monotonic() >= deadline:
+                return False
+        return True
 
     def start(
         self, instance: dg.DagsterInstance, *, job_prefix: str, suffix: str, on_run, on_step, on_run_done
