@@ -47,6 +47,10 @@ def webserver(project: Path, tmp_path: Path):  # noqa: F811
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES} | {"DAGSTER_HOME": str(project)}
     bin_dir = Path(sys.executable).parent
+    # The instance's storage is created once, first: a webserver and a daemon creating it at the same moment
+    # can both stamp its schema (alembic: "more than one head"); `dagster dev` opens it first too.
+    subprocess.run([sys.executable, "-c", "import dagster as dg; dg.DagsterInstance.get().dispose()"], cwd=project,
+                   env=env, check=True, timeout=120)  # fmt: skip
     log = (tmp_path / "servers.log").open("w")
     procs = [
         subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
