@@ -99,6 +99,13 @@ class StoragePaths:
         return self.buffers / checked_partition(run_id)
 
 
+def file_stamp(path: Path) -> tuple[int, int, int]:
+    """What tells one version of a file from another without reading it: its inode, size and modification
+    time (a file written in place or replaced by a rename gets a new stamp). FileNotFoundError if absent."""
+    stat = Path(path).stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def checked_partition(key: str) -> str:
     """``key`` if it can name a file on its own; otherwise a clear error."""
     if not key or key in {".", ".."} or "/" in key or "\\" in key or "\x00" in key:

@@ -28,7 +28,7 @@ import dagster as dg
 import pandas as pd
 
 from stress_pipeline.parquet_store import read_parquet, write_parquet_atomic
-from stress_pipeline.paths import StoragePaths
+from stress_pipeline.paths import StoragePaths, file_stamp
 from stress_pipeline.simulation.result import SimResult
 from stress_pipeline.simulation.storage import read_result, write_result
 
@@ -92,8 +92,7 @@ class ReadCache:
                 self._bytes -= held[2]
 
     def load(self, path: Path, read: Callable[[Path], Any]) -> Any:
-        stat = path.stat()
-        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        stamp = file_stamp(path)
         with self._lock:
             held = self._values.get(path)
             if held is not None and held[0] == stamp:
@@ -118,8 +117,8 @@ def _nbytes(value: Any) -> int:
     if isinstance(value, pd.DataFrame):
         return int(value.memory_usage(index=True, deep=False).sum())
     if isinstance(value, SimResult):
-        frames = (value.trades, value.fills, value.equity, value.events)
-        return sum(_nbytes(frame) for frame in frames if frame is not None) + 1024
+        frames = (value.trades, value.fills, value.equity, value.events, *value.details.values())
+        return sum(_nbytes(frame) for frame in frames if isinstance(frame, pd.DataFrame)) + 1024
     return 1024
 
 

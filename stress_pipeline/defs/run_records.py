@@ -95,6 +95,14 @@ class RunSummary:
     def ok(self) -> bool:
         return bool(self.steps) and all(step.ok for step in self.steps) and all(v.ok for v in self.checks)
 
+    def merge(self, theirs: RunSummary) -> None:
+        """Add another process's summary; its time by group ran meanwhile (``beside_seconds``)."""
+        self.steps.extend(theirs.steps)
+        self.checks.extend(theirs.checks)
+        self.runs.extend(theirs.runs)
+        for group, seconds in theirs.group_seconds.items():
+            self.beside_seconds[group] = self.beside_seconds.get(group, 0.0) + seconds
+
     @property
     def overhead_seconds(self) -> float:
         """Wall time of the runs not spent in a step: Dagster's run start, planning, event writes."""

@@ -224,7 +224,7 @@ class Runner:
             start_others()
             for _, lane in lanes:
                 if lane.busy:
-                    _merge(summary, lane.wait())
+                    summary.merge(lane.wait())
                     lane.finish()  # it ends while this process goes on
             summary.beside_wall_seconds = max((lane.wall_seconds for _, lane in lanes), default=0.0)
 
@@ -287,14 +287,20 @@ class Runner:
         )  # fmt: skip
 
     def _splittable(self, groups, partitions: Mapping[str, Sequence[str]] | None) -> bool:
-        """True when a group of a dynamic partitions definition runs over SPLIT_MIN partitions or more."""
+        """True when a group is worth splitting (:meth:`_worth_splitting`) for the partitions it may run."""
         for keys, partitions_def in groups:
-            if is_dynamic(partitions_def) and self._single_run(keys):
+            if is_dynamic(partitions_def):
                 wanted = (partitions or {}).get(partitions_def.name)
                 count = len(partitions_def.get_partition_keys(dynamic_partitions_store=self._instance))
-                if min(count, len(wanted) if wanted is not None else count) >= SPLIT_MIN:
+                count = min(count, len(wanted)) if wanted is not None else count
+                if self._worth_splitting(keys, partitions_def, count):
                     return True
         return False
+
+    def _worth_splitting(self, keys, partitions_def, count: int) -> bool:
+        """A group of a dynamic partitions definition run over a range (single-run backfill) of ``count``
+        partitions, SPLIT_MIN or more."""
+        return is_dynamic(partitions_def) and self._single_run(keys) and count >= SPLIT_MIN
 
     def _run_group(self, summary, number, total, job: _GroupJob, keys, partitions_def, wanted, helper) -> None:
         """Run one group; a large one of a dynamic partitions definition run over ranges of partitions
@@ -302,7 +308,7 @@ class Runner:
         partition) once both halves have run."""
         runs = self._runs(keys, partitions_def, wanted)
         chosen = [partition for run_partitions, _ in runs for partition in run_partitions]
-        if helper is None or not is_dynamic(partitions_def) or len(chosen) < SPLIT_MIN or len(runs) == len(chosen):
+        if helper is None or not self._worth_splitting(keys, partitions_def, len(chosen)):
             self._execute_runs(summary, number, total, job.full, keys, runs, job.checks)
             return
         theirs = chosen[(len(chosen) + 1) // 2 :]  # the smaller half: that process may still be starting
@@ -311,7 +317,7 @@ class Runner:
         mine = self._runs(keys, partitions_def, chosen[: len(chosen) - len(theirs)])
         partitioned = [check for check in job.checks if check not in job.unpartitioned]
         self._execute_runs(summary, number, total, job.partitioned, keys, mine, partitioned)
-        _merge(summary, helper.wait())
+        summary.merge(helper.wait())
         if job.unpartitioned:
             label = ", ".join(check.name for check in job.unpartitioned) + " (every partition)"
             self._execute_runs(summary, number, total, job.alone, [], [([None], {})], job.unpartitioned, label=label)
@@ -561,15 +567,6 @@ def run_selection(
         on_run_done=(lambda outcomes, _verdicts: on_done(outcomes)) if on_done else None,
     )  # fmt: skip
     return runner.run(keys, partitions=partitions).steps
-
-
-def _merge(summary: RunSummary, theirs: RunSummary) -> None:
-    """Add another process's summary; its time by group ran meanwhile (``beside_seconds``)."""
-    summary.steps.extend(theirs.steps)
-    summary.checks.extend(theirs.checks)
-    summary.runs.extend(theirs.runs)
-    for group, seconds in theirs.group_seconds.items():
-        summary.beside_seconds[group] = summary.beside_seconds.get(group, 0.0) + seconds
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stress_pipeline.market.calendars import CONTINUOUS, check_calendar
+from stress_pipeline.paths import file_stamp
 
 # BTCUSDT-1m-2024-01.csv.gz, BTCUSDT_1m.parquet, ETHUSDT.csv, btcusdt-5m.zip ...
 _SYMBOL_RE = re.compile(r"^([A-Za-z0-9]+)(?:[-_.].*)?$")
@@ -137,12 +138,11 @@ def symbol_market(symbols_file: Path, symbol: str) -> SymbolInfo:
 
 
 def _parsed(path: Path) -> tuple[dict[str, Any], dict[str, SymbolInfo]]:
-    """The file's ``defaults`` and its listed symbols' markets, kept while its size and modification time
-    stay the same (a run asks for the markets of its symbols hundreds of times); an edited file is read
+    """The file's ``defaults`` and its listed symbols' markets, kept while its stamp (``paths.file_stamp``)
+    stays the same (a run asks for the markets of its symbols hundreds of times); an edited file is read
     again, a bad one fails each time."""
     try:
-        stat = path.stat()
-        stamp: tuple[object, ...] = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        stamp: tuple[object, ...] = (str(path.resolve()), *file_stamp(path))
     except FileNotFoundError:
         stamp = (str(path), None, None)
     with _CACHE_LOCK:
