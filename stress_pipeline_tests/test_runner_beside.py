@@ -4,6 +4,7 @@ them waits for that process, and runs as late as the dependency order allows."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -231,3 +232,25 @@ def test_a_spare_that_fails_to_load_is_not_waited_for_and_its_error_is_reported(
         with pytest.raises(RuntimeError, match="the project does not load"):
             runner.run(_keys("slow", "first"))
     assert not spare.alive
+
+
+def test_an_error_reported_before_the_selection_is_handed_over_is_not_lost() -> None:
+    spare = RunnerProcess(broken_build, False).spawn()
+    assert spare.wait_ready(60) is False
+    raised: list[BaseException] = []
+    with dg.instance_for_test() as instance:
+        spare.start(instance, job_prefix="t_run", suffix="t", on_run=None, on_step=None, on_run_done=None)
+        time.sleep(2.5)  # the relay has read the error (it polls every second) before anything is submitted
+        spare.submit(_keys("slow"), None, offset=0, total=1)
+
+        def wait() -> None:
+            try:
+                spare.wait()
+            except RuntimeError as err:
+                raised.append(err)
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        waiter.join(30)
+    spare.close()
+    assert raised and "the project does not load" in str(raised[0])  # at once, not a wait forever

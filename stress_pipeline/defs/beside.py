@@ -125,8 +125,9 @@ class RunnerProcess:
         if self._busy:
             raise RuntimeError("the runner process is still running its last selection")
         self._offset, self.total, self._busy = offset, total, True
-        self._summary, self._error, self._started = None, None, time.perf_counter()
-        self._done.clear()
+        self._summary, self._started = None, time.perf_counter()
+        if self._error is None:  # a process that already failed stays failed: wait() raises at once
+            self._done.clear()
         self._tasks.put((
             [key.to_user_string() for key in keys], {name: list(values) for name, values in (partitions or {}).items()},
             [(check.asset_key.to_user_string(), check.name) for check in exclude_checks],
